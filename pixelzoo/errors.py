@@ -1,0 +1,21 @@
+"""The error types pixelzoo raises. Every message names the file or value at fault."""
+
+
+class PixelzooError(Exception):
+    """Base class of every error pixelzoo raises on purpose."""
+
+
+class DataError(PixelzooError, ValueError):
+    """A data set is missing, truncated, corrupt or inconsistent."""
+
+
+class CheckpointError(PixelzooError, ValueError):
+    """A checkpoint or pretrained directory is missing, truncated or does not match the model."""
+
+
+class ConfigError(PixelzooError, ValueError):
+    """A configuration, preset name or option is invalid."""
+
+
+class TrainingError(PixelzooError, RuntimeError):
+    """Training cannot go on (for example a non-finite loss)."""
