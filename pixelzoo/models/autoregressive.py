@@ -1,0 +1,144 @@
+"""An autoregressive image model = trunk + output layer + head (+ conditioning inputs).
+
+The trunk maps the scaled image (and class / spatial conditioning) to features whose colour groups
+respect raster order; two masked 1x1 convolutions map them to the head's raw parameters; the head
+turns those into one distribution per sub-pixel. Any head fits on any trunk: where a trunk does not
+mask colour channels within a pixel, the head itself must model their order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from ..errors import ConfigError
+from ..heads import Head
+from ..nn import GroupedPointwise, feature_groups
+
+
+class Trunk(nn.Module):
+    """Base class of causal trunks.
+
+    ``forward(x_scaled, y, spatial)`` returns features (B, out_channels, H, W); feature group ``g``
+    (``out_groups``) at pixel ``p`` depends only on pixels before ``p`` and, if ``channel_masked``,
+    on channels ``< g`` of ``p``. ``row_causal`` trunks never let output row ``i`` see input rows
+    after ``i``, so feeding the first ``i + 1`` rows gives the first ``i + 1`` output rows exactly.
+    """
+
+    channel_masked: bool = True
+    row_causal: bool = False
+    out_channels: int
+    out_groups: torch.Tensor
+
+
+class AutoregressiveModel(nn.Module):
+    """p(x | y, spatial) = prod_i p(x_i | x_<i, y, spatial) over sub-pixels in raster order."""
+
+    def __init__(
+        self,
+        trunk: Trunk,
+        head: Head,
+        image_shape: tuple[int, int, int],
+        num_levels: int,
+        num_classes: int | None = None,
+        spatial_channels: int = 0,
+        out_hidden: int | None = None,
+    ):
+        super().__init__()
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.num_levels = int(num_levels)
+        self.num_classes = int(num_classes) if num_classes else None
+        self.spatial_channels = int(spatial_channels)
+        channels = self.image_shape[0]
+        if channels > 1 and not trunk.channel_masked and not getattr(head, "models_channel_order", False):
+            raise ConfigError(
+                f"trunk {type(trunk).__name__} does not mask colour channels within a pixel and head "
+                f"{type(head).__name__} does not model their order: colour would not be autoregressive"
+            )
+        self.trunk = trunk
+        self.head = head
+        hidden = out_hidden or trunk.out_channels
+        hidden_groups = feature_groups(hidden, channels)
+        self.output = nn.Sequential(
+            nn.ReLU(),
+            GroupedPointwise(trunk.out_channels, hidden, trunk.out_groups, hidden_groups),
+            nn.ReLU(),
+            GroupedPointwise(hidden, head.num_params(), hidden_groups, head.param_groups()),
+        )
+        self.config: dict = {}
+
+    # ------------------------------------------------------------------ inputs
+    def scale(self, x: torch.Tensor) -> torch.Tensor:
+        """Integer levels [0, K) -> floats in [-1, 1]."""
+        return x.float() * (2.0 / (self.num_levels - 1)) - 1.0
+
+    def check_input(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ConfigError(f"expected images of shape (B, {', '.join(map(str, self.image_shape))}), got {tuple(x.shape)}")
+        if x.is_floating_point():
+            raise ConfigError(f"images must be integer levels in [0, {self.num_levels}), got dtype {x.dtype}")
+        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.num_levels):
+            raise ConfigError(f"image values must lie in [0, {self.num_levels}), got [{int(x.min())}, {int(x.max())}]")
+        if y is not None:
+            if self.num_classes is None:
+                raise ConfigError("this model is not class-conditional; pass y=None")
+            if y.shape != (x.shape[0],) or (y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes)):
+                raise ConfigError(f"labels must be a ({x.shape[0]},) tensor in [0, {self.num_classes})")
+
+    # ------------------------------------------------------------------ core
+    def params_from_scaled(
+        self, x_scaled: torch.Tensor, y: torch.Tensor | None = None, spatial: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Sub-pixel parameters (B, C, P, H, W) from the scaled image; differentiable in ``x_scaled``
+        (the causality tests take gradients through it)."""
+        features = self.trunk(x_scaled, y, spatial)
+        raw = self.output(features)
+        return self.head.subpixel_params(raw, x_scaled)
+
+    def conditional_params(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, spatial: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.params_from_scaled(self.scale(x), y, spatial)
+
+    def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None, spatial: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x_i | x_<i) in nats for every sub-pixel, (B, C, H, W)."""
+        self.check_input(x, y)
+        return self.head.log_prob(self.conditional_params(x, y, spatial), x)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, spatial: torch.Tensor | None = None) -> dict:
+        """``loss``: mean negative log-likelihood in nats per dimension; ``bpd``: the same in bits."""
+        nll = -self.log_prob(x, y, spatial).mean()
+        return {"loss": nll, "bpd": nll.detach() / math.log(2.0)}
+
+    def bits_per_dim(self, x: torch.Tensor, y: torch.Tensor | None = None, spatial: torch.Tensor | None = None) -> torch.Tensor:
+        """Exact bits per dimension of each image, (B,): -log2 p(x) / (C * H * W)."""
+        lp = self.log_prob(x, y, spatial)
+        return -lp.flatten(1).sum(1) / (lp[0].numel() * math.log(2.0))
+
+    # ------------------------------------------------------------------ sampling and saving
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        y: torch.Tensor | int | None = None,
+        temperature: float = 1.0,
+        known: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        spatial: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """``n`` images (n, C, H, W) of dtype long; see ``pixelzoo.sampling.ancestral_sample``."""
+        from ..sampling import ancestral_sample
+
+        return ancestral_sample(
+            self, n, y=y, temperature=temperature, known=known, mask=mask, spatial=spatial,
+            generator=generator, progress=progress,
+        )
+
+    def save_pretrained(self, directory) -> None:
+        from ..pretrained import save_pretrained
+
+        save_pretrained(self, directory)

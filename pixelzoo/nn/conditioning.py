@@ -1,0 +1,43 @@
+"""Conditioning inputs shared by every trunk: a class embedding (a per-channel bias, the same at
+every position) and a spatial map (added through a 1x1 convolution, a bias per position)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..errors import ConfigError
+
+
+class ConditioningBias(nn.Module):
+    """Maps (class label, spatial map) to a bias of ``out_channels`` channels per position.
+
+    ``num_classes`` None or 0 disables the class part; ``spatial_channels`` 0 disables the spatial
+    part. A spatial map smaller than the feature map is rejected rather than silently resized.
+    """
+
+    def __init__(self, out_channels: int, num_classes: int | None, spatial_channels: int):
+        super().__init__()
+        self.embed = nn.Embedding(num_classes, out_channels) if num_classes else None
+        self.spatial = nn.Conv2d(spatial_channels, out_channels, 1) if spatial_channels else None
+
+    def forward(self, y: torch.Tensor | None, spatial: torch.Tensor | None, size: tuple[int, int]) -> torch.Tensor | float:
+        bias: torch.Tensor | float = 0.0
+        if self.embed is not None and y is not None:
+            bias = self.embed(y)[:, :, None, None]
+        if self.spatial is not None:
+            if spatial is None:
+                raise ConfigError("this model was built with spatial conditioning; pass the conditioning map")
+            if tuple(spatial.shape[-2:]) != tuple(size):
+                raise ConfigError(
+                    f"spatial conditioning map is {tuple(spatial.shape[-2:])}, features are {tuple(size)}"
+                )
+            bias = bias + self.spatial(spatial)
+        return bias
+
+
+def gate(x: torch.Tensor) -> torch.Tensor:
+    """tanh(first half) * sigmoid(second half) along channels."""
+    a, b = x.chunk(2, dim=1)
+    return torch.tanh(a) * torch.sigmoid(b)
+

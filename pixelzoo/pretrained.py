@@ -1,0 +1,61 @@
+"""``save_pretrained`` / ``load_pretrained``: ``config.json`` + ``model.safetensors``, never a pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .errors import CheckpointError
+from .io import atomic_write_json, load_tensors, save_tensors
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def save_pretrained(model: nn.Module, directory: str | os.PathLike) -> None:
+    if not getattr(model, "config", None):
+        raise CheckpointError("model has no config (build it with pixelzoo.create_model to save it)")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_tensors(model.state_dict(), directory / WEIGHTS_NAME)
+    atomic_write_json(model.config, directory / CONFIG_NAME)
+
+
+def load_state_strict(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``tensors`` into ``model``, naming missing, unexpected and mis-shaped keys on failure."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    badshape = sorted(k for k in set(own) & set(tensors) if own[k].shape != tensors[k].shape)
+    if missing or unexpected or badshape:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:5]}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:5]}")
+        if badshape:
+            parts.append(f"wrong shape {[(k, tuple(tensors[k].shape), tuple(own[k].shape)) for k in badshape[:5]]}")
+        raise CheckpointError(f"{source} does not match the model: {'; '.join(parts)}")
+    model.load_state_dict(tensors, strict=True)
+
+
+def load_pretrained(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    from .registry import create_model
+
+    directory = Path(directory)
+    config_path = directory / CONFIG_NAME
+    if not config_path.is_file():
+        raise CheckpointError(f"{config_path} not found: not a pretrained pixelzoo directory")
+    try:
+        config = json.loads(config_path.read_text())
+        name = config.pop("name")
+    except (json.JSONDecodeError, KeyError, AttributeError) as e:
+        raise CheckpointError(f"{config_path} is not a valid model config: {e}") from e
+    model = create_model(name, **config)
+    load_state_strict(model, load_tensors(directory / WEIGHTS_NAME, map_location), str(directory / WEIGHTS_NAME))
+    model.eval()
+    return model

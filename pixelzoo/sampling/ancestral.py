@@ -1,0 +1,109 @@
+"""Ancestral sampling, one sub-pixel at a time in raster order, with inpainting.
+
+Naive mode: a full forward pass per sub-pixel (per pixel when the trunk does not mask colour
+channels, since then a pixel's parameters do not depend on its own channels). For ``row_causal``
+trunks only the rows up to the current one are fed, which gives the same parameters for less work.
+"""
+
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError
+
+
+def _labels(y, n: int, model) -> torch.Tensor | None:
+    if y is None:
+        return None
+    if model.num_classes is None:
+        raise ConfigError("this model is not class-conditional; sample with y=None")
+    y = torch.as_tensor(y, dtype=torch.long)
+    if y.dim() == 0:
+        y = y.expand(n)
+    if y.shape != (n,):
+        raise ConfigError(f"labels must be a scalar or a ({n},) tensor, got shape {tuple(y.shape)}")
+    if int(y.min()) < 0 or int(y.max()) >= model.num_classes:
+        raise ConfigError(f"labels must lie in [0, {model.num_classes})")
+    return y.clone()
+
+
+def _repeat_to(t: torch.Tensor, n: int, what: str) -> torch.Tensor:
+    b = t.shape[0]
+    if n % b:
+        raise ConfigError(f"n = {n} is not a multiple of the {b} {what} given")
+    return t.repeat_interleave(n // b, dim=0)
+
+
+def prepare_known(model, n: int, known: torch.Tensor | None, mask: torch.Tensor | None):
+    """Start image (n, C, H, W) and a bool mask of the sub-pixels that are given (kept as they are).
+
+    ``known`` has B images with B dividing n (each gives n / B completions); ``mask`` (True = known)
+    broadcasts to ``known``: (H, W), (C, H, W) or (B, C, H, W).
+    """
+    shape = (n, *model.image_shape)
+    if known is None and mask is None:
+        return torch.zeros(shape, dtype=torch.long), torch.zeros(shape, dtype=torch.bool)
+    if known is None or mask is None:
+        raise ConfigError("inpainting needs both `known` (images) and `mask` (True where known)")
+    known = torch.as_tensor(known)
+    if known.dim() == 3:
+        known = known.unsqueeze(0)
+    if tuple(known.shape[1:]) != tuple(model.image_shape) or known.is_floating_point():
+        raise ConfigError(f"`known` must be integer images of shape (B, {model.image_shape}), got {tuple(known.shape)} {known.dtype}")
+    if int(known.min()) < 0 or int(known.max()) >= model.num_levels:
+        raise ConfigError(f"`known` values must lie in [0, {model.num_levels})")
+    mask = torch.as_tensor(mask, dtype=torch.bool)
+    try:
+        mask = mask.expand(known.shape)
+    except RuntimeError as e:
+        raise ConfigError(f"mask of shape {tuple(mask.shape)} does not broadcast to {tuple(known.shape)}") from e
+    known = _repeat_to(known.long(), n, "known images")
+    mask = _repeat_to(mask, n, "masks")
+    return torch.where(mask, known, torch.zeros_like(known)), mask.clone()
+
+
+@torch.no_grad()
+def ancestral_sample(model, n: int, y=None, temperature: float = 1.0, known=None, mask=None, spatial=None,
+                     generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
+    """Draw ``n`` images from ``model`` (an ``AutoregressiveModel``); returns long (n, C, H, W).
+
+    Sub-pixels where ``mask`` is True are copied from ``known`` and never resampled; all others are
+    drawn from the model given everything before them, known sub-pixels included.
+    """
+    if n < 1:
+        raise ConfigError(f"n must be >= 1, got {n}")
+    y = _labels(y, n, model)
+    x, given = prepare_known(model, n, known, mask)
+    device = next(model.parameters()).device
+    x, given = x.to(device), given.to(device)
+    if y is not None:
+        y = y.to(device)
+    if spatial is not None:
+        spatial = _repeat_to(spatial.to(device), n, "spatial maps")
+    c_count, height, width = model.image_shape
+    per_pixel = not model.trunk.channel_masked
+    crop = model.trunk.row_causal
+    was_training = model.training
+    model.eval()
+    try:
+        steps = tqdm(total=height * width, desc="sampling", disable=not progress, leave=False)
+        for i in range(height):
+            rows = i + 1 if crop else height
+            sp_cond = spatial[..., :rows, :] if spatial is not None else None
+            for j in range(width):
+                steps.update(1)
+                if bool(given[:, :, i, j].all()):
+                    continue
+                sp = None
+                for c in range(c_count):
+                    if bool(given[:, c, i, j].all()):
+                        continue
+                    if sp is None or not per_pixel:
+                        sp = model.conditional_params(x[:, :, :rows], y, sp_cond)[:, :, :, i, j]
+                    draw = model.head.sample(sp[:, c], temperature=temperature, generator=generator)
+                    x[:, c, i, j] = torch.where(given[:, c, i, j], x[:, c, i, j], draw)
+        steps.close()
+    finally:
+        model.train(was_training)
+    return x

@@ -1,0 +1,21 @@
+"""Training: the trainer, its options, checkpoints, Polyak weights and run directories."""
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .run import apply_overrides, load_config, load_run_model, read_run_config
+from .session import load_data, resume_run, start_run
+from .trainer import Trainer
+
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "apply_overrides",
+    "load_checkpoint",
+    "load_config",
+    "load_data",
+    "load_run_model",
+    "read_run_config",
+    "resume_run",
+    "save_checkpoint",
+    "start_run",
+]

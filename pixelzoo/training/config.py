@@ -1,0 +1,47 @@
+"""Trainer options, checked by name and type."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-3
+    lr_decay: float = 1.0          # learning rate at step t: lr * lr_decay ** t
+    grad_clip: float | None = 1.0  # max global gradient norm; None disables clipping
+    polyak: float | None = None    # decay of the Polyak (EMA) weights used to evaluate and sample
+    flip: bool = False             # random horizontal flips of training images
+    seed: int = 0
+    log_every: int = 50
+    eval_every: int = 500          # 0: only at the end
+    eval_images: int | None = 1000  # test images for the evaluations during training (the final one uses all)
+    eval_batch_size: int = 256
+    sample_every: int = 0          # 0: only at the end
+    num_samples: int = 64
+    checkpoint_every: int = 500
+    time_budget: float | None = None  # seconds; stop early once spent (benchmarks)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown train options {unknown}; valid: {sorted(names)}")
+        cfg = cls(**d)
+        for name, value in (("steps", cfg.steps), ("batch_size", cfg.batch_size), ("checkpoint_every", cfg.checkpoint_every)):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"train.{name} must be a positive integer, got {value!r}")
+        if not cfg.lr > 0:
+            raise ConfigError(f"train.lr must be > 0, got {cfg.lr}")
+        if cfg.polyak is not None and not 0 < cfg.polyak < 1:
+            raise ConfigError(f"train.polyak must lie in (0, 1), got {cfg.polyak}")
+        return cfg
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

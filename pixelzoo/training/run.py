@@ -1,0 +1,109 @@
+"""Run configurations and run directories.
+
+A run configuration is ``{"model": {...}, "data": {...}, "train": {...}}`` (a preset, or a JSON
+file of the same form). A run directory holds ``config.json`` (the resolved configuration, with the
+model's image shape, levels and classes filled in from the data), ``checkpoint.safetensors``,
+``metrics.jsonl``, ``samples/*.png`` and TensorBoard events when tensorboard is installed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+from ..errors import CheckpointError, ConfigError
+from ..io import atomic_write_json
+from ..pretrained import load_state_strict
+from ..registry import create_model, list_presets, load_preset
+from .checkpoint import CHECKPOINT_NAME, evaluation_weights
+
+RUN_CONFIG = "config.json"
+
+
+def load_config(preset_or_path: str) -> dict:
+    """A preset by name, or a JSON configuration file by path."""
+    if preset_or_path in list_presets():
+        return load_preset(preset_or_path)
+    path = Path(preset_or_path)
+    if not path.is_file():
+        raise ConfigError(f"{preset_or_path!r} is neither a preset ({', '.join(list_presets())}) nor a config file")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(config, dict) or "model" not in config or "data" not in config:
+        raise ConfigError(f"{path}: a run config needs 'model' and 'data' sections")
+    return config
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(config: dict, assignments: list[str]) -> dict:
+    """``section.key=value`` assignments (value parsed as JSON when it parses, else a string)."""
+    config = copy.deepcopy(config)
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        parts = key.split(".")
+        if not sep or len(parts) < 2 or parts[0] not in ("model", "data", "train"):
+            raise ConfigError(f"--set {item!r}: expected model.KEY=VALUE, data.KEY=VALUE or train.KEY=VALUE")
+        node = config.setdefault(parts[0], {})
+        for p in parts[1:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = _parse_value(value)
+    return config
+
+
+def resolve_model_config(model_cfg: dict, splits) -> dict:
+    """Fill the data-dependent model arguments (image shape, levels, classes) from the data set."""
+    cfg = dict(model_cfg)
+    class_conditional = cfg.pop("class_conditional", True)
+    cfg["image_shape"] = list(splits.image_shape)
+    cfg["num_levels"] = splits.num_levels
+    cfg["num_classes"] = splits.num_classes if class_conditional else None
+    return cfg
+
+
+def build_model(model_cfg: dict):
+    cfg = dict(model_cfg)
+    return create_model(cfg.pop("name"), **cfg)
+
+
+def new_run_dir(base: str | os.PathLike) -> Path:
+    """``base`` if it is free, else ``base-1``, ``base-2``, ...: an existing run is never overwritten."""
+    base = Path(base)
+    path, k = base, 0
+    while path.exists() and any(path.iterdir()):
+        k += 1
+        path = base.with_name(f"{base.name}-{k}")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def read_run_config(run_dir: str | os.PathLike) -> dict:
+    path = Path(run_dir) / RUN_CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"{path} not found: {run_dir} is not a pixelzoo run directory")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path} is not valid JSON: {e}") from e
+
+
+def write_run_config(run_dir, config: dict) -> None:
+    atomic_write_json(config, Path(run_dir) / RUN_CONFIG)
+
+
+def load_run_model(run_dir: str | os.PathLike):
+    """The model of a run with its evaluation weights (Polyak average if kept), in eval mode."""
+    config = read_run_config(run_dir)
+    model = build_model(config["model"])
+    ckpt = Path(run_dir) / CHECKPOINT_NAME
+    load_state_strict(model, evaluation_weights(ckpt), str(ckpt))
+    return model.eval(), config

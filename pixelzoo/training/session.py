@@ -1,0 +1,47 @@
+"""Start or resume a training run from a configuration: data, model, run directory, trainer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..data import load_dataset
+from ..errors import ConfigError
+from .checkpoint import CHECKPOINT_NAME
+from .config import TrainConfig
+from .run import build_model, new_run_dir, read_run_config, resolve_model_config, write_run_config
+from .trainer import Trainer
+
+
+def load_data(data_cfg: dict):
+    cfg = dict(data_cfg)
+    name = cfg.pop("name", None)
+    if not name:
+        raise ConfigError("the data section needs a 'name'")
+    return load_dataset(name, cfg.pop("data_dir", None), **cfg)
+
+
+def start_run(config: dict, out_dir: str | os.PathLike, progress: bool = True, tensorboard: bool = True) -> Trainer:
+    """A trainer for a new run of ``config`` in a new directory ``out_dir`` (never overwriting one)."""
+    train_cfg = TrainConfig.from_dict(config.get("train", {}))
+    splits = load_data(config["data"])
+    resolved = {**config, "model": resolve_model_config(config["model"], splits), "train": train_cfg.to_dict()}
+    model = build_model(resolved["model"])
+    run_dir = new_run_dir(out_dir)
+    write_run_config(run_dir, resolved)
+    return Trainer(model, splits, train_cfg, run_dir, progress=progress, tensorboard=tensorboard)
+
+
+def resume_run(run_dir: str | os.PathLike, steps: int | None = None, progress: bool = True, tensorboard: bool = True) -> Trainer:
+    """A trainer that continues ``run_dir`` from its last checkpoint (optionally to a new step count)."""
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    if steps is not None:
+        config["train"]["steps"] = steps
+        write_run_config(run_dir, config)
+    train_cfg = TrainConfig.from_dict(config["train"])
+    splits = load_data(config["data"])
+    trainer = Trainer(build_model(config["model"]), splits, train_cfg, run_dir, progress=progress, tensorboard=tensorboard)
+    if (run_dir / CHECKPOINT_NAME).is_file():
+        trainer.resume()
+    return trainer

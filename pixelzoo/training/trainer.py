@@ -1,0 +1,156 @@
+"""One trainer for anything with ``loss(x, y) -> {"loss": scalar, ...}``.
+
+Deterministic on CPU and exactly resumable: the batch of step ``t`` and every random draw inside
+the step are functions of (seed, t) alone, and a checkpoint holds weights, Polyak weights and
+optimizer state, so a run stopped and resumed ends with the same weights as one never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..data import random_hflip
+from ..errors import TrainingError
+from ..evaluation.likelihood import dataset_bits_per_dim
+from ..imaging import save_grid
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .logger import MetricsLogger
+from .polyak import Polyak
+
+
+def _step_seed(seed: int, step: int) -> int:
+    return (seed * 1_000_003 + step * 7_919 + 12_345) % (2**63 - 1)
+
+
+class Trainer:
+    def __init__(self, model, splits, config: TrainConfig, run_dir: str | Path, progress: bool = True, tensorboard: bool = True):
+        self.model = model
+        self.splits = splits
+        self.cfg = config
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        self.polyak = Polyak(model, config.polyak) if config.polyak else None
+        self.step = 0
+        self.logger = MetricsLogger(self.run_dir, tensorboard)
+        self._perm_epoch, self._perm = -1, None
+        self.uses_labels = getattr(model, "num_classes", None) is not None and splits.train.labels is not None
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT_NAME
+
+    def resume(self) -> int:
+        self.step = load_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.polyak)
+        return self.step
+
+    def save(self) -> None:
+        save_checkpoint(self.checkpoint_path, self.step, self.model, self.optimizer, self.polyak)
+
+    # ------------------------------------------------------------------ data
+    def batch(self, step: int):
+        """The training batch of ``step``: epochs are seeded permutations, the last partial batch dropped."""
+        data = self.splits.train
+        n, bs = len(data), min(self.cfg.batch_size, len(data))
+        per_epoch = n // bs
+        epoch, k = divmod(step, per_epoch)
+        if epoch != self._perm_epoch:
+            g = torch.Generator().manual_seed(_step_seed(self.cfg.seed, -1 - epoch))
+            self._perm, self._perm_epoch = torch.randperm(n, generator=g), epoch
+        idx = self._perm[k * bs:(k + 1) * bs]
+        x = data.images[idx].long()
+        if self.cfg.flip:
+            x = random_hflip(x, torch.Generator().manual_seed(_step_seed(self.cfg.seed, step)))
+        y = data.labels[idx] if self.uses_labels else None
+        return x, y
+
+    # ------------------------------------------------------------------ evaluation and samples
+    def evaluation_model(self):
+        return self.polyak.applied() if self.polyak else contextlib.nullcontext(self.model)
+
+    def test_bpd(self, max_images: int | None) -> float:
+        with self.evaluation_model() as m:
+            return dataset_bits_per_dim(m, self.splits.test, self.cfg.eval_batch_size, max_images, progress=False)
+
+    def write_samples(self, name: str) -> Path:
+        n = self.cfg.num_samples
+        y = torch.arange(n) % self.model.num_classes if self.model.num_classes else None
+        g = torch.Generator().manual_seed(_step_seed(self.cfg.seed, -7))
+        with self.evaluation_model() as m:
+            x = m.sample(n, y=y, generator=g, progress=self.progress)
+        path = self.run_dir / "samples" / f"{name}.png"
+        ncol = self.model.num_classes if self.model.num_classes and n % self.model.num_classes == 0 else None
+        save_grid(x, self.splits.num_levels, path, ncol=ncol)
+        return path
+
+    # ------------------------------------------------------------------ loop
+    def train(self) -> dict:
+        cfg = self.cfg
+        has_likelihood = getattr(getattr(self.model, "head", None), "has_likelihood", True)
+        start_time = time.perf_counter()
+        window_t, window_n, window = time.perf_counter(), 0, {}
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=not self.progress, dynamic_ncols=True)
+        self.model.train()
+        stopped_early = False
+        while self.step < cfg.steps:
+            if cfg.time_budget is not None and time.perf_counter() - start_time >= cfg.time_budget:
+                stopped_early = True
+                break
+            x, y = self.batch(self.step)
+            torch.manual_seed(_step_seed(cfg.seed, self.step))
+            for group in self.optimizer.param_groups:
+                group["lr"] = cfg.lr * cfg.lr_decay ** self.step
+            out = self.model.loss(x, y)
+            loss = out["loss"]
+            if not torch.isfinite(loss):
+                self._fail(f"loss is {loss.item()}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or math.inf)
+            if not torch.isfinite(norm):
+                self._fail(f"gradient norm is {norm.item()}")
+            self.optimizer.step()
+            if self.polyak:
+                self.polyak.update()
+            self.step += 1
+            bar.update(1)
+            window_n += x.shape[0]
+            for k, v in out.items():
+                window.setdefault(k, []).append(float(v.detach()) if torch.is_tensor(v) else float(v))
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                now = time.perf_counter()
+                means = {k: sum(v) / len(v) for k, v in window.items()}
+                ips = window_n / max(now - window_t, 1e-9)
+                self.logger.log(self.step, **{f"train_{k}": v for k, v in means.items()}, images_per_s=ips,
+                                lr=self.optimizer.param_groups[0]["lr"])
+                bar.set_postfix({**{k: f"{v:.3f}" for k, v in means.items()}, "img/s": f"{ips:.0f}"})
+                window_t, window_n, window = now, 0, {}
+            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps and has_likelihood:
+                self.logger.log(self.step, test_bpd=self.test_bpd(cfg.eval_images))
+            if cfg.sample_every and self.step % cfg.sample_every == 0 and self.step < cfg.steps:
+                self.write_samples(f"step_{self.step:07d}")
+            if self.step % cfg.checkpoint_every == 0:
+                self.save()
+        bar.close()
+        self.save()
+        result = {"step": self.step, "stopped_by_time_budget": stopped_early,
+                  "train_seconds": round(time.perf_counter() - start_time, 2)}
+        if has_likelihood:
+            result["test_bpd"] = self.test_bpd(None)
+            self.logger.log(self.step, test_bpd_full=result["test_bpd"])
+        if cfg.num_samples:
+            result["samples"] = str(self.write_samples(f"step_{self.step:07d}"))
+        self.logger.close()
+        return result
+
+    def _fail(self, what: str):
+        last = f"the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path.is_file() else "no checkpoint was written yet"
+        raise TrainingError(f"training stopped at step {self.step}: {what}; {last}. Lower train.lr or set train.grad_clip.")
+

@@ -1,0 +1,26 @@
+"""Shared test helpers: causal-order bookkeeping for the causality tests."""
+
+import torch
+
+
+def raster_before(c_count, height, width, c, i, j):
+    """Bool (C, H, W): True at sub-pixels strictly before (c, i, j) in raster order
+    (earlier rows, earlier columns of row i, channels < c of pixel (i, j))."""
+    before = torch.zeros(c_count, height, width, dtype=torch.bool)
+    before[:, :i] = True
+    before[:, i, :j] = True
+    before[:c, i, j] = True
+    return before
+
+
+def dependency_grads(model, x, y=None, spatial=None):
+    """Yield ((c, i, j), |d params[c, :, i, j] / d x_scaled|) summed over the batch, for every sub-pixel."""
+    xs = model.scale(x).double().requires_grad_(True)
+    model.double()
+    params = model.params_from_scaled(xs, y, None if spatial is None else spatial.double())
+    c_count, height, width = model.image_shape
+    for c in range(c_count):
+        for i in range(height):
+            for j in range(width):
+                (g,) = torch.autograd.grad(params[:, c, :, i, j].sum(), xs, retain_graph=True)
+                yield (c, i, j), g.abs().sum(0)

@@ -1,0 +1,70 @@
+"""Checks every registered model passes: forward/backward, gradients, save/load, sampling, causality."""
+
+import pytest
+import torch
+
+import pixelzoo
+from conftest import TINY_MODELS
+from helpers import dependency_grads, raster_before
+
+SHAPES = [(1, 5, 5), (3, 4, 4)]
+
+
+def make(name, shape, levels=5, classes=3):
+    return pixelzoo.create_model(name, image_shape=shape, num_levels=levels, num_classes=classes, **TINY_MODELS[name])
+
+
+def batch(shape, levels=5, classes=3, n=3):
+    return torch.randint(0, levels, (n, *shape)), torch.randint(0, classes, (n,))
+
+
+def test_every_registered_model_has_a_tiny_config():
+    assert set(pixelzoo.list_models()) <= set(TINY_MODELS)
+
+
+@pytest.mark.parametrize("name", pixelzoo.list_models())
+@pytest.mark.parametrize("shape", SHAPES)
+def test_forward_backward_every_parameter_gets_gradient(name, shape):
+    model = make(name, shape)
+    x, y = batch(shape)
+    out = model.loss(x, y)
+    assert torch.isfinite(out["loss"])
+    out["loss"].backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, f"{pname} got no gradient"
+        assert torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, f"{pname} has an all-zero gradient"
+
+
+@pytest.mark.parametrize("name", pixelzoo.list_models())
+def test_save_load_identical_outputs(name, tmp_path):
+    shape = (3, 4, 4)
+    model = make(name, shape).eval()
+    x, y = batch(shape)
+    model.save_pretrained(tmp_path / "m")
+    assert (tmp_path / "m" / "config.json").is_file() and (tmp_path / "m" / "model.safetensors").is_file()
+    loaded = pixelzoo.load_pretrained(tmp_path / "m")
+    assert type(loaded) is type(model)
+    torch.testing.assert_close(loaded.log_prob(x, y), model.log_prob(x, y), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", pixelzoo.list_models())
+@pytest.mark.parametrize("shape", SHAPES)
+def test_sample_shape_dtype_range(name, shape):
+    model = make(name, shape, levels=5)
+    s = model.sample(4, y=torch.tensor([0, 1, 2, 0]))
+    assert s.shape == (4, *shape) and s.dtype == torch.long
+    assert int(s.min()) >= 0 and int(s.max()) < 5
+
+
+@pytest.mark.parametrize("name", pixelzoo.list_models())
+@pytest.mark.parametrize("shape", SHAPES)
+def test_exact_causality(name, shape):
+    """d params(c, i, j) / d x is exactly 0 at and after (c, i, j) and not all 0 before it."""
+    model = make(name, shape)
+    x, y = batch(shape)
+    for (c, i, j), g in dependency_grads(model, x, y):
+        before = raster_before(*shape, c, i, j)
+        assert torch.all(g[~before] == 0), f"output {(c, i, j)} sees inputs at or after itself: {g[~before].nonzero().tolist()}"
+        if before.any():
+            assert g[before].sum() > 0, f"output {(c, i, j)} sees nothing of its past"
