@@ -1,0 +1,117 @@
+"""The in-memory data set types: :class:`ImageDataset` and a train/test pair :class:`DataSplits`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pixelzoo.errors import DataError
+
+
+@dataclass
+class ImageDataset:
+    """Discrete images held in memory.
+
+    ``images`` is uint8 (N, C, H, W) with every value in [0, num_levels); ``labels`` is int64 (N,)
+    with values in [0, num_classes), or None (then ``num_classes`` is None too). The fields are
+    checked on construction (:meth:`validate`), so a dataset that exists is well formed.
+    """
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    num_levels: int
+    num_classes: int | None
+    source: str
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(int(d) for d in self.images.shape[1:])  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def validate(self) -> None:
+        """Check dtype, shape, value range and labels; raise DataError naming the data set."""
+        where = f"data set {self.name!r} (from {self.source})"
+        x = self.images
+        if not isinstance(x, torch.Tensor):
+            raise DataError(f"{where}: images must be a torch.Tensor, got {type(x).__name__}")
+        if x.dtype != torch.uint8:
+            raise DataError(f"{where}: images must be uint8, got {x.dtype}")
+        if x.dim() != 4 or min(x.shape[1:]) < 1:
+            raise DataError(f"{where}: images must have shape (N, C, H, W), got {tuple(x.shape)}")
+        k = self.num_levels
+        if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= 256:
+            raise DataError(f"{where}: num_levels must be an int in [2, 256], got {k!r}")
+        if x.numel() and int(x.max()) >= k:
+            raise DataError(f"{where}: image value {int(x.max())} is outside [0, {k})")
+        y, m = self.labels, self.num_classes
+        if y is None:
+            if m is not None:
+                raise DataError(f"{where}: num_classes is {m} but there are no labels")
+            return
+        if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.dim() != 1:
+            desc = f"{y.dtype} {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
+            raise DataError(f"{where}: labels must be an int64 tensor of shape (N,), got {desc}")
+        if y.shape[0] != x.shape[0]:
+            raise DataError(f"{where}: {x.shape[0]} images but {y.shape[0]} labels")
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise DataError(f"{where}: num_classes must be a positive int with labels, got {m!r}")
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= m):
+            bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
+            raise DataError(f"{where}: label {bad} is outside [0, {m})")
+
+    def subset(self, indices) -> "ImageDataset":
+        """A new dataset holding the images (and labels) at ``indices`` (sequence, array or tensor)."""
+        idx = torch.as_tensor(np.asarray(indices) if not isinstance(indices, torch.Tensor) else indices)
+        if idx.dtype == torch.bool:
+            idx = idx.nonzero().flatten()
+        idx = idx.to(torch.int64).flatten()
+        n = len(self)
+        if idx.numel() and (int(idx.min()) < -n or int(idx.max()) >= n):
+            raise DataError(f"data set {self.name!r}: subset index out of range for {n} images")
+        return ImageDataset(
+            name=self.name,
+            images=self.images[idx],
+            labels=None if self.labels is None else self.labels[idx],
+            num_levels=self.num_levels,
+            num_classes=self.num_classes,
+            source=self.source,
+        )
+
+
+@dataclass
+class DataSplits:
+    """A training set and a held-out test set with the same image shape, levels and classes."""
+
+    train: ImageDataset
+    test: ImageDataset
+
+    def __post_init__(self) -> None:
+        a, b = self.train, self.test
+        for field in ("image_shape", "num_levels", "num_classes"):
+            if getattr(a, field) != getattr(b, field):
+                raise DataError(
+                    f"train {a.name!r} and test {b.name!r} disagree on {field}: "
+                    f"{getattr(a, field)} vs {getattr(b, field)}")
+        if (a.labels is None) != (b.labels is None):
+            raise DataError(f"train {a.name!r} and test {b.name!r}: only one of them has labels")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.train.image_shape
+
+    @property
+    def num_levels(self) -> int:
+        return self.train.num_levels
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.train.num_classes
