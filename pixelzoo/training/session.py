@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
 from ..data import load_dataset
 from ..errors import ConfigError
 from .checkpoint import CHECKPOINT_NAME
@@ -26,6 +28,7 @@ def start_run(config: dict, out_dir: str | os.PathLike, progress: bool = True, t
     train_cfg = TrainConfig.from_dict(config.get("train", {}))
     splits = load_data(config["data"])
     resolved = {**config, "model": resolve_model_config(config["model"], splits), "train": train_cfg.to_dict()}
+    torch.manual_seed(train_cfg.seed)  # the initial weights are part of what the seed fixes
     model = build_model(resolved["model"])
     run_dir = new_run_dir(out_dir)
     write_run_config(run_dir, resolved)

@@ -1,0 +1,120 @@
+"""Trainer: exact resume, the NaN guard, atomic checkpoints, run directories, bad checkpoints."""
+
+import json
+
+import pytest
+import torch
+
+import pixelzoo
+from pixelzoo.errors import CheckpointError, ConfigError, TrainingError
+from pixelzoo.io import load_tensors
+from pixelzoo.training import TrainConfig, resume_run, start_run
+from pixelzoo.training.polyak import Polyak
+
+TINY = {"name": "gated_pixelcnn", "channels": 8, "n_layers": 2, "first_kernel_size": 3}
+
+
+def config(steps, **train):
+    base = {"steps": steps, "batch_size": 16, "lr": 3e-3, "polyak": 0.9, "log_every": 1, "eval_every": 0,
+            "checkpoint_every": 3, "num_samples": 0, "flip": True, "eval_images": 50}
+    base.update(train)
+    return {"model": dict(TINY), "data": {"name": "digits"}, "train": base}
+
+
+def run(cfg, out, **kw):
+    trainer = start_run(cfg, out, progress=False, tensorboard=False, **kw)
+    return trainer, trainer.train()
+
+
+def test_resume_gives_identical_weights(tmp_path):
+    a, _ = run(config(7), tmp_path / "a")
+    b, _ = run(config(4), tmp_path / "b")
+    b2 = resume_run(b.run_dir, steps=7, progress=False, tensorboard=False)
+    assert b2.step == 4
+    b2.train()
+    ta, tb = load_tensors(a.checkpoint_path), load_tensors(b2.checkpoint_path)
+    assert set(ta) == set(tb) and any(k.startswith("ema.") for k in ta) and any(k.startswith("optim.") for k in ta)
+    for k in ta:
+        assert torch.equal(ta[k], tb[k]), k
+
+
+def test_run_directory_contents_and_no_overwrite(tmp_path):
+    cfg = config(4, num_samples=4, eval_every=2)
+    trainer, result = run(cfg, tmp_path / "r")
+    d = trainer.run_dir
+    saved = json.loads((d / "config.json").read_text())
+    assert saved["model"]["image_shape"] == [1, 8, 8] and saved["model"]["num_levels"] == 17
+    rows = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+    assert {"train_loss", "train_bpd", "images_per_s"} <= set(rows[0])
+    assert any("test_bpd" in r for r in rows) and any("test_bpd_full" in r for r in rows)
+    assert (d / "samples" / "step_0000004.png").is_file()
+    assert result["test_bpd"] > 0
+    again, _ = run(cfg, tmp_path / "r")
+    assert again.run_dir != d and again.run_dir.name == "r-1"
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+    trainer = start_run(config(10), tmp_path / "n", progress=False, tensorboard=False)
+    real_loss = trainer.model.loss
+
+    def loss(x, y=None):
+        out = real_loss(x, y)
+        if trainer.step == 4:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(trainer.model, "loss", loss)
+    with pytest.raises(TrainingError, match="step 4.*nan.*last good checkpoint"):
+        trainer.train()
+    ckpt = load_tensors(trainer.checkpoint_path)
+    resumed = resume_run(trainer.run_dir, progress=False, tensorboard=False)
+    assert resumed.step == 3 and len(ckpt) > 0
+
+
+def test_truncated_or_corrupt_checkpoint_is_named(tmp_path):
+    trainer, _ = run(config(3), tmp_path / "t")
+    data = trainer.checkpoint_path.read_bytes()
+    trainer.checkpoint_path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="checkpoint.safetensors"):
+        resume_run(trainer.run_dir, progress=False, tensorboard=False)
+    trainer.checkpoint_path.write_bytes(b"\x00" * 5)
+    with pytest.raises(CheckpointError):
+        resume_run(trainer.run_dir, progress=False, tensorboard=False)
+
+
+def test_pretrained_errors(tmp_path):
+    model = pixelzoo.create_model("gated_pixelcnn", image_shape=(1, 4, 4), num_levels=3, channels=4, n_layers=2)
+    model.save_pretrained(tmp_path / "p")
+    weights = tmp_path / "p" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        pixelzoo.load_pretrained(tmp_path / "p")
+    with pytest.raises(CheckpointError, match="config.json"):
+        pixelzoo.load_pretrained(tmp_path / "missing")
+    other = pixelzoo.create_model("gated_pixelcnn", image_shape=(1, 4, 4), num_levels=3, channels=8, n_layers=2)
+    other.save_pretrained(tmp_path / "q")
+    (tmp_path / "q" / "config.json").write_text(json.dumps(model.config))
+    with pytest.raises(CheckpointError, match="wrong shape"):
+        pixelzoo.load_pretrained(tmp_path / "q")
+
+
+def test_train_config_rejects_unknown_and_bad_values():
+    with pytest.raises(ConfigError, match="unknown train options"):
+        TrainConfig.from_dict({"stepz": 3})
+    with pytest.raises(ConfigError):
+        TrainConfig.from_dict({"steps": 0})
+    with pytest.raises(ConfigError):
+        TrainConfig.from_dict({"polyak": 1.5})
+
+
+def test_polyak_average_and_swap():
+    model = torch.nn.Linear(2, 1)
+    avg = Polyak(model, 0.5)
+    before = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(2.0)
+    avg.update()
+    torch.testing.assert_close(avg.shadow["weight"], before + 1.0)
+    with avg.applied() as m:
+        torch.testing.assert_close(m.weight, before + 1.0)
+    torch.testing.assert_close(model.weight, before + 2.0)
