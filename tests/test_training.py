@@ -118,3 +118,10 @@ def test_polyak_average_and_swap():
     with avg.applied() as m:
         torch.testing.assert_close(m.weight, before + 1.0)
     torch.testing.assert_close(model.weight, before + 2.0)
+
+
+def test_bf16_autocast_training_runs_and_evaluates_in_fp32(tmp_path):
+    trainer, result = run(config(3, precision="bf16"), tmp_path / "bf")
+    assert trainer.step == 3 and result["test_bpd"] > 0
+    with pytest.raises(ConfigError, match="precision"):
+        TrainConfig.from_dict({"precision": "fp8"})

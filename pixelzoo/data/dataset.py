@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -15,8 +15,10 @@ class ImageDataset:
     """Discrete images held in memory.
 
     ``images`` is uint8 (N, C, H, W) with every value in [0, num_levels); ``labels`` is int64 (N,)
-    with values in [0, num_classes), or None (then ``num_classes`` is None too). The fields are
-    checked on construction (:meth:`validate`), so a dataset that exists is well formed.
+    with values in [0, num_classes), or None (then ``num_classes`` is None too). ``extras`` holds
+    per-image tensors (first dimension N) that a model takes as keyword arguments next to the images,
+    e.g. ``cond``: the level above in a hierarchy. The fields are checked on construction
+    (:meth:`validate`), so a dataset that exists is well formed.
     """
 
     name: str
@@ -25,6 +27,7 @@ class ImageDataset:
     num_levels: int
     num_classes: int | None
     source: str
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -52,6 +55,10 @@ class ImageDataset:
             raise DataError(f"{where}: num_levels must be an int in [2, 256], got {k!r}")
         if x.numel() and int(x.max()) >= k:
             raise DataError(f"{where}: image value {int(x.max())} is outside [0, {k})")
+        for key, value in self.extras.items():
+            if not isinstance(value, torch.Tensor) or value.dim() < 1 or value.shape[0] != x.shape[0]:
+                desc = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise DataError(f"{where}: extra {key!r} must be a tensor with {x.shape[0]} rows, got {desc}")
         y, m = self.labels, self.num_classes
         if y is None:
             if m is not None:
@@ -84,6 +91,7 @@ class ImageDataset:
             num_levels=self.num_levels,
             num_classes=self.num_classes,
             source=self.source,
+            extras={k: v[idx] for k, v in self.extras.items()},
         )
 
 

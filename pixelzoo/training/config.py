@@ -18,6 +18,7 @@ class TrainConfig:
     polyak: float | None = None    # decay of the Polyak (EMA) weights used to evaluate and sample
     flip: bool = False             # random horizontal flips of training images
     seed: int = 0
+    precision: str = "fp32"        # "bf16": bfloat16 autocast for the training forward pass (evaluation stays fp32)
     log_every: int = 50
     eval_every: int = 500          # 0: only at the end
     eval_images: int | None = 1000  # test images for the evaluations during training (the final one uses all)
@@ -37,6 +38,8 @@ class TrainConfig:
         for name, value in (("steps", cfg.steps), ("batch_size", cfg.batch_size), ("checkpoint_every", cfg.checkpoint_every)):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"train.{name} must be a positive integer, got {value!r}")
+        if cfg.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"train.precision must be 'fp32' or 'bf16', got {cfg.precision!r}")
         if not cfg.lr > 0:
             raise ConfigError(f"train.lr must be > 0, got {cfg.lr}")
         if cfg.polyak is not None and not 0 < cfg.polyak < 1:

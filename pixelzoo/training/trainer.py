@@ -69,7 +69,7 @@ class Trainer:
         if self.cfg.flip:
             x = random_hflip(x, torch.Generator().manual_seed(_step_seed(self.cfg.seed, step)))
         y = data.labels[idx] if self.uses_labels else None
-        return x, y
+        return x, y, {k: v[idx] for k, v in data.extras.items()}
 
     # ------------------------------------------------------------------ evaluation and samples
     def evaluation_model(self):
@@ -83,8 +83,10 @@ class Trainer:
         n = self.cfg.num_samples
         y = torch.arange(n) % self.model.num_classes if self.model.num_classes else None
         g = torch.Generator().manual_seed(_step_seed(self.cfg.seed, -7))
+        test = self.splits.test
+        extras = {k: v[torch.arange(n) % len(test)] for k, v in test.extras.items()}
         with self.evaluation_model() as m:
-            x = m.sample(n, y=y, generator=g, progress=self.progress)
+            x = m.sample(n, y=y, generator=g, progress=self.progress, **extras)
         path = self.run_dir / "samples" / f"{name}.png"
         ncol = self.model.num_classes if self.model.num_classes and n % self.model.num_classes == 0 else None
         save_grid(x, self.splits.num_levels, path, ncol=ncol)
@@ -93,7 +95,8 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def train(self) -> dict:
         cfg = self.cfg
-        has_likelihood = getattr(getattr(self.model, "head", None), "has_likelihood", True)
+        has_likelihood = getattr(self.model, "has_likelihood", False)
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
         start_time = time.perf_counter()
         window_t, window_n, window = time.perf_counter(), 0, {}
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=not self.progress, dynamic_ncols=True)
@@ -103,11 +106,12 @@ class Trainer:
             if cfg.time_budget is not None and time.perf_counter() - start_time >= cfg.time_budget:
                 stopped_early = True
                 break
-            x, y = self.batch(self.step)
+            x, y, extras = self.batch(self.step)
             torch.manual_seed(_step_seed(cfg.seed, self.step))
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.lr * cfg.lr_decay ** self.step
-            out = self.model.loss(x, y)
+            with autocast:
+                out = self.model.loss(x, y, **extras)
             loss = out["loss"]
             if not torch.isfinite(loss):
                 self._fail(f"loss is {loss.item()}")
@@ -134,7 +138,7 @@ class Trainer:
                 window_t, window_n, window = now, 0, {}
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps and has_likelihood:
                 self.logger.log(self.step, test_bpd=self.test_bpd(cfg.eval_images))
-            if cfg.sample_every and self.step % cfg.sample_every == 0 and self.step < cfg.steps:
+            if cfg.sample_every and cfg.num_samples and hasattr(self.model, "sample") and self.step % cfg.sample_every == 0 and self.step < cfg.steps:
                 self.write_samples(f"step_{self.step:07d}")
             if self.step % cfg.checkpoint_every == 0:
                 self.save()
@@ -145,7 +149,7 @@ class Trainer:
         if has_likelihood:
             result["test_bpd"] = self.test_bpd(None)
             self.logger.log(self.step, test_bpd_full=result["test_bpd"])
-        if cfg.num_samples:
+        if cfg.num_samples and hasattr(self.model, "sample"):
             result["samples"] = str(self.write_samples(f"step_{self.step:07d}"))
         self.logger.close()
         return result
