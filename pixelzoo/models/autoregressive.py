@@ -69,6 +69,11 @@ class AutoregressiveModel(nn.Module):
         )
         self.config: dict = {}
 
+    @property
+    def has_likelihood(self) -> bool:
+        """True when ``log_prob`` is a log-likelihood, so bits/dim exist."""
+        return self.head.has_likelihood
+
     # ------------------------------------------------------------------ inputs
     def scale(self, x: torch.Tensor) -> torch.Tensor:
         """Integer levels [0, K) -> floats in [-1, 1]."""
