@@ -18,10 +18,10 @@ def _cmd_train(args) -> int:
     from .training import apply_overrides, load_config, resume_run, start_run
 
     if args.resume:
-        if args.config or args.set or args.data or args.data_dir:
+        if args.config or args.set or args.data or args.data_dir or args.out:
             raise PixelzooError("--resume continues a run with its own config; only --steps may change")
-        trainer = resume_run(args.resume, steps=args.steps, progress=not args.no_progress)
-        print(f"resuming {trainer.run_dir} at step {trainer.step} of {trainer.cfg.steps}")
+        trainer = resume_run(args.resume, steps=args.steps, parts=args.part, progress=not args.no_progress)
+        print(f"resuming {trainer.run_dir}" + (f" at step {trainer.step} of {trainer.cfg.steps}" if hasattr(trainer, "step") else ""))
     else:
         if not args.config:
             raise PixelzooError("give a preset or config file to train (see `pixelzoo presets`), or --resume RUN_DIR")
@@ -34,15 +34,17 @@ def _cmd_train(args) -> int:
             config.setdefault("train", {})["steps"] = args.steps
         config = apply_overrides(config, args.set or [])
         out = args.out or Path("runs") / args.config.replace("/", "-").removesuffix(".json").split("\\")[-1]
-        trainer = start_run(config, out, progress=not args.no_progress)
+        trainer = start_run(config, out, parts=args.part, progress=not args.no_progress)
         print(f"run directory: {trainer.run_dir}")
     result = trainer.train()
     if "test_bpd" in result:
         test = trainer.splits.test
         print(f"test bits/dim: {result['test_bpd']:.4f} ({len(test)} test images of {test.name})")
+        for name, value in result.get("test_bpd_parts", {}).items():
+            print(f"  part {name}: {value:.4f}")
     if "samples" in result:
         print(f"samples: {result['samples']}")
-    print(f"checkpoint: {trainer.checkpoint_path}")
+    print(f"checkpoint: {result['checkpoint']}")
     return 0
 
 
@@ -141,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override a config value, e.g. --set model.channels=32 --set train.lr=3e-4 (repeatable)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last checkpoint")
+    t.add_argument("--part", action="append", metavar="NAME",
+                   help="composite models: train only this part (repeatable); parts of one stage can run as parallel processes")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
 

@@ -102,8 +102,14 @@ def write_run_config(run_dir, config: dict) -> None:
 
 def load_run_model(run_dir: str | os.PathLike):
     """The model of a run with its evaluation weights (Polyak average if kept), in eval mode."""
+    from ..models.composite import CompositeModel
+    from .stages import load_part_weights
+
     config = read_run_config(run_dir)
     model = build_model(config["model"])
-    ckpt = Path(run_dir) / CHECKPOINT_NAME
-    load_state_strict(model, evaluation_weights(ckpt), str(ckpt))
+    if isinstance(model, CompositeModel):
+        load_part_weights(model, run_dir, model.part_names)
+    else:
+        ckpt = Path(run_dir) / CHECKPOINT_NAME
+        load_state_strict(model, evaluation_weights(ckpt), str(ckpt))
     return model.eval(), config

@@ -12,7 +12,18 @@ from ..errors import ConfigError
 from .checkpoint import CHECKPOINT_NAME
 from .config import TrainConfig
 from .run import build_model, new_run_dir, read_run_config, resolve_model_config, write_run_config
+from .stages import CompositeTrainer
 from .trainer import Trainer
+
+
+def _trainer(model, splits, config, run_dir, parts, progress, tensorboard):
+    from ..models.composite import CompositeModel
+
+    if isinstance(model, CompositeModel):
+        return CompositeTrainer(model, splits, config, run_dir, parts, progress=progress, tensorboard=tensorboard)
+    if parts:
+        raise ConfigError(f"--part applies to composite models; {config['model']['name']} has no parts")
+    return Trainer(model, splits, TrainConfig.from_dict(config["train"]), run_dir, progress=progress, tensorboard=tensorboard)
 
 
 def load_data(data_cfg: dict):
@@ -23,8 +34,10 @@ def load_data(data_cfg: dict):
     return load_dataset(name, cfg.pop("data_dir", None), **cfg)
 
 
-def start_run(config: dict, out_dir: str | os.PathLike, progress: bool = True, tensorboard: bool = True) -> Trainer:
-    """A trainer for a new run of ``config`` in a new directory ``out_dir`` (never overwriting one)."""
+def start_run(config: dict, out_dir: str | os.PathLike, parts: list[str] | None = None, progress: bool = True,
+              tensorboard: bool = True):
+    """A trainer for a new run of ``config`` in a new directory ``out_dir`` (never overwriting one).
+    For composite models, ``parts`` limits training to the named parts."""
     train_cfg = TrainConfig.from_dict(config.get("train", {}))
     splits = load_data(config["data"])
     resolved = {**config, "model": resolve_model_config(config["model"], splits), "train": train_cfg.to_dict()}
@@ -32,19 +45,20 @@ def start_run(config: dict, out_dir: str | os.PathLike, progress: bool = True, t
     model = build_model(resolved["model"])
     run_dir = new_run_dir(out_dir)
     write_run_config(run_dir, resolved)
-    return Trainer(model, splits, train_cfg, run_dir, progress=progress, tensorboard=tensorboard)
+    return _trainer(model, splits, resolved, run_dir, parts, progress, tensorboard)
 
 
-def resume_run(run_dir: str | os.PathLike, steps: int | None = None, progress: bool = True, tensorboard: bool = True) -> Trainer:
-    """A trainer that continues ``run_dir`` from its last checkpoint (optionally to a new step count)."""
+def resume_run(run_dir: str | os.PathLike, steps: int | None = None, parts: list[str] | None = None,
+               progress: bool = True, tensorboard: bool = True):
+    """A trainer that continues ``run_dir`` from its last checkpoint(s), optionally to a new step count."""
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     if steps is not None:
         config["train"]["steps"] = steps
         write_run_config(run_dir, config)
-    train_cfg = TrainConfig.from_dict(config["train"])
     splits = load_data(config["data"])
-    trainer = Trainer(build_model(config["model"]), splits, train_cfg, run_dir, progress=progress, tensorboard=tensorboard)
-    if (run_dir / CHECKPOINT_NAME).is_file():
+    torch.manual_seed(config["train"].get("seed", 0))
+    trainer = _trainer(build_model(config["model"]), splits, config, run_dir, parts, progress, tensorboard)
+    if isinstance(trainer, Trainer) and (run_dir / CHECKPOINT_NAME).is_file():
         trainer.resume()
     return trainer

@@ -152,6 +152,7 @@ class Trainer:
         if cfg.num_samples and hasattr(self.model, "sample"):
             result["samples"] = str(self.write_samples(f"step_{self.step:07d}"))
         self.logger.close()
+        result["checkpoint"] = str(self.checkpoint_path)
         return result
 
     def _fail(self, what: str):

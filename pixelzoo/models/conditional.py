@@ -1,0 +1,62 @@
+"""A conditional autoregressive model p(x | cond, y): every block of the trunk sees f(cond), the
+output of a non-causal network over the conditioning input (an auxiliary view of the image, or the
+codes of the level above), through the trunk's spatial conditioning path."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .autoregressive import AutoregressiveModel
+
+
+class ConditionalAR(nn.Module):
+    """``ar`` (built with ``spatial_channels`` = the output channels of ``cond_net``) + ``cond_net``.
+
+    ``cond_net`` maps the conditioning tensor to a (B, spatial_channels, H, W) map at the image's
+    resolution; it may see all of ``cond``, since ``cond`` is given, not modelled.
+    """
+
+    def __init__(self, ar: AutoregressiveModel, cond_net: nn.Module):
+        super().__init__()
+        self.ar = ar
+        self.cond_net = cond_net
+
+    @property
+    def num_classes(self):
+        return self.ar.num_classes
+
+    @property
+    def num_levels(self):
+        return self.ar.num_levels
+
+    @property
+    def image_shape(self):
+        return self.ar.image_shape
+
+    @property
+    def has_likelihood(self) -> bool:
+        return self.ar.has_likelihood
+
+    def spatial(self, cond: torch.Tensor) -> torch.Tensor:
+        return self.cond_net(cond)
+
+    def loss(self, x, y=None, cond=None) -> dict:
+        return self.ar.loss(x, y, spatial=self.spatial(cond))
+
+    def log_prob(self, x, y=None, cond=None) -> torch.Tensor:
+        return self.ar.log_prob(x, y, spatial=self.spatial(cond))
+
+    def bits_per_dim(self, x, y=None, cond=None) -> torch.Tensor:
+        return self.ar.bits_per_dim(x, y, spatial=self.spatial(cond))
+
+    @torch.no_grad()
+    def sample(self, n, y=None, cond=None, **kwargs) -> torch.Tensor:
+        """``n`` samples given ``cond`` (B rows, B dividing n: n / B samples per conditioning input)."""
+        was_training = self.training
+        self.eval()
+        try:
+            spatial = self.spatial(cond)
+        finally:
+            self.train(was_training)
+        return self.ar.sample(n, y=y, spatial=spatial, **kwargs)
