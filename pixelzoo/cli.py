@@ -1,4 +1,5 @@
-"""The ``pixelzoo`` command line: train | sample | evaluate | inpaint | presets | datasets."""
+"""The ``pixelzoo`` command line: train | sample | evaluate | train-classifier | rejection-sweep | inpaint |
+presets | datasets."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def _cmd_train(args) -> int:
         if args.steps is not None:
             config.setdefault("train", {})["steps"] = args.steps
         config = apply_overrides(config, args.set or [])
-        out = args.out or Path("runs") / args.config.replace("/", "-").removesuffix(".json").split("\\")[-1]
+        default_name = Path(args.config).stem if args.config.endswith(".json") else args.config.replace("/", "-")
+        out = args.out or Path("runs") / default_name
         trainer = start_run(config, out, parts=args.part, progress=not args.no_progress)
         print(f"run directory: {trainer.run_dir}")
     result = trainer.train()
@@ -75,17 +77,57 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from .evaluation import dataset_bits_per_dim
-    from .io import atomic_write_json
-    from .training import load_data
+    from .evaluation.run_eval import evaluate_real, evaluate_run, format_table
 
-    model, config = _load(args.run_dir)
-    splits = load_data(config["data"])
-    result = {"test_bpd": dataset_bits_per_dim(model, splits.test, args.batch_size, args.n, progress=not args.no_progress),
-              "test_images": len(splits.test) if args.n is None else min(args.n, len(splits.test)),
-              "data": splits.test.name}
-    atomic_write_json(result, Path(args.run_dir) / "eval.json")
-    print(json.dumps(result, indent=2))
+    progress = not args.no_progress
+    if args.real:
+        if args.run_dir:
+            raise PixelzooError("give either RUN_DIR or --real DATA, not both")
+        result = evaluate_real(args.real, args.data_dir, args.metrics or "fid,is,kid,pr", args.n,
+                               feature_net=args.feature_net, batch_size=args.batch_size, progress=progress,
+                               seed=args.seed, out=args.out)
+        print(f"real-vs-real floor of {result['data']} with feature network {result['feature_net']}")
+    else:
+        if not args.run_dir:
+            raise PixelzooError("give a run directory to evaluate, or --real DATA for the real-vs-real floor")
+        if args.data_dir or args.out:
+            raise PixelzooError("--data-dir and --out apply to --real only (a run evaluation writes RUN_DIR/eval.json)")
+        result = evaluate_run(args.run_dir, args.metrics or "bpd", args.n, batch_size=args.batch_size,
+                              progress=progress, feature_net=args.feature_net, seed=args.seed,
+                              temperature=args.temperature, samples=args.samples, cas_steps=args.cas_steps)
+        print(f"evaluation of {args.run_dir} (step {result['step']}), written to {Path(args.run_dir) / 'eval.json'}")
+    print(format_table(result))
+    return 0
+
+
+def _cmd_train_classifier(args) -> int:
+    from .evaluation.run_eval import train_feature_network
+
+    model, directory, seconds = train_feature_network(args.data, args.data_dir, args.steps, args.out,
+                                                      batch_size=args.batch_size, progress=not args.no_progress,
+                                                      install=args.cache)
+    cfg = model.config
+    top5 = f", top-5 {cfg['test_top5']:.4f}" if cfg.get("test_top5") is not None else ""
+    print(f"feature network {cfg['feature_id']}: test accuracy {cfg['test_accuracy']:.4f}{top5} "
+          f"({cfg['training']['steps']} steps, {seconds:.0f} s)")
+    print(f"saved in {directory}; use it with `pixelzoo evaluate RUN_DIR --feature-net {directory}`")
+    return 0
+
+
+def _cmd_rejection_sweep(args) -> int:
+    from .sampling.rejection import parse_rates, sweep_run
+
+    report = sweep_run(args.run_dir, parse_rates(args.rates), args.n, feature_net=args.feature_net, scorer=args.scorer,
+                       batch_size=args.batch_size, seed=args.seed, temperature=args.temperature,
+                       progress=not args.no_progress, out=args.out)
+    print(f"classifier-based rejection sampling of {args.run_dir}: {report['n']} samples per rate, "
+          f"scored by {report['scorer']}, measured with {report['feature_net']} against {report['reference']}")
+    keys = [k for k in report["results"][0] if "[" in k]
+    print("rate     " + "  ".join(f"{k.split('[')[0]:>10s}" for k in keys))
+    for row in report["results"]:
+        print(f"{row['acceptance_rate']:<8g} " + "  ".join(f"{row[k]:10.4f}" for k in keys))
+    print(f"written to {report['json']}" + (f" and {report['plot']}" if report.get("plot") else
+                                             f" ({report.get('plot_skipped', 'no plot')})"))
     return 0
 
 
@@ -111,6 +153,29 @@ def _cmd_inpaint(args) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "samples" / f"inpaint-{time.strftime('%Y%m%d-%H%M%S')}.png"
     save_grid(torch.stack(rows), model.num_levels, out, ncol=args.completions + 2)
     print(f"inpainting grid (original, top half given, {args.completions} completions per row): {out}")
+    return 0
+
+
+def _cmd_colorize(args) -> int:
+    from .models.aux_pixelcnn import colorize_command
+
+    r = colorize_command(args.run_dir, args.images, args.n, args.per_image, gray_given=args.gray, cls=args.cls,
+                         temperature=args.temperature, map_sampling=args.map, log_scale_shift=args.log_scale_shift,
+                         seed=args.seed, out=args.out, progress=not args.no_progress)
+    cols = ("original, " if r["with_original"] else "") + f"gray view, {r['per_image']} colourisations"
+    print(f"colourisation grid ({cols} per row): {r['png']}; samples: {r['npz']}")
+    print(f"psi(colourisation) equals the given gray view at {r['agreement']:.1%} of pixels")
+    return 0
+
+
+def _cmd_upscale(args) -> int:
+    from .models.aux_pixelcnn import upscale_command
+
+    r = upscale_command(args.run_dir, args.images, args.n, args.per_image, from_size=args.from_size, cls=args.cls,
+                        temperature=args.temperature, map_sampling=args.map, log_scale_shift=args.log_scale_shift,
+                        seed=args.seed, out=args.out, progress=not args.no_progress)
+    cols = ("original, " if r["with_original"] else "") + f"{r['from_size']}-pixel level, {r['per_image']} upscalings"
+    print(f"upscaling grid ({cols} per row): {r['png']}; samples: {r['npz']}")
     return 0
 
 
@@ -158,12 +223,41 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_sample)
 
-    e = sub.add_parser("evaluate", help="test bits/dim of a trained run, as JSON (also written to RUN_DIR/eval.json)")
-    e.add_argument("run_dir")
-    e.add_argument("-n", type=int, default=None, help="use only the first N test images (default all)")
-    e.add_argument("--batch-size", type=int, default=256, help="evaluation batch size")
+    e = sub.add_parser("evaluate", help="evaluate a trained run (bits/dim, sample metrics); writes RUN_DIR/eval.json",
+                       description="Evaluate a run: test bits/dim and sample metrics (FID, IS, KID, precision/recall, "
+                                   "CAS, FID*, nearest neighbours) in the feature space of a classifier trained on the "
+                                   "run's data set (trained and cached on first use). Or, with --real DATA, the "
+                                   "real-vs-real floor: the test set against an equally large training subset.")
+    e.add_argument("run_dir", nargs="?", help="run directory (omit with --real)")
+    e.add_argument("--metrics", help="comma-separated: bpd,fid,is,kid,pr,cas,nn,fid_star (default bpd; "
+                                     "with --real: fid,is,kid,pr)")
+    e.add_argument("-n", type=int, default=None,
+                   help="samples to draw for sample metrics (default: as many as test images); bpd uses only the "
+                        "first N test images (default all)")
+    e.add_argument("--batch-size", type=int, default=256, help="evaluation and sampling batch size")
+    e.add_argument("--feature-net", metavar="DIR", help="a saved classifier (pixelzoo train-classifier) instead of "
+                                                        "the cached one of the data set")
+    e.add_argument("--samples", metavar="NPZ", help="use these samples (images, labels; as `pixelzoo sample` writes) "
+                                                    "instead of drawing new ones")
+    e.add_argument("--seed", type=int, default=0, help="random seed of the samples (and of --real's subset)")
+    e.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    e.add_argument("--cas-steps", type=int, help="training steps of the CAS classifier (default: the feature network's)")
+    e.add_argument("--real", metavar="DATA", help="no run: the real-vs-real floor of data set DATA")
+    e.add_argument("--data-dir", help="with --real: folder the data set is read from")
+    e.add_argument("--out", help="with --real: also write the result to this JSON file")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.set_defaults(func=_cmd_evaluate)
+
+    c = sub.add_parser("train-classifier", help="train the LeNet feature network of the sample metrics on a data set")
+    c.add_argument("data", help="data set name (see `pixelzoo datasets`)")
+    c.add_argument("--data-dir", help="folder (or file) the data set is read from")
+    c.add_argument("--steps", type=int, help="training steps (default about 4 epochs, 600 to 2000)")
+    c.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
+    c.add_argument("--out", help="directory to create (default classifiers/DATA-lenet; never overwrites one)")
+    c.add_argument("--cache", action="store_true", help="also install it in the feature-network cache that "
+                                                         "`pixelzoo evaluate` uses ($PIXELZOO_CACHE)")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.set_defaults(func=_cmd_train_classifier)
 
     i = sub.add_parser("inpaint", help="complete test images whose top half is given; PNG grid")
     i.add_argument("run_dir")
@@ -174,6 +268,50 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--out", help="output PNG path (default RUN_DIR/samples/inpaint-TIME.png)")
     i.add_argument("--no-progress", action="store_true", help="no progress bar")
     i.set_defaults(func=_cmd_inpaint)
+
+    r = sub.add_parser("rejection-sweep", help="classifier-based rejection sampling: FID, IS, precision/recall per "
+                                               "acceptance rate (JSON + PNG)",
+                       description="Classifier-based rejection sampling (VQ-VAE-2, sec. 3.3): draw candidates, keep per "
+                                   "class those the classifier gives the highest probability of their class, and measure "
+                                   "FID, IS and precision/recall of the kept samples against the test set at each "
+                                   "acceptance rate (the paper's Fig. 7 trade-off). Works for any run whose model samples.")
+    r.add_argument("run_dir")
+    r.add_argument("--rates", default="1,0.5,0.25,0.1", help="acceptance rates in (0, 1] (default 1,0.5,0.25,0.1)")
+    r.add_argument("-n", type=int, default=1000, help="accepted samples per rate (default 1000); n / min(rate) "
+                                                      "candidates are drawn")
+    r.add_argument("--batch-size", type=int, default=64, help="sampling batch size")
+    r.add_argument("--feature-net", metavar="DIR", help="saved classifier for the metrics (default: the data set's "
+                                                        "cached evaluation classifier)")
+    r.add_argument("--scorer", metavar="DIR", help="saved classifier that scores candidates (default: the feature network)")
+    r.add_argument("--seed", type=int, default=0, help="random seed of the candidates")
+    r.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    r.add_argument("--out", help="JSON path (default RUN_DIR/eval/rejection_sweep.json; the PNG goes next to it)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(func=_cmd_rejection_sweep)
+
+    for cmd, what in (("colorize", "colourise gray views with a grayscale_pixelcnn run (the paper's Fig. 3); PNG grid + .npz"),
+                      ("upscale", "sample the higher resolutions of low-resolution images with a pyramid_pixelcnn run; "
+                                  "PNG grid + .npz")):
+        a = sub.add_parser(cmd, help=what)
+        a.add_argument("run_dir")
+        a.add_argument("images", help="`test` (random test images of the run's data) or an .npz with 'images' "
+                                      "(and 'labels'), as `pixelzoo sample` writes")
+        a.add_argument("-n", type=int, default=8, help="number of given images (default 8)")
+        a.add_argument("--per-image", type=int, default=4, help="samples per given image (default 4)")
+        if cmd == "colorize":
+            a.add_argument("--gray", action="store_true", help="the images are gray views already (default: images, "
+                                                               "or gray views when their shape says so)")
+        else:
+            a.add_argument("--from-size", type=int, help="resolution to upscale from (default: the lowest level)")
+        a.add_argument("--class", dest="cls", type=int, help="class of every image (default: the images' labels)")
+        a.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+        a.add_argument("--map", action="store_true", help="MAP sampling: a mixture component by its weight, then its mode")
+        a.add_argument("--log-scale-shift", type=float, help="variance reduction: subtract this from the logistics' "
+                                                             "log-scales (the paper's log-variance reduction / 2)")
+        a.add_argument("--seed", type=int, default=0, help="random seed (which test images, and the draws)")
+        a.add_argument("--out", help=f"output PNG path (default RUN_DIR/samples/{cmd}-TIME.png; the .npz goes next to it)")
+        a.add_argument("--no-progress", action="store_true", help="no progress bar")
+        a.set_defaults(func=_cmd_colorize if cmd == "colorize" else _cmd_upscale)
 
     sub.add_parser("presets", help="list the named configurations").set_defaults(func=_cmd_presets)
     sub.add_parser("datasets", help="list the data sets, whether each is available here, and why not").set_defaults(func=_cmd_datasets)

@@ -73,9 +73,21 @@ def load_preset(name: str) -> dict:
 
 
 def _register_builtin() -> None:
-    from .models import build_gated_pixelcnn
+    from .models import build_gated_pixelcnn, build_pixelcnnpp
+    from .models.pixelsnail import build_pixelsnail
 
     register_model("gated_pixelcnn", build_gated_pixelcnn)
+    register_model("pixelcnnpp", build_pixelcnnpp)
+    register_model("pixelsnail", build_pixelsnail)
+
+    from .models.vqvae2 import build_vqvae2_model
+
+    register_model("vqvae2", build_vqvae2_model)
+
+    from .models.aux_pixelcnn import build_grayscale_pixelcnn, build_pyramid_pixelcnn
+
+    register_model("grayscale_pixelcnn", build_grayscale_pixelcnn)
+    register_model("pyramid_pixelcnn", build_pyramid_pixelcnn)
 
 
 _register_builtin()

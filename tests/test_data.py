@@ -508,6 +508,32 @@ def test_image_dataset_validation_and_subset():
     assert splits.image_shape == (1, 2, 2) and splits.num_levels == 4 and splits.num_classes == 3
 
 
+def test_image_dataset_wide_levels_need_int16_or_int32():
+    """Code maps of a codebook larger than 256: int16 up to 32768 levels, int32 up to 65536; uint8
+    keeps its 256-level limit and other dtypes are still refused."""
+    from pixelzoo.data.dataset import image_dtype_for
+
+    x = torch.tensor([0, 511, 7, 300], dtype=torch.int16).view(4, 1, 1, 1)
+    ds = ImageDataset("codes/train", x, None, num_levels=512, num_classes=None, source="memory")
+    assert ds.subset([1]).images.dtype == torch.int16 and int(ds.subset([1]).images) == 511
+    assert ImageDataset("codes", x.int(), None, 65536, None, "memory").num_levels == 65536
+    assert [image_dtype_for(k) for k in (2, 256, 257, 32768, 32769, 65536)] == [
+        torch.uint8, torch.uint8, torch.int16, torch.int16, torch.int32, torch.int32]
+    with pytest.raises(DataError, match=r"512 levels do not fit torch.uint8 .*use torch.int16"):
+        ImageDataset("codes", x.clamp(max=255).to(torch.uint8), None, 512, None, "memory")
+    with pytest.raises(DataError, match=r"40000 levels do not fit torch.int16"):
+        ImageDataset("codes", x, None, 40000, None, "memory")
+    with pytest.raises(DataError, match=r"in \[2, 65536\]"):
+        ImageDataset("codes", x.int(), None, 65537, None, "memory")
+    with pytest.raises(DataError, match=r"image value 511 is outside \[0, 300\)"):
+        ImageDataset("codes", x, None, 300, None, "memory")
+    with pytest.raises(DataError, match=r"image value -1 is outside \[0, 512\)"):
+        ImageDataset("codes", x - 1, None, 512, None, "memory")
+    for bad in (x.long(), x.float(), x.to(torch.int8)):
+        with pytest.raises(DataError, match="must be uint8"):
+            ImageDataset("codes", bad, None, 512, None, "memory")
+
+
 def test_random_hflip():
     x = torch.arange(64 * 3 * 2 * 4, dtype=torch.uint8).reshape(64, 3, 2, 4)
     before = x.clone()

@@ -1,28 +1,35 @@
-"""Checks every registered model passes: forward/backward, gradients, save/load, sampling, causality."""
+"""Checks every registered model passes: forward/backward, gradients, save/load, sampling, causality.
+
+Besides every registered model with its default head, the "<model>+<head>" pairings of
+``TINY_MODELS`` go through the same checks."""
 
 import pytest
 import torch
 
 import pixelzoo
-from conftest import TINY_MODELS
+from conftest import COMPOSITE_MODELS, TINY_MODELS, tiny_model_args
 from helpers import dependency_grads, raster_before
 
 SHAPES = [(1, 5, 5), (3, 4, 4)]
+CASES = [m for m in pixelzoo.list_models() if m not in COMPOSITE_MODELS] + sorted(k for k in TINY_MODELS if "+" in k)
 
 
-def make(name, shape, levels=5, classes=3):
-    return pixelzoo.create_model(name, image_shape=shape, num_levels=levels, num_classes=classes, **TINY_MODELS[name])
+def make(key, shape, levels=5, classes=3):
+    name, hparams = tiny_model_args(key)
+    return pixelzoo.create_model(name, image_shape=shape, num_levels=levels, num_classes=classes, **hparams)
 
 
 def batch(shape, levels=5, classes=3, n=3):
     return torch.randint(0, levels, (n, *shape)), torch.randint(0, classes, (n,))
 
 
-def test_every_registered_model_has_a_tiny_config():
-    assert set(pixelzoo.list_models()) <= set(TINY_MODELS)
+def test_every_registered_model_has_a_tiny_config_or_its_own_tests():
+    assert set(pixelzoo.list_models()) <= set(TINY_MODELS) | set(COMPOSITE_MODELS)
+    assert set(COMPOSITE_MODELS) <= set(pixelzoo.list_models())
+    assert {tiny_model_args(k)[0] for k in TINY_MODELS} <= set(pixelzoo.list_models())
 
 
-@pytest.mark.parametrize("name", pixelzoo.list_models())
+@pytest.mark.parametrize("name", CASES)
 @pytest.mark.parametrize("shape", SHAPES)
 def test_forward_backward_every_parameter_gets_gradient(name, shape):
     model = make(name, shape)
@@ -36,7 +43,7 @@ def test_forward_backward_every_parameter_gets_gradient(name, shape):
         assert p.grad.abs().sum() > 0, f"{pname} has an all-zero gradient"
 
 
-@pytest.mark.parametrize("name", pixelzoo.list_models())
+@pytest.mark.parametrize("name", CASES)
 def test_save_load_identical_outputs(name, tmp_path):
     shape = (3, 4, 4)
     model = make(name, shape).eval()
@@ -48,7 +55,7 @@ def test_save_load_identical_outputs(name, tmp_path):
     torch.testing.assert_close(loaded.log_prob(x, y), model.log_prob(x, y), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", pixelzoo.list_models())
+@pytest.mark.parametrize("name", CASES)
 @pytest.mark.parametrize("shape", SHAPES)
 def test_sample_shape_dtype_range(name, shape):
     model = make(name, shape, levels=5)
@@ -57,7 +64,7 @@ def test_sample_shape_dtype_range(name, shape):
     assert int(s.min()) >= 0 and int(s.max()) < 5
 
 
-@pytest.mark.parametrize("name", pixelzoo.list_models())
+@pytest.mark.parametrize("name", CASES)
 @pytest.mark.parametrize("shape", SHAPES)
 def test_exact_causality(name, shape):
     """d params(c, i, j) / d x is exactly 0 at and after (c, i, j) and not all 0 before it."""

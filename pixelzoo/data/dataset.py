@@ -9,13 +9,26 @@ import torch
 
 from pixelzoo.errors import DataError
 
+#: image dtypes an ImageDataset accepts, with the most levels each can hold
+IMAGE_DTYPE_LEVELS = {torch.uint8: 256, torch.int16: 32768, torch.int32: 65536}
+
+
+def image_dtype_for(num_levels: int) -> torch.dtype:
+    """The smallest image dtype that holds ``num_levels`` levels: uint8, int16 or int32."""
+    for dtype, most in IMAGE_DTYPE_LEVELS.items():
+        if num_levels <= most:
+            return dtype
+    raise DataError(f"num_levels must be at most 65536, got {num_levels}")
+
 
 @dataclass
 class ImageDataset:
     """Discrete images held in memory.
 
-    ``images`` is uint8 (N, C, H, W) with every value in [0, num_levels); ``labels`` is int64 (N,)
-    with values in [0, num_classes), or None (then ``num_classes`` is None too). ``extras`` holds
+    ``images`` is uint8 (N, C, H, W) with every value in [0, num_levels), num_levels <= 256; maps of
+    more levels (VQ code maps of a codebook larger than 256) are int16 (num_levels <= 32768) or int32
+    (num_levels <= 65536). ``labels`` is int64 (N,) with values in [0, num_classes), or None (then
+    ``num_classes`` is None too). ``extras`` holds
     per-image tensors (first dimension N) that a model takes as keyword arguments next to the images,
     e.g. ``cond``: the level above in a hierarchy. The fields are checked on construction
     (:meth:`validate`), so a dataset that exists is well formed.
@@ -46,15 +59,21 @@ class ImageDataset:
         x = self.images
         if not isinstance(x, torch.Tensor):
             raise DataError(f"{where}: images must be a torch.Tensor, got {type(x).__name__}")
-        if x.dtype != torch.uint8:
-            raise DataError(f"{where}: images must be uint8, got {x.dtype}")
+        if x.dtype not in IMAGE_DTYPE_LEVELS:
+            raise DataError(f"{where}: images must be uint8 (int16 or int32 only for more than 256 levels), "
+                            f"got {x.dtype}")
         if x.dim() != 4 or min(x.shape[1:]) < 1:
             raise DataError(f"{where}: images must have shape (N, C, H, W), got {tuple(x.shape)}")
         k = self.num_levels
-        if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= 256:
-            raise DataError(f"{where}: num_levels must be an int in [2, 256], got {k!r}")
+        if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= 65536:
+            raise DataError(f"{where}: num_levels must be an int in [2, 65536], got {k!r}")
+        if k > IMAGE_DTYPE_LEVELS[x.dtype]:
+            raise DataError(f"{where}: {k} levels do not fit {x.dtype} images (at most {IMAGE_DTYPE_LEVELS[x.dtype]}); "
+                            f"use {image_dtype_for(k)}")
         if x.numel() and int(x.max()) >= k:
             raise DataError(f"{where}: image value {int(x.max())} is outside [0, {k})")
+        if x.numel() and x.dtype != torch.uint8 and int(x.min()) < 0:
+            raise DataError(f"{where}: image value {int(x.min())} is outside [0, {k})")
         for key, value in self.extras.items():
             if not isinstance(value, torch.Tensor) or value.dim() < 1 or value.shape[0] != x.shape[0]:
                 desc = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__

@@ -1,5 +1,45 @@
-"""Evaluation: bits/dim over data sets and sample-quality metrics."""
+"""Evaluation: bits/dim over data sets, and sample-quality metrics (FID, IS, KID, improved
+precision/recall, CAS, FID*, nearest neighbours) in the feature space of a classifier that pixelzoo
+trains on each data set (or any feature network you pass)."""
 
+from .classifier import (LeNetClassifier, classifier_accuracy, create_classifier, data_fingerprint,
+                         get_feature_network, list_classifiers, load_classifier, register_classifier,
+                         save_classifier, train_classifier)
 from .likelihood import dataset_bits_per_dim
+from .metrics import fid, frechet_distance, gaussian_stats, inception_score, kid, nearest_neighbours, precision_recall
+from .run_eval import draw_samples, evaluate_real, evaluate_run, train_feature_network
+from .sample_quality import (classification_accuracy_score, compute_features, compute_probs, feature_network_id,
+                             fid_star, nearest_neighbour_grid, real_vs_real, sample_quality)
 
-__all__ = ["dataset_bits_per_dim"]
+__all__ = [
+    "LeNetClassifier",
+    "classification_accuracy_score",
+    "classifier_accuracy",
+    "compute_features",
+    "compute_probs",
+    "create_classifier",
+    "data_fingerprint",
+    "dataset_bits_per_dim",
+    "draw_samples",
+    "evaluate_real",
+    "evaluate_run",
+    "feature_network_id",
+    "fid",
+    "fid_star",
+    "frechet_distance",
+    "gaussian_stats",
+    "get_feature_network",
+    "inception_score",
+    "kid",
+    "list_classifiers",
+    "load_classifier",
+    "nearest_neighbour_grid",
+    "nearest_neighbours",
+    "precision_recall",
+    "real_vs_real",
+    "register_classifier",
+    "sample_quality",
+    "save_classifier",
+    "train_classifier",
+    "train_feature_network",
+]

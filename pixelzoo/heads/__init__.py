@@ -3,15 +3,19 @@
 from ..errors import ConfigError
 from .base import Head
 from .categorical import CategoricalHead
+from .logistic_mixture import LogisticMixtureHead
 
-HEADS: dict[str, type[Head]] = {"categorical": CategoricalHead}
+HEADS: dict[str, type[Head]] = {"categorical": CategoricalHead, "logistic_mixture": LogisticMixtureHead}
 
 
 def create_head(name: str, num_levels: int, channels: int, **options) -> Head:
     """Build the head called ``name`` (see ``HEADS``)."""
     if name not in HEADS:
         raise ConfigError(f"unknown head {name!r}; choose one of {sorted(HEADS)}")
-    return HEADS[name](num_levels, channels, **options)
+    try:
+        return HEADS[name](num_levels, channels, **options)
+    except TypeError as e:
+        raise ConfigError(f"bad options for head {name!r}: {e}") from e
 
 
-__all__ = ["HEADS", "CategoricalHead", "Head", "create_head"]
+__all__ = ["HEADS", "CategoricalHead", "Head", "LogisticMixtureHead", "create_head"]

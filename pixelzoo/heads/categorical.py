@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Head
+from ..errors import ConfigError
+from .base import Head, full_precision
 
 
 class CategoricalHead(Head):
-    """``K`` logits per sub-pixel; the logits of channel ``c`` are parameter group ``c``."""
+    """``K`` logits per sub-pixel; the logits of channel ``c`` are parameter group ``c``.
+
+    On a trunk that masks colour channels, channel ``c``'s logits come from feature group ``c`` and
+    so already see the pixel's channels ``< c``. On a trunk that does not, ``enable_channel_order``
+    adds a learned linear map of the same pixel's earlier sub-pixels (their [-1, 1] values) to the
+    logits: ``logits_c += W_c x_<c`` with ``W`` strictly lower-triangular across channels. A linear
+    term in ``x_c'`` tilts the softmax, which together with the trunk's logits can express, e.g., a
+    peak that follows the earlier channel's value.
+    """
 
     def num_params(self) -> int:
         return self.channels * self.num_levels
@@ -17,19 +27,47 @@ class CategoricalHead(Head):
     def param_groups(self) -> torch.Tensor:
         return torch.arange(self.channels).repeat_interleave(self.num_levels)
 
+    def enable_channel_order(self) -> None:
+        """Let channel ``c``'s logits depend on sub-pixels ``< c`` of the same pixel (for trunks that
+        do not mask colour channels). Adds the parameter ``channel_order`` (C*K, C)."""
+        if self.models_channel_order or self.channels == 1:
+            self.models_channel_order = True
+            return
+        c, k = self.channels, self.num_levels
+        weight = torch.empty(c * k, c)
+        nn.init.normal_(weight, std=0.1)
+        self.channel_order = nn.Parameter(weight)
+        mask = (torch.arange(c)[None, :] < torch.arange(c).repeat_interleave(k)[:, None]).float()
+        self.register_buffer("channel_order_mask", mask, persistent=False)
+        self.models_channel_order = True
+
     def subpixel_params(self, raw: torch.Tensor, x_scaled: torch.Tensor) -> torch.Tensor:
+        """Acts on each pixel separately."""
         b, _, h, w = raw.shape
-        return raw.view(b, self.channels, self.num_levels, h, w)
+        if getattr(self, "channel_order", None) is not None:
+            with torch.autocast(raw.device.type, enabled=False):
+                raw = full_precision(raw)
+                weight = (self.channel_order * self.channel_order_mask).to(raw.dtype)
+                raw = raw + torch.einsum("oc,bchw->bohw", weight, x_scaled.to(raw.dtype))
+        return raw.reshape(b, self.channels, self.num_levels, h, w)
 
     def log_prob(self, sp: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        logp = F.log_softmax(sp, dim=2)
+        logp = F.log_softmax(full_precision(sp), dim=2)
         return logp.gather(2, x.long().unsqueeze(2)).squeeze(2)
 
-    def sample(self, sp: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Sample from softmax(logits / temperature); temperature 0 takes the most likely level."""
+    def sample(self, sp: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None,
+               **options) -> torch.Tensor:
+        """Sample from softmax(logits / temperature); temperature 0, or ``mode="map"``, takes the most
+        likely level."""
+        unknown = sorted(set(options) - {"mode"})
+        if unknown:
+            raise ConfigError(f"unknown sampling options {unknown} for the categorical head; valid: ['mode']")
+        mode = options.get("mode") or "sample"
+        if mode not in ("sample", "map"):
+            raise ConfigError(f"sampling mode must be 'sample' or 'map', got {mode!r}")
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
-        if temperature == 0:
+        if temperature == 0 or mode == "map":
             return sp.argmax(dim=1)
         probs = F.softmax(sp.float() / temperature, dim=1)
         return torch.multinomial(probs, 1, generator=generator).squeeze(1)

@@ -3,7 +3,9 @@
 The trunk maps the scaled image (and class / spatial conditioning) to features whose colour groups
 respect raster order; two masked 1x1 convolutions map them to the head's raw parameters; the head
 turns those into one distribution per sub-pixel. Any head fits on any trunk: where a trunk does not
-mask colour channels within a pixel, the head itself must model their order.
+mask colour channels within a pixel, the head itself models their order (the logistic mixture always
+does; the categorical head is switched to it with ``enable_channel_order``), and the output layer
+then has a single channel group.
 """
 
 from __future__ import annotations
@@ -52,20 +54,30 @@ class AutoregressiveModel(nn.Module):
         self.num_classes = int(num_classes) if num_classes else None
         self.spatial_channels = int(spatial_channels)
         channels = self.image_shape[0]
-        if channels > 1 and not trunk.channel_masked and not getattr(head, "models_channel_order", False):
-            raise ConfigError(
-                f"trunk {type(trunk).__name__} does not mask colour channels within a pixel and head "
-                f"{type(head).__name__} does not model their order: colour would not be autoregressive"
-            )
+        if channels > 1 and not trunk.channel_masked and not head.models_channel_order:
+            if not hasattr(head, "enable_channel_order"):
+                raise ConfigError(
+                    f"trunk {type(trunk).__name__} does not mask colour channels within a pixel and head "
+                    f"{type(head).__name__} does not model their order: colour would not be autoregressive"
+                )
+            head.enable_channel_order()  # e.g. the categorical head: logits of c also see x_<c
         self.trunk = trunk
         self.head = head
         hidden = out_hidden or trunk.out_channels
-        hidden_groups = feature_groups(hidden, channels)
+        if trunk.channel_masked:
+            # as many hidden groups as the head's parameters use: C for a head whose channel c reads
+            # feature group c, one for a head that computes every parameter from the strict past
+            param_groups = head.param_groups()
+            hidden_groups = feature_groups(hidden, int(param_groups.max()) + 1)
+        else:
+            # the trunk's features all see only earlier pixels: one group; the head orders channels
+            param_groups = torch.zeros(head.num_params(), dtype=torch.long)
+            hidden_groups = torch.zeros(hidden, dtype=torch.long)
         self.output = nn.Sequential(
             nn.ReLU(),
             GroupedPointwise(trunk.out_channels, hidden, trunk.out_groups, hidden_groups),
             nn.ReLU(),
-            GroupedPointwise(hidden, head.num_params(), hidden_groups, head.param_groups()),
+            GroupedPointwise(hidden, head.num_params(), hidden_groups, param_groups),
         )
         self.config: dict = {}
 
@@ -98,9 +110,13 @@ class AutoregressiveModel(nn.Module):
     ) -> torch.Tensor:
         """Sub-pixel parameters (B, C, P, H, W) from the scaled image; differentiable in ``x_scaled``
         (the causality tests take gradients through it)."""
-        features = self.trunk(x_scaled, y, spatial)
-        raw = self.output(features)
-        return self.head.subpixel_params(raw, x_scaled)
+        return self.head.subpixel_params(self.raw_params(x_scaled, y, spatial), x_scaled)
+
+    def raw_params(
+        self, x_scaled: torch.Tensor, y: torch.Tensor | None = None, spatial: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The head's raw parameters (B, num_params, H, W): trunk + output layer."""
+        return self.output(self.trunk(x_scaled, y, spatial))
 
     def conditional_params(
         self, x: torch.Tensor, y: torch.Tensor | None = None, spatial: torch.Tensor | None = None
@@ -134,13 +150,16 @@ class AutoregressiveModel(nn.Module):
         spatial: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         progress: bool = False,
+        head_options: dict | None = None,
     ) -> torch.Tensor:
-        """``n`` images (n, C, H, W) of dtype long; see ``pixelzoo.sampling.ancestral_sample``."""
+        """``n`` images (n, C, H, W) of dtype long; see ``pixelzoo.sampling.ancestral_sample``.
+        ``head_options`` go to the head's ``sample`` (e.g. ``{"mode": "map"}``, or for the logistic
+        mixture ``{"log_scale_shift": 0.5}``)."""
         from ..sampling import ancestral_sample
 
         return ancestral_sample(
             self, n, y=y, temperature=temperature, known=known, mask=mask, spatial=spatial,
-            generator=generator, progress=progress,
+            generator=generator, progress=progress, head_options=head_options,
         )
 
     def save_pretrained(self, directory) -> None:

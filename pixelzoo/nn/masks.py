@@ -15,12 +15,10 @@ from ..errors import ConfigError
 
 
 def feature_groups(n_features: int, n_groups: int) -> torch.Tensor:
-    """Group index of each of ``n_features`` channels: contiguous equal blocks."""
-    if n_features % n_groups:
-        raise ConfigError(
-            f"{n_features} feature channels cannot be split into {n_groups} colour groups; "
-            f"use a multiple of {n_groups}"
-        )
+    """Group index of each of ``n_features`` channels: contiguous blocks whose sizes differ by at
+    most one (128 features in 3 groups: 43, 43, 42)."""
+    if n_features < n_groups:
+        raise ConfigError(f"{n_features} feature channels cannot carry {n_groups} colour groups; use at least {n_groups}")
     return torch.arange(n_features) * n_groups // n_features
 
 

@@ -1,8 +1,9 @@
 """Ancestral sampling, one sub-pixel at a time in raster order, with inpainting.
 
-Naive mode: a full forward pass per sub-pixel (per pixel when the trunk does not mask colour
-channels, since then a pixel's parameters do not depend on its own channels). For ``row_causal``
-trunks only the rows up to the current one are fed, which gives the same parameters for less work.
+Naive mode: a full forward pass per sub-pixel. When the trunk does not mask colour channels, its
+output at a pixel does not depend on that pixel, so the trunk runs once per pixel and only the head
+(which then orders the pixel's channels itself) runs once per channel. For ``row_causal`` trunks
+only the rows up to the current one are fed, which gives the same parameters for less work.
 """
 
 from __future__ import annotations
@@ -65,14 +66,17 @@ def prepare_known(model, n: int, known: torch.Tensor | None, mask: torch.Tensor 
 
 @torch.no_grad()
 def ancestral_sample(model, n: int, y=None, temperature: float = 1.0, known=None, mask=None, spatial=None,
-                     generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
+                     generator: torch.Generator | None = None, progress: bool = False,
+                     head_options: dict | None = None) -> torch.Tensor:
     """Draw ``n`` images from ``model`` (an ``AutoregressiveModel``); returns long (n, C, H, W).
 
     Sub-pixels where ``mask`` is True are copied from ``known`` and never resampled; all others are
-    drawn from the model given everything before them, known sub-pixels included.
+    drawn from the model given everything before them, known sub-pixels included. ``head_options``
+    are passed to ``model.head.sample`` (e.g. ``{"mode": "map"}``).
     """
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
+    head_options = dict(head_options or {})
     y = _labels(y, n, model)
     x, given = prepare_known(model, n, known, mask)
     device = next(model.parameters()).device
@@ -84,6 +88,7 @@ def ancestral_sample(model, n: int, y=None, temperature: float = 1.0, known=None
     c_count, height, width = model.image_shape
     per_pixel = not model.trunk.channel_masked
     crop = model.trunk.row_causal
+    head = model.head
     was_training = model.training
     model.eval()
     try:
@@ -95,13 +100,19 @@ def ancestral_sample(model, n: int, y=None, temperature: float = 1.0, known=None
                 steps.update(1)
                 if bool(given[:, :, i, j].all()):
                     continue
-                sp = None
+                raw = None
                 for c in range(c_count):
                     if bool(given[:, c, i, j].all()):
                         continue
-                    if sp is None or not per_pixel:
-                        sp = model.conditional_params(x[:, :, :rows], y, sp_cond)[:, :, :, i, j]
-                    draw = model.head.sample(sp[:, c], temperature=temperature, generator=generator)
+                    if per_pixel:
+                        # the trunk's output at (i, j) does not depend on pixel (i, j): run it once per
+                        # pixel, and only the head (which orders the channels) once per channel
+                        if raw is None:
+                            raw = model.raw_params(model.scale(x[:, :, :rows]), y, sp_cond)[:, :, i : i + 1, j : j + 1]
+                        sp = head.subpixel_params(raw, model.scale(x[:, :, i : i + 1, j : j + 1]))[:, c, :, 0, 0]
+                    else:
+                        sp = model.conditional_params(x[:, :, :rows], y, sp_cond)[:, c, :, i, j]
+                    draw = head.sample(sp, temperature=temperature, generator=generator, **head_options)
                     x[:, c, i, j] = torch.where(given[:, c, i, j], x[:, c, i, j], draw)
         steps.close()
     finally:

@@ -1,0 +1,321 @@
+"""Evaluating a run directory (``pixelzoo evaluate``), the real-vs-real floor (``pixelzoo evaluate
+--real``) and training a feature network (``pixelzoo train-classifier``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import CheckpointError, ConfigError, DataError
+from ..io import atomic_write_json, read_metadata
+from .classifier import (cache_root, canonical_data_name, data_fingerprint, feature_id_for, get_feature_network,
+                         load_classifier, save_classifier, train_classifier)
+from .likelihood import dataset_bits_per_dim
+from .sample_quality import (SAMPLE_METRICS, as_images, classification_accuracy_score, compute_features, fid_star,
+                             feature_network_id, nearest_neighbour_grid, real_vs_real, sample_quality)
+
+RUN_METRICS = ("bpd", "fid", "is", "kid", "pr", "cas", "nn", "fid_star")
+_ALIASES = {"fid*": "fid_star", "fidstar": "fid_star", "precision": "pr", "recall": "pr", "bits": "bpd"}
+EVAL_NAME = "eval.json"
+
+
+def parse_metrics(text: str | list[str] | None, default=("bpd",), allowed=RUN_METRICS) -> list[str]:
+    """``"bpd,fid,is"`` -> ``["bpd", "fid", "is"]`` (order kept, duplicates dropped, names checked)."""
+    if text is None:
+        return list(default)
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out = []
+    for item in items:
+        name = _ALIASES.get(item.strip().lower(), item.strip().lower())
+        if not name:
+            continue
+        if name not in allowed:
+            raise ConfigError(f"unknown metric {item.strip()!r}; valid: {', '.join(allowed)}")
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise ConfigError(f"no metric given; valid: {', '.join(allowed)}")
+    return out
+
+
+def _feature_net(feature_net, data_name: str, splits, cache_dir, progress: bool):
+    """A saved classifier directory (checked against the data), a ready network, or the cached /
+    newly trained one of the data set."""
+    if feature_net is None:
+        return get_feature_network(data_name, splits=splits, cache_dir=cache_dir, progress=progress)
+    if isinstance(feature_net, (str, Path)):
+        return load_classifier(feature_net, fingerprint=data_fingerprint(data_name, splits))
+    return feature_net
+
+
+# --------------------------------------------------------------------------------------- samples
+def draw_samples(model, n: int, batch_size: int = 256, seed: int = 0, temperature: float = 1.0,
+                 progress: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``n`` samples (long) of ``model``, in batches; a class-conditional model gets labels balanced
+    over the classes (``i % num_classes``). Returns ``(images, labels or None)``."""
+    if not callable(getattr(model, "sample", None)):
+        raise ConfigError(f"{type(model).__name__} has no sample method: sample metrics need a generative model")
+    if n < 1:
+        raise ConfigError(f"-n must be >= 1 to draw samples, got {n}")
+    classes = getattr(model, "num_classes", None)
+    y = torch.arange(n) % classes if classes else None
+    g = torch.Generator().manual_seed(seed)
+    parts = []
+    for s in tqdm(range(0, n, batch_size), desc=f"drawing {n} samples", disable=not progress):
+        e = min(s + batch_size, n)
+        parts.append(model.sample(e - s, y=None if y is None else y[s:e], temperature=temperature,
+                                  generator=g, progress=progress).long().cpu())
+    return torch.cat(parts), y
+
+
+def load_samples(path, image_shape, num_levels: int, num_classes: int | None, n: int | None = None):
+    """Samples from an ``.npz`` with ``images`` (N, C, H, W) and ``labels`` (as ``pixelzoo sample``
+    writes), checked against the data; the first ``n`` when given."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} not found")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            images = f["images"]
+            labels = f["labels"] if "labels" in f.files else np.zeros(0, np.int64)
+    except (OSError, ValueError, KeyError) as e:
+        raise DataError(f"{path}: not an .npz with an 'images' array ({e})") from e
+    x = as_images(images, f"{path}: images")
+    if tuple(x.shape[1:]) != tuple(image_shape):
+        raise DataError(f"{path}: images have shape {tuple(x.shape[1:])}, the data set {tuple(image_shape)}")
+    if int(x.min()) < 0 or int(x.max()) >= num_levels:
+        raise DataError(f"{path}: image values must lie in [0, {num_levels})")
+    y = torch.as_tensor(labels).long().flatten() if labels.size else None
+    if y is not None and y.shape[0] != x.shape[0]:
+        raise DataError(f"{path}: {x.shape[0]} images but {y.shape[0]} labels")
+    if n is not None:
+        if n > x.shape[0]:
+            raise DataError(f"{path} holds {x.shape[0]} samples, fewer than -n {n}")
+        x, y = x[:n], (None if y is None else y[:n])
+    return x, y
+
+
+def _checkpoint_step(run_dir: Path):
+    """The training step of the run's checkpoint: an int, or for a run trained in parts (one
+    checkpoint per part) a dict ``{part: step}``; None when there is no readable checkpoint."""
+    steps = {}
+    for path in sorted(run_dir.rglob("checkpoint.safetensors")):
+        try:
+            steps[str(path.parent.relative_to(run_dir))] = int(read_metadata(path).get("step"))
+        except (CheckpointError, TypeError, ValueError):
+            continue
+    if not steps:
+        return None
+    return steps["."] if list(steps) == ["."] else steps
+
+
+def _step_tag(step) -> str:
+    if step is None or isinstance(step, int):
+        return str(step)
+    return "-".join(f"{v}" for _, v in sorted(step.items()))
+
+
+# --------------------------------------------------------------------------------------- run
+def evaluate_run(run_dir, metrics=("bpd",), n: int | None = None, *, batch_size: int = 256, progress: bool = True,
+                 feature_net=None, cache_dir=None, seed: int = 0, temperature: float = 1.0, samples=None,
+                 cas_steps: int | None = None, nn_k: int = 5, nn_rows: int = 10, write: bool = True) -> dict:
+    """Evaluate the model of ``run_dir`` and write ``RUN_DIR/eval.json`` (merged with an existing one
+    of the same checkpoint step).
+
+    * ``bpd``: test bits/dim (the first ``n`` test images when ``n`` is given), only for a model
+      with a likelihood (otherwise reported as skipped).
+    * ``fid``, ``is``, ``kid``, ``pr``, ``fid_star``, ``cas``, ``nn``: on ``n`` samples (default:
+      as many as test images) drawn with ``seed`` and ``temperature`` (class-conditional: labels
+      balanced over the classes), or read from ``samples`` (an ``.npz``). Drawn samples are kept in
+      ``RUN_DIR/eval/`` and reused by a later evaluation with the same n, seed, temperature and
+      checkpoint step. FID, KID, precision/recall and FID* compare with the whole real test set;
+      CAS tests on it; ``nn`` compares with the training set.
+    * The feature network is ``feature_net`` (a saved classifier directory, checked against the
+      data, or a network), else the data set's cached one (trained on first use).
+    """
+    from ..training import load_data, load_run_model
+
+    wanted = parse_metrics(metrics)
+    run_dir = Path(run_dir)
+    model, config = load_run_model(run_dir)
+    data_name = canonical_data_name(config["data"]["name"])
+    splits = load_data(config["data"])
+    test = splits.test
+    step = _checkpoint_step(run_dir)
+    result: dict = {"data": test.name, "step": step}
+    notes: list[str] = []
+
+    # refuse impossible requests before any long computation
+    sample_wanted = [m for m in wanted if m != "bpd"]
+    if "cas" in wanted and not getattr(model, "num_classes", None):
+        raise ConfigError("CAS trains a classifier on class-conditional samples; this model is not class-conditional")
+    if "cas" in wanted and test.labels is None:
+        raise ConfigError(f"CAS needs a labelled test set; {test.name} has no labels")
+    if "fid_star" in wanted and not callable(getattr(model, "reconstruct", None)):
+        raise ConfigError(f"FID* needs a model with a reconstruct(x) method (an autoencoder such as VQ-VAE-2); "
+                          f"{type(model).__name__} has none")
+    if sample_wanted and samples is None and not callable(getattr(model, "sample", None)):
+        raise ConfigError(f"{type(model).__name__} has no sample method: {', '.join(sample_wanted)} need samples")
+
+    if "bpd" in wanted:
+        if getattr(model, "has_likelihood", False):
+            result["test_bpd"] = dataset_bits_per_dim(model, test, batch_size, n, progress=progress)
+            result["test_images"] = len(test) if n is None else min(n, len(test))
+        else:
+            notes.append("bpd skipped: the model has no likelihood")
+            result["bpd_skipped"] = "the model has no likelihood"
+
+    if sample_wanted:
+        net = _feature_net(feature_net, data_name, splits, cache_dir, progress)
+        net_id = feature_network_id(net)
+        result["feature_net"] = net_id
+        if isinstance(feature_net, (str, Path)):
+            result["feature_net_dir"] = str(feature_net)
+        x, y = _get_samples(model, run_dir, samples, n if n is not None else len(test), step, splits,
+                            batch_size, seed, temperature, progress, notes)
+        result.update({"num_samples": int(x.shape[0]), "sample_seed": seed, "temperature": temperature})
+        if samples is not None:
+            result["samples_file"] = str(samples)
+        ref = f"the {len(test)} images of the {data_name} test set"
+        fake_f = None
+        quality = [m for m in wanted if m in SAMPLE_METRICS]
+        if set(quality) - {"is"} or "fid_star" in wanted:
+            fake_f = compute_features(net, x, batch_size, progress)
+        if quality:
+            real_f = compute_features(net, test.images, batch_size, progress) if set(quality) - {"is"} else None
+            result.update(sample_quality(x, test.images, net, quality, batch_size=batch_size, progress=progress,
+                                         real_features=real_f, generated_features=fake_f, seed=seed))
+            if set(quality) - {"is"}:
+                notes.append(f"FID/KID/precision/recall: {x.shape[0]} samples against {ref}")
+                result["reference"] = ref
+        if "fid_star" in wanted:
+            result.update(fid_star(model, None, test.images, net, batch_size=batch_size, progress=progress,
+                                   sample_features=fake_f))
+            notes.append(f"FID*: samples against the model's reconstructions of {ref}")
+        if "cas" in wanted:
+            if y is None:
+                raise ConfigError("CAS needs the samples' class labels; the samples file has none")
+            result.update(classification_accuracy_score(x, y, test, net=net, steps=cas_steps, data_name=data_name,
+                                                        progress=progress, seed=seed))
+            notes.append(f"CAS: a classifier trained only on the {x.shape[0]} samples, tested on {ref}; "
+                         "real_top1: the feature network (trained on real data) on the same test set")
+        if "nn" in wanted:
+            out_dir = run_dir / "eval"
+            rows = min(nn_rows, x.shape[0])
+            k = min(nn_k, len(splits.train))
+            pix = nearest_neighbour_grid(x, splits.train.images, splits.num_levels, out_dir / "nn-pixel.png",
+                                         k=k, rows=rows)
+            feat = nearest_neighbour_grid(x, splits.train.images, splits.num_levels,
+                                          out_dir / f"nn-feature-{net_id}.png", k=k, rows=rows, net=net,
+                                          batch_size=batch_size, progress=progress)
+            result["nn_pixel_grid"] = str(pix["path"].relative_to(run_dir))
+            result[f"nn_feature_grid[{net_id}]"] = str(feat["path"].relative_to(run_dir))
+            notes.append(f"nearest neighbours: each row a sample, then its {k} nearest training images "
+                         f"(pixel space: {result['nn_pixel_grid']}; feature space: {result[f'nn_feature_grid[{net_id}]']})")
+    result["notes"] = notes
+    if write:
+        path = run_dir / EVAL_NAME
+        merged = result
+        if path.is_file():
+            try:
+                old = json.loads(path.read_text())
+            except ValueError:
+                old = None
+            if isinstance(old, dict) and old.get("step") == step:
+                merged = {**old, **result, "notes": list(dict.fromkeys(old.get("notes", []) + notes))}
+        atomic_write_json(merged, path)
+    return result
+
+
+def _get_samples(model, run_dir, samples, n, step, splits, batch_size, seed, temperature, progress, notes):
+    if samples is not None:
+        x, y = load_samples(samples, splits.image_shape, splits.num_levels, splits.num_classes, n)
+        notes.append(f"samples read from {samples}")
+        return x, y
+    cache = run_dir / "eval" / f"samples-n{n}-seed{seed}-t{temperature:g}-step{_step_tag(step)}.npz"
+    if cache.is_file():
+        try:
+            x, y = load_samples(cache, splits.image_shape, splits.num_levels, splits.num_classes, n)
+            notes.append(f"samples reused from {cache.relative_to(run_dir)}")
+            return x, y
+        except DataError:
+            pass
+    t0 = time.perf_counter()
+    x, y = draw_samples(model, n, batch_size, seed, temperature, progress)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.stem + ".tmp.npz")
+    np.savez_compressed(tmp, images=x.numpy().astype(np.uint8),
+                        labels=y.numpy() if y is not None else np.zeros(0, np.int64))
+    tmp.replace(cache)
+    notes.append(f"{n} samples drawn in {time.perf_counter() - t0:.0f} s, kept in {cache.relative_to(run_dir)}")
+    return x, y
+
+
+# --------------------------------------------------------------------------------------- real vs real
+def evaluate_real(data_name: str, data_dir=None, metrics=("fid", "is", "kid", "pr"), n: int | None = None, *,
+                  feature_net=None, cache_dir=None, batch_size: int = 256, progress: bool = True, seed: int = 0,
+                  out=None) -> dict:
+    """The real-vs-real floor of a data set: the test set against an equally large random training
+    subset, with the data set's feature network (or ``feature_net``). Written to ``out`` if given."""
+    from ..data import load_dataset
+
+    wanted = parse_metrics(metrics, allowed=SAMPLE_METRICS)
+    splits = load_dataset(data_name, data_dir)
+    name = canonical_data_name(data_name)
+    net = _feature_net(feature_net, name, splits, cache_dir, progress)
+    values = real_vs_real(splits, net, wanted, n=n, seed=seed, batch_size=batch_size, progress=progress)
+    k = values.pop("n")
+    result = {"data": name, "feature_net": feature_network_id(net), "n": k, **values,
+              "reference": f"{k} test images of {name} against {k} random training images (seed {seed}); "
+                           "is: of the training images",
+              "notes": [f"real-vs-real floor: {k} test images of {name} against {k} random training images "
+                        "treated as samples"]}
+    if out is not None:
+        atomic_write_json(result, out)
+    return result
+
+
+# --------------------------------------------------------------------------------------- train-classifier
+def train_feature_network(data_name: str, data_dir=None, steps: int | None = None, out=None, *,
+                          batch_size: int = 128, progress: bool = True, install: bool = False):
+    """Train the LeNet feature network of a data set and save it in ``out`` (default
+    ``classifiers/<data>-lenet``; a taken directory gets a ``-1``, ``-2`` ... suffix); with
+    ``install`` also into the cache that :func:`get_feature_network` reads. Returns
+    ``(model, directory, seconds)``."""
+    from ..data import load_dataset
+    from ..training.run import new_run_dir
+
+    name = canonical_data_name(data_name)
+    splits = load_dataset(name, data_dir)
+    directory = new_run_dir(out if out is not None else Path("classifiers") / f"{name}-lenet")
+    t0 = time.perf_counter()
+    model = train_classifier(splits, name, steps=steps, batch_size=batch_size, progress=progress, log_dir=directory)
+    seconds = time.perf_counter() - t0
+    save_classifier(model, directory)
+    if install:
+        fp = model.config["fingerprint"]
+        save_classifier(model, cache_root() / f"{feature_id_for(name)}-{fp['hash'][:10]}")
+    return model, directory, seconds
+
+
+# --------------------------------------------------------------------------------------- printing
+def format_table(result: dict) -> str:
+    """The numbers of an evaluation as a two-column table, then the notes."""
+    rows = [(k, v) for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and k not in ("step", "sample_seed")]
+    rows += [(k, v) for k, v in result.items() if isinstance(v, str) and (k.startswith("nn_") or k == "feature_net")]
+    width = max([len(k) for k, _ in rows] + [6])
+    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  {'-' * 10}"]
+    for k, v in rows:
+        if isinstance(v, float):
+            v = f"{v:.4f}" if math.isfinite(v) and abs(v) >= 1e-3 or v == 0 else f"{v:.3e}"
+        lines.append(f"{k:<{width}}  {v}")
+    for note in result.get("notes", []):
+        lines.append(f"note: {note}")
+    return "\n".join(lines)

@@ -1,0 +1,212 @@
+"""Discretized mixture of logistics (PixelCNN++, Salimans et al. 2017), for any number of levels.
+
+**The distribution of one pixel.** With ``M`` components and ``C`` channels, the raw parameters of a
+pixel are ``M`` logits, ``C*M`` means ``mu``, ``C*M`` log-scales and ``C(C-1)/2 * M`` coefficients
+(through tanh), laid out in that order (channel-major inside each block; coefficient pairs in the
+order (1,0), (2,0), (2,1), (3,0), ...). Component ``k`` is a product over channels of discretized
+logistics whose mean for channel ``c`` is linear in the earlier channels of the same pixel:
+``mean_ck = mu_ck + sum_{c'<c} coef_{c,c',k} * x_c'``, with ``x`` in the model's [-1, 1] scale (for
+RGB: ``mean_G = mu_G + a x_R``, ``mean_B = mu_B + b x_R + c x_G``). The pixel's probability is
+``sum_k pi_k prod_c P_bin(x_c | mean_ck, s_ck)``.
+
+**Bins.** Level ``v`` of ``K`` sits at ``2v/(K-1) - 1`` with half-width ``1/(K-1)``; the lowest
+level takes the whole left tail, the highest the whole right tail, so the ``K`` masses sum to one.
+This is PixelCNN++'s 256-level rule with ``K`` levels (AGAVE's eq. 8, fewer colour bins, is the same
+idea; AGAVE writes its bins on [0, 256) without tails, we keep PixelCNN++'s grid and tails so that
+K = 256 gives PixelCNN++ exactly). Interior masses are sigmoid differences, evaluated on the side
+of the mean where they do not cancel; below 1e-5 the log-density at the bin centre plus
+``log(2/(K-1))`` is used instead, as PixelCNN++ does.
+
+**Sub-pixel decomposition.** The library scores and samples one sub-pixel at a time, so
+``subpixel_params`` turns the joint into exact conditionals: for channel ``c`` the component
+weights are the posterior ``log_softmax_k(log pi_k + sum_{c'<c} log P_bin(x_c' | mean_c'k, s_c'k))``
+given the same pixel's earlier channels, and ``p(x_c | x_<c) = sum_k w_ck P_bin(x_c | mean_ck, s_ck)``.
+The product over ``c`` is the joint above, and drawing each sub-pixel from its conditional
+(component from the posterior weights, then a logistic) samples the joint exactly. The posterior
+needs the *levels* of the earlier channels; they are recovered from ``x_scaled`` by rounding (zero
+gradient), while the means use ``x_scaled`` itself (the coefficient paths stay differentiable).
+
+Because the head orders the channels of a pixel itself, every raw parameter may come from features
+of the strict past (parameter group 0) and the head works on trunks with or without channel masks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from .base import Head, full_precision
+
+SAMPLE_MODES = ("sample", "map")
+
+
+class LogisticMixtureHead(Head):
+    """PixelCNN++'s discretized logistic mixture over ``num_levels`` levels.
+
+    Sampling options (attributes, overridable per call through ``sample(..., **options)`` /
+    ``model.sample(..., head_options={...})``):
+
+    * ``log_scale_shift`` (default 0): subtracted from every predicted log-scale before sampling,
+      the variance reduction of Kolesnikov & Lampert 2017 (Fig. 4). Their text subtracts constants
+      from the "log-variance"; the model predicts log-scales (PixelCNN++), and
+      ``log var = 2 log s + const``, so their reduction ``d`` is ``log_scale_shift = d / 2``. We apply
+      the constant to the log-scale, the quantity the head predicts. Only the logistic noise
+      narrows; the component weights are unchanged.
+    * ``sample_mode`` ``"sample"`` (default) or ``"map"``: MAP sampling of the same paper, a
+      component drawn by its weight, then that component's most probable level instead of a
+      second random draw.
+
+    ``temperature`` multiplies the logistic noise (equivalently the scales; the same as
+    ``log_scale_shift = -log(temperature)``); temperature 0 is MAP sampling.
+    """
+
+    has_likelihood = True
+    models_channel_order = True
+
+    def __init__(self, num_levels: int, channels: int, n_mix: int = 10, min_log_scale: float = -7.0):
+        super().__init__(num_levels, channels)
+        if self.num_levels < 2:
+            raise ConfigError(f"the logistic mixture needs at least 2 levels, got {num_levels}")
+        if int(n_mix) != n_mix or n_mix < 1:
+            raise ConfigError(f"n_mix must be a positive integer, got {n_mix!r}")
+        self.n_mix = int(n_mix)
+        self.min_log_scale = float(min_log_scale)
+        self.n_coeffs = self.channels * (self.channels - 1) // 2
+        # sampling defaults (not part of the likelihood)
+        self.sample_mode = "sample"
+        self.log_scale_shift = 0.0
+
+    # ------------------------------------------------------------------ layout
+    def num_params(self) -> int:
+        return self.n_mix * (1 + 2 * self.channels + self.n_coeffs)
+
+    def param_groups(self) -> torch.Tensor:
+        return torch.zeros(self.num_params(), dtype=torch.long)
+
+    def split_raw(self, raw: torch.Tensor):
+        """(B, num_params, H, W) -> logits (B, M, H, W), means and clamped log-scales (B, C, M, H, W),
+        coefficients (B, C(C-1)/2, M, H, W) in (-1, 1)."""
+        b, p, h, w = raw.shape
+        if p != self.num_params():
+            raise ConfigError(f"logistic mixture expects {self.num_params()} raw parameters, got {p}")
+        m, c = self.n_mix, self.channels
+        logits, means, log_scales, coeffs = raw.split([m, c * m, c * m, self.n_coeffs * m], dim=1)
+        means = means.reshape(b, c, m, h, w)
+        log_scales = log_scales.reshape(b, c, m, h, w).clamp(min=self.min_log_scale)
+        coeffs = torch.tanh(coeffs.reshape(b, self.n_coeffs, m, h, w))
+        return logits, means, log_scales, coeffs
+
+    def levels_of(self, x_scaled: torch.Tensor) -> torch.Tensor:
+        """[-1, 1] values -> nearest integer levels (as floats; zero gradient)."""
+        k1 = self.num_levels - 1
+        return torch.round((x_scaled.detach() + 1.0) * (k1 / 2.0)).clamp(0, k1)
+
+    # ------------------------------------------------------------------ the 1-D discretized logistic
+    def bin_log_prob(self, level: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+        """log P(level | mean, scale) of the discretized logistic (broadcasting); ``level`` holds
+        integer values 0 .. K-1 (any dtype)."""
+        k1 = self.num_levels - 1
+        level = level.to(mean.dtype)
+        half = 1.0 / k1
+        centered = level * (2.0 / k1) - 1.0 - mean
+        inv_s = torch.exp(-log_scale)
+        plus_in = inv_s * (centered + half)
+        min_in = inv_s * (centered - half)
+        log_cdf_plus = F.logsigmoid(plus_in)             # lowest level: log sigmoid(upper edge)
+        log_one_minus_cdf_min = F.logsigmoid(-min_in)    # highest level: log (1 - sigmoid(lower edge))
+        # interior: sigmoid(plus) - sigmoid(min) == sigmoid(-min) - sigmoid(-plus); take the form whose
+        # terms are not both close to 1, so the difference does not cancel
+        right = centered > 0
+        cdf_delta = torch.where(
+            right,
+            torch.sigmoid(-min_in) - torch.sigmoid(-plus_in),
+            torch.sigmoid(plus_in) - torch.sigmoid(min_in),
+        )
+        abs_mid = (inv_s * centered).abs()  # the logistic density is symmetric
+        log_pdf_mid = -abs_mid - log_scale - 2.0 * torch.log1p(torch.exp(-abs_mid))
+        interior = torch.where(
+            cdf_delta > 1e-5,
+            torch.log(cdf_delta.clamp(min=1e-12)),
+            log_pdf_mid + math.log(2.0 / k1),
+        )
+        return torch.where(level <= 0, log_cdf_plus, torch.where(level >= k1, log_one_minus_cdf_min, interior))
+
+    # ------------------------------------------------------------------ head interface
+    def subpixel_params(self, raw: torch.Tensor, x_scaled: torch.Tensor) -> torch.Tensor:
+        """(B, num_params, H, W) -> (B, C, 3M, H, W): per channel [log posterior weights, means,
+        log-scales] of the conditional given the same pixel's earlier channels (module docstring).
+        Acts on each pixel separately; computed in at least float32, outside autocast."""
+        with torch.autocast(raw.device.type, enabled=False):
+            return self._subpixel_params(full_precision(raw), full_precision(x_scaled))
+
+    def _subpixel_params(self, raw: torch.Tensor, x_scaled: torch.Tensor) -> torch.Tensor:
+        logits, mu, log_scales, coeffs = self.split_raw(raw)
+        levels = self.levels_of(x_scaled)
+        log_joint = logits  # log pi_k + sum_{c' < c} log P(x_c' | k), unnormalised
+        out = []
+        pair = 0
+        for c in range(self.channels):
+            mean = mu[:, c]
+            for cp in range(c):
+                mean = mean + coeffs[:, pair] * x_scaled[:, cp : cp + 1]
+                pair += 1
+            out.append(torch.cat([F.log_softmax(log_joint, dim=1), mean, log_scales[:, c]], dim=1))
+            if c + 1 < self.channels:
+                log_joint = log_joint + self.bin_log_prob(levels[:, c : c + 1], mean, log_scales[:, c])
+        return torch.stack(out, dim=1)
+
+    def unpack(self, sp: torch.Tensor):
+        """(..., 3M, ...) at dim ``-3`` for (B, C, 3M, H, W) or dim 1 for (N, 3M): the three (M,) parts."""
+        return sp.split(self.n_mix, dim=1 if sp.dim() == 2 else 2)
+
+    def log_prob(self, sp: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        logw, means, log_scales = self.unpack(full_precision(sp))
+        lp = self.bin_log_prob(x.unsqueeze(2), means, log_scales)
+        return torch.logsumexp(logw + lp, dim=2)
+
+    def level_log_probs(self, sp: torch.Tensor) -> torch.Tensor:
+        """(N, 3M) -> (N, K): log p of every level under one sub-pixel's parameters (for tests and
+        analysis)."""
+        logw, means, log_scales = self.unpack(sp)
+        levels = torch.arange(self.num_levels, device=sp.device, dtype=sp.dtype)[None, :, None]
+        lp = self.bin_log_prob(levels, means[:, None], log_scales[:, None])
+        return torch.logsumexp(logw[:, None] + lp, dim=2)
+
+    def component_mode(self, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+        """Most probable level of each discretized logistic: the level nearest the mean, unless an end
+        level (which holds a whole tail) is more probable."""
+        k1 = self.num_levels - 1
+        nearest = torch.round((mean + 1.0) * (k1 / 2.0)).clamp(0, k1)
+        cands = torch.stack([nearest, torch.zeros_like(nearest), torch.full_like(nearest, k1)], dim=-1)
+        lp = self.bin_log_prob(cands, mean.unsqueeze(-1), log_scale.unsqueeze(-1))
+        return cands.gather(-1, lp.argmax(-1, keepdim=True)).squeeze(-1).long()
+
+    def sample(self, sp: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None,
+               **options) -> torch.Tensor:
+        """Draw levels (N,) from sub-pixel parameters (N, 3M). Options: ``mode`` ("sample" or "map"),
+        ``log_scale_shift`` (float); they default to the head's attributes of the same meaning."""
+        unknown = sorted(set(options) - {"mode", "log_scale_shift"})
+        if unknown:
+            raise ConfigError(f"unknown sampling options {unknown} for the logistic mixture; "
+                              f"valid: ['log_scale_shift', 'mode']")
+        mode = options.get("mode") or self.sample_mode
+        if mode not in SAMPLE_MODES:
+            raise ConfigError(f"sampling mode must be one of {list(SAMPLE_MODES)}, got {mode!r}")
+        shift = options.get("log_scale_shift")
+        shift = float(self.log_scale_shift if shift is None else shift)
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        logw, means, log_scales = (t.double() for t in self.unpack(sp))
+        comp = torch.multinomial(F.softmax(logw, dim=1), 1, generator=generator)
+        mean = means.gather(1, comp).squeeze(1)
+        log_scale = log_scales.gather(1, comp).squeeze(1) - shift
+        if mode == "map" or temperature == 0:
+            return self.component_mode(mean, log_scale)
+        u = torch.rand(mean.shape, generator=generator, dtype=torch.float64, device=mean.device)
+        u = u.clamp(1e-12, 1.0 - 1e-12)
+        value = mean + temperature * torch.exp(log_scale) * (torch.log(u) - torch.log1p(-u))
+        k1 = self.num_levels - 1
+        return torch.round((value.clamp(-1.0, 1.0) + 1.0) * (k1 / 2.0)).long()
