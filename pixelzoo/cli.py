@@ -1,10 +1,9 @@
-"""The ``pixelzoo`` command line: train | sample | evaluate | train-classifier | rejection-sweep | inpaint |
-presets | datasets."""
+"""The ``pixelzoo`` command line: train | sample | evaluate | train-classifier | inpaint | colorize |
+upscale | rejection-sweep | presets | datasets."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

@@ -6,14 +6,6 @@ import torch
 from pixelzoo.nn.attention import CausalSelfAttention2d, raster_mask
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is much faster than two on a shared, busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def output_dependencies(layer, x):
     """Yield ((i, j), |d out[:, :, i, j] / d x| summed over batch and channels) as an (H, W) map."""

@@ -27,14 +27,6 @@ TINY_PYRAMID = {"n_scales": 2, "prior": TINY_AR, "conditional": TINY_GATED_LM,
                 "embedding": {"channels": 8, "n_blocks": 3, "down_after": [1], "up_after": [2, 3], "out_channels": 4}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a shared machine: one thread is faster than two fighting for busy cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def gray_model(shape=(3, 4, 4), levels=8, classes=3, **over):
     return pixelzoo.create_model("grayscale_pixelcnn", shape, levels, classes, **{**TINY_GRAY, **over}).eval()

@@ -12,7 +12,7 @@ import torch.nn as nn
 from pixelzoo.cli import main
 from pixelzoo.data import DataSplits, ImageDataset, available_datasets, load_dataset
 from pixelzoo.errors import CheckpointError, ConfigError
-from pixelzoo.evaluation import (LeNetClassifier, classification_accuracy_score, compute_features, create_classifier,
+from pixelzoo.evaluation import (classification_accuracy_score, compute_features, create_classifier,
                                  data_fingerprint, fid_star, get_feature_network, load_classifier,
                                  nearest_neighbour_grid, real_vs_real, sample_quality, save_classifier,
                                  train_classifier)

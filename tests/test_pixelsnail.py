@@ -8,14 +8,6 @@ from helpers import dependency_grads, raster_before
 from pixelzoo.errors import ConfigError
 from pixelzoo.models.pixelsnail import PixelSNAILTrunk, build_pixelsnail
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is much faster than two on a shared, busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 TINY = dict(channels=8, n_blocks=2, kernel_size=3, attention_every=1, heads=2, out_res_blocks=1, out_hidden=8)
 

@@ -12,14 +12,6 @@ from pixelzoo.io import load_tensors, save_tensors
 from pixelzoo.nn.quantizer import VectorQuantizer
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is much faster than two on a shared, busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def as_map(vectors):
     """(N, D) rows -> (1, D, 1, N) map, so raster order = row order."""

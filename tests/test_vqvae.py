@@ -7,14 +7,6 @@ from pixelzoo.errors import ConfigError
 from pixelzoo.models.vqvae import VQVAE2, build_vqvae2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is much faster than two on a shared, busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 SMALL = dict(hidden=16, res_channels=8, n_res_blocks=1, embed_dim=8, num_codes=16)
 

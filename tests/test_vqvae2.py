@@ -19,14 +19,6 @@ from pixelzoo.sampling.rejection import parse_rates, rejection_sample, rejection
 from pixelzoo.training import load_run_model, start_run
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is much faster than two on a shared, busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 TINY_AE = dict(hidden=16, res_channels=8, n_res_blocks=1, embed_dim=8, num_codes=16, levels=[2, 2])
 TINY_TOP = dict(channels=8, n_blocks=2, kernel_size=3, attention_every=1, heads=2, out_res_blocks=1, code_embedding=6,

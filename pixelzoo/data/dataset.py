@@ -123,11 +123,11 @@ class DataSplits:
 
     def __post_init__(self) -> None:
         a, b = self.train, self.test
-        for field in ("image_shape", "num_levels", "num_classes"):
-            if getattr(a, field) != getattr(b, field):
+        for attr in ("image_shape", "num_levels", "num_classes"):
+            if getattr(a, attr) != getattr(b, attr):
                 raise DataError(
-                    f"train {a.name!r} and test {b.name!r} disagree on {field}: "
-                    f"{getattr(a, field)} vs {getattr(b, field)}")
+                    f"train {a.name!r} and test {b.name!r} disagree on {attr}: "
+                    f"{getattr(a, attr)} vs {getattr(b, attr)}")
         if (a.labels is None) != (b.labels is None):
             raise DataError(f"train {a.name!r} and test {b.name!r}: only one of them has labels")
 

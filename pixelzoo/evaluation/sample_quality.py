@@ -18,7 +18,6 @@ number computed with one feature network is not comparable with one computed wit
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable, Iterable
 
