@@ -113,7 +113,7 @@ def test_polyak_average_and_swap():
     before = model.weight.detach().clone()
     with torch.no_grad():
         model.weight.add_(2.0)
-    avg.update()
+    avg.update(1000)  # past the warm-up: decay 0.5
     torch.testing.assert_close(avg.shadow["weight"], before + 1.0)
     with avg.applied() as m:
         torch.testing.assert_close(m.weight, before + 1.0)
@@ -125,3 +125,12 @@ def test_bf16_autocast_training_runs_and_evaluates_in_fp32(tmp_path):
     assert trainer.step == 3 and result["test_bpd"] > 0
     with pytest.raises(ConfigError, match="precision"):
         TrainConfig.from_dict({"precision": "fp8"})
+
+
+def test_polyak_warm_up_forgets_the_initial_weights():
+    avg = Polyak(torch.nn.Linear(1, 1), 0.999)
+    assert avg.decay_at(1) == 2 / 11 and avg.decay_at(10**6) == 0.999
+    remaining = 1.0
+    for step in range(1, 601):
+        remaining *= avg.decay_at(step)
+    assert remaining < 1e-3  # a plain 0.999 average would still hold 0.55 of the initial weights

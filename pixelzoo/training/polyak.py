@@ -14,11 +14,19 @@ class Polyak:
         self.decay = decay
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
+    def decay_at(self, step: int) -> float:
+        """The decay used after optimizer step ``step`` (1-based): min(decay, (1 + step) / (10 + step)).
+
+        A plain average with decay 0.999 still gives the random initial weights a weight of
+        0.999 ** 600 = 0.55 after 600 steps; the warm-up lets the average forget them early."""
+        return min(self.decay, (1.0 + step) / (10.0 + step))
+
     @torch.no_grad()
-    def update(self) -> None:
+    def update(self, step: int) -> None:
+        decay = self.decay_at(step)
         for k, v in self.model.state_dict().items():
             if v.is_floating_point():
-                self.shadow[k].lerp_(v, 1.0 - self.decay)
+                self.shadow[k].lerp_(v, 1.0 - decay)
             else:
                 self.shadow[k].copy_(v)
 

@@ -121,9 +121,9 @@ class Trainer:
             if not torch.isfinite(norm):
                 self._fail(f"gradient norm is {norm.item()}")
             self.optimizer.step()
-            if self.polyak:
-                self.polyak.update()
             self.step += 1
+            if self.polyak:
+                self.polyak.update(self.step)
             bar.update(1)
             window_n += x.shape[0]
             for k, v in out.items():
