@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..nn.quantizer import VectorQuantizer
+from .levels import check_levels, scale_levels
 
 
 def level_names(n: int) -> list[str]:
@@ -218,15 +219,10 @@ class VQVAE2(nn.Module):
 
     def scale(self, x: torch.Tensor) -> torch.Tensor:
         """Integer levels [0, K) -> floats in [-1, 1]."""
-        return x.float() * (2.0 / (self.num_levels - 1)) - 1.0
+        return scale_levels(x, self.num_levels)
 
     def check_input(self, x: torch.Tensor) -> None:
-        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
-            raise ConfigError(f"expected images of shape (B, {', '.join(map(str, self.image_shape))}), got {tuple(x.shape)}")
-        if x.is_floating_point():
-            raise ConfigError(f"images must be integer levels in [0, {self.num_levels}), got dtype {x.dtype}")
-        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.num_levels):
-            raise ConfigError(f"image values must lie in [0, {self.num_levels}), got [{int(x.min())}, {int(x.max())}]")
+        check_levels(x, self.image_shape, self.num_levels)
 
     # ------------------------------------------------------------------ core
     def quantize(self, x_scaled: torch.Tensor, update: bool | None = None):

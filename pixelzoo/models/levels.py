@@ -1,0 +1,22 @@
+"""Integer-level images: the checks and the scaling every model of levels shares."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import ConfigError
+
+
+def scale_levels(x: torch.Tensor, num_levels: int) -> torch.Tensor:
+    """Integer levels [0, K) -> floats in [-1, 1]."""
+    return x.float() * (2.0 / (num_levels - 1)) - 1.0
+
+
+def check_levels(x: torch.Tensor, image_shape: tuple[int, ...], num_levels: int) -> None:
+    """Raise ConfigError unless ``x`` is an integer (B, *image_shape) tensor with values in [0, K)."""
+    if x.dim() != 4 or tuple(x.shape[1:]) != tuple(image_shape):
+        raise ConfigError(f"expected images of shape (B, {', '.join(map(str, image_shape))}), got {tuple(x.shape)}")
+    if x.is_floating_point():
+        raise ConfigError(f"images must be integer levels in [0, {num_levels}), got dtype {x.dtype}")
+    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= num_levels):
+        raise ConfigError(f"image values must lie in [0, {num_levels}), got [{int(x.min())}, {int(x.max())}]")
