@@ -45,7 +45,8 @@ def run_one(preset: str, budget_s: float, samples: int, out_root: Path, data_dir
         "images_seen": seen,
         "epochs": round(seen / len(trainer.splits.train), 3),
         "train_images_per_s": round(seen / result["train_seconds"], 2),
-        "test_bpd": round(result["test_bpd"], 4),
+        # test bits/dim, or the held-out loss of a model without a likelihood (PixelIQN)
+        **{k: round(result[k], 4) for k in ("test_bpd", "test_loss") if k in result},
         "test_images": len(trainer.splits.test),
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
         "wall_s_including_eval": round(time.perf_counter() - t0, 1),

@@ -43,6 +43,10 @@ def _cmd_train(args) -> int:
         print(f"test bits/dim: {result['test_bpd']:.4f} ({len(test)} test images of {test.name})")
         for name, value in result.get("test_bpd_parts", {}).items():
             print(f"  part {name}: {value:.4f}")
+    elif "test_loss" in result:
+        test = trainer.splits.test
+        print(f"test loss: {result['test_loss']:.4f} ({len(test)} test images of {test.name}; the model has no "
+              "likelihood, so no bits/dim)")
     if "samples" in result:
         print(f"samples: {result['samples']}")
     print(f"checkpoint: {result['checkpoint']}")

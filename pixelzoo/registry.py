@@ -80,6 +80,10 @@ def _register_builtin() -> None:
     register_model("pixelcnnpp", build_pixelcnnpp)
     register_model("pixelsnail", build_pixelsnail)
 
+    from .models.pixeliqn import build_pixeliqn
+
+    register_model("pixeliqn", build_pixeliqn)
+
     from .models.vqvae2 import build_vqvae2_model
 
     register_model("vqvae2", build_vqvae2_model)

@@ -19,8 +19,8 @@ def single_thread():
 
 # The smallest configuration of every registered model, for the registry-wide tests. A model that
 # is registered without an entry here makes those tests fail, so none escapes them. Keys
-# "<model>+<head>" are further pairings of a trunk with a head that is not its default; the tests
-# build them as model "<model>" with the kwargs given.
+# "<model>+<variant>" are further pairings (a trunk with a head that is not its default, PixelIQN on
+# another trunk); the tests build them as model "<model>" with the kwargs given.
 TINY_MODELS = {
     "gated_pixelcnn": dict(channels=12, n_layers=4, kernel_size=3, first_kernel_size=7, out_hidden=12),
     "pixelcnnpp": dict(nr_resnet=1, nr_filters=8, dropout=0.0, head_options={"n_mix": 2}),
@@ -28,6 +28,10 @@ TINY_MODELS = {
                                             out_hidden=12, head="logistic_mixture", head_options={"n_mix": 2}),
     "pixelcnnpp+categorical": dict(nr_resnet=1, nr_filters=8, dropout=0.0, head="categorical"),
     "pixelsnail": dict(channels=12, n_blocks=2, attention_every=1, heads=2, out_res_blocks=1, out_hidden=12),
+    "pixeliqn": dict(channels=12, n_layers=4, kernel_size=3, first_kernel_size=7, out_hidden=12, n_cos=4),
+    "pixeliqn+pixelsnail": dict(trunk="pixelsnail", channels=12, n_blocks=2, attention_every=1, heads=2,
+                                out_res_blocks=1, out_hidden=12, n_cos=4),
+    "pixeliqn+pixelcnnpp": dict(trunk="pixelcnnpp", nr_resnet=1, nr_filters=8, dropout=0.0, n_cos=4, out_hidden=12),
 }
 
 # Registered composite models (several parts trained stage by stage): the single-model checks above

@@ -24,3 +24,18 @@ def dependency_grads(model, x, y=None, spatial=None):
             for j in range(width):
                 (g,) = torch.autograd.grad(params[:, c, :, i, j].sum(), xs, retain_graph=True)
                 yield (c, i, j), g.abs().sum(0)
+
+
+def tau_dependency_grads(model, x, y=None, tau=None):
+    """For a quantile model (tau as an extra input): yield ((c, i, j), |dQ[c, i, j] / d x_scaled|,
+    |dQ[c, i, j] / d tau|), each summed over the batch, for every sub-pixel."""
+    xs = model.scale(x).double().requires_grad_(True)
+    tau = (torch.rand(x.shape) if tau is None else tau).double().requires_grad_(True)
+    model.double()
+    q = model.params_from_scaled(xs, y, None, tau=tau)[:, :, 0]
+    c_count, height, width = model.image_shape
+    for c in range(c_count):
+        for i in range(height):
+            for j in range(width):
+                gx, gt = torch.autograd.grad(q[:, c, i, j].sum(), (xs, tau), retain_graph=True)
+                yield (c, i, j), gx.abs().sum(0), gt.abs().sum(0)

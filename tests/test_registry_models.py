@@ -8,7 +8,7 @@ import torch
 
 import pixelzoo
 from conftest import COMPOSITE_MODELS, TINY_MODELS, tiny_model_args
-from helpers import dependency_grads, raster_before
+from helpers import dependency_grads, raster_before, tau_dependency_grads
 
 SHAPES = [(1, 5, 5), (3, 4, 4)]
 CASES = [m for m in pixelzoo.list_models() if m not in COMPOSITE_MODELS] + sorted(k for k in TINY_MODELS if "+" in k)
@@ -52,7 +52,14 @@ def test_save_load_identical_outputs(name, tmp_path):
     assert (tmp_path / "m" / "config.json").is_file() and (tmp_path / "m" / "model.safetensors").is_file()
     loaded = pixelzoo.load_pretrained(tmp_path / "m")
     assert type(loaded) is type(model)
-    torch.testing.assert_close(loaded.log_prob(x, y), model.log_prob(x, y), rtol=0, atol=0)
+    torch.testing.assert_close(model_output(loaded, x, y), model_output(model, x, y), rtol=0, atol=0)
+
+
+def model_output(model, x, y):
+    """log p(x_i | x_<i), or for a model without likelihood Q(tau_i | x_<i) at a fixed tau."""
+    if model.has_likelihood:
+        return model.log_prob(x, y)
+    return model.quantile(x, torch.rand(x.shape, generator=torch.Generator().manual_seed(0)), y)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -70,8 +77,24 @@ def test_exact_causality(name, shape):
     """d params(c, i, j) / d x is exactly 0 at and after (c, i, j) and not all 0 before it."""
     model = make(name, shape)
     x, y = batch(shape)
+    if not model.has_likelihood:
+        return check_tau_causality(model, x, y, shape)
     for (c, i, j), g in dependency_grads(model, x, y):
         before = raster_before(*shape, c, i, j)
         assert torch.all(g[~before] == 0), f"output {(c, i, j)} sees inputs at or after itself: {g[~before].nonzero().tolist()}"
         if before.any():
             assert g[before].sum() > 0, f"output {(c, i, j)} sees nothing of its past"
+
+
+def check_tau_causality(model, x, y, shape):
+    """A quantile model: Q(c, i, j) depends on x strictly before (c, i, j), on its own tau, and on no
+    tau after it (the taus before it are allowed: they are earlier inputs)."""
+    for (c, i, j), gx, gt in tau_dependency_grads(model, x, y):
+        before = raster_before(*shape, c, i, j)
+        own = torch.zeros_like(before)
+        own[c, i, j] = True
+        assert torch.all(gx[~before] == 0), f"Q{(c, i, j)} sees images at or after itself: {gx[~before].nonzero().tolist()}"
+        assert torch.all(gt[~(before | own)] == 0), f"Q{(c, i, j)} sees later taus: {gt[~(before | own)].nonzero().tolist()}"
+        assert gt[c, i, j] > 0, f"Q{(c, i, j)} ignores its own tau"
+        if before.any():
+            assert gx[before].sum() > 0, f"Q{(c, i, j)} sees nothing of its past"

@@ -1,4 +1,4 @@
-"""Bits per dimension over a data set."""
+"""Bits per dimension over a data set, and the held-out loss of models without a likelihood."""
 
 from __future__ import annotations
 
@@ -6,6 +6,17 @@ import math
 
 import torch
 from tqdm.auto import tqdm
+
+
+def _batches(model, dataset, batch_size: int, n: int, progress: bool, desc: str):
+    """(x, y, extras) for the first ``n`` images; labels only for class-conditional models."""
+    for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
+        stop = min(start + batch_size, n)
+        x = dataset.images[start:stop].long()
+        y = None
+        if getattr(model, "num_classes", None) and dataset.labels is not None:
+            y = dataset.labels[start:stop]
+        yield x, y, {k: v[start:stop] for k, v in dataset.extras.items()}
 
 
 @torch.no_grad()
@@ -18,14 +29,29 @@ def dataset_bits_per_dim(model, dataset, batch_size: int = 256, max_images: int 
     model.eval()
     total_nats = 0.0
     try:
-        for start in tqdm(range(0, n, batch_size), desc="bits/dim", disable=not progress, leave=False):
-            x = dataset.images[start:start + batch_size][: n - start].long()
-            y = None
-            if getattr(model, "num_classes", None) and dataset.labels is not None:
-                y = dataset.labels[start:start + batch_size][: n - start]
-            extras = {k: v[start:start + batch_size][: n - start] for k, v in dataset.extras.items()}
+        for x, y, extras in _batches(model, dataset, batch_size, n, progress, "bits/dim"):
             total_nats -= model.log_prob(x, y, **extras).double().sum().item()
     finally:
         model.train(was_training)
     dims = n * math.prod(dataset.image_shape)
     return total_nats / (dims * math.log(2.0))
+
+
+@torch.no_grad()
+def dataset_loss(model, dataset, batch_size: int = 256, max_images: int | None = None, seed: int = 0,
+                 progress: bool = False) -> float:
+    """Mean of ``model.loss(...)["loss"]`` (a per-dimension mean) over ``dataset``, weighting each batch
+    by its size: the held-out loss of a model without a likelihood (PixelIQN's quantile loss). The
+    loss's own random inputs (tau) come from ``seed``, so two evaluations see the same draws."""
+    n = len(dataset) if max_images is None else min(len(dataset), max_images)
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for x, y, extras in _batches(model, dataset, batch_size, n, progress, "held-out loss"):
+                total += model.loss(x, y, **extras)["loss"].item() * x.shape[0]
+    finally:
+        model.train(was_training)
+    return total / n

@@ -4,6 +4,7 @@ from ..errors import ConfigError
 from .base import Head
 from .categorical import CategoricalHead
 from .logistic_mixture import LogisticMixtureHead
+from .quantile import QuantileHead, huber_quantile_loss
 
 HEADS: dict[str, type[Head]] = {"categorical": CategoricalHead, "logistic_mixture": LogisticMixtureHead}
 
@@ -18,4 +19,6 @@ def create_head(name: str, num_levels: int, channels: int, **options) -> Head:
         raise ConfigError(f"bad options for head {name!r}: {e}") from e
 
 
-__all__ = ["HEADS", "CategoricalHead", "Head", "LogisticMixtureHead", "create_head"]
+# QuantileHead is not in HEADS: its tau must reach the network, which the ``pixeliqn`` model does.
+__all__ = ["HEADS", "CategoricalHead", "Head", "LogisticMixtureHead", "QuantileHead", "create_head",
+           "huber_quantile_loss"]

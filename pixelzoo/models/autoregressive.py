@@ -28,10 +28,18 @@ class Trunk(nn.Module):
     (``out_groups``) at pixel ``p`` depends only on pixels before ``p`` and, if ``channel_masked``,
     on channels ``< g`` of ``p``. ``row_causal`` trunks never let output row ``i`` see input rows
     after ``i``, so feeding the first ``i + 1`` rows gives the first ``i + 1`` output rows exactly.
+    ``causal_spatial`` trunks take ``spatial_groups`` (a colour group per spatial channel) and then
+    let the spatial map at pixel ``q`` reach outputs at pixels after ``q`` and, at ``q`` itself, only
+    feature groups ``>=`` the channel's group: a map given per sub-pixel (PixelIQN's tau) is then an
+    autoregressive input like the image.
+    ``row_cache`` trunks offer ``vertical_row_cache`` and ``horizontal_row`` (see
+    ``GatedPixelCNNTrunk``) for exact row-cached sampling.
     """
 
     channel_masked: bool = True
     row_causal: bool = False
+    causal_spatial: bool = False
+    row_cache: bool = False
     out_channels: int
     out_groups: torch.Tensor
 
@@ -64,7 +72,12 @@ class AutoregressiveModel(nn.Module):
             head.enable_channel_order()  # e.g. the categorical head: logits of c also see x_<c
         self.trunk = trunk
         self.head = head
-        hidden = out_hidden or trunk.out_channels
+        self.output = self._build_output(out_hidden or trunk.out_channels)
+        self.config: dict = {}
+
+    def _build_output(self, hidden: int) -> nn.Module:
+        """The output layer: trunk features -> the head's raw parameters, with colour-group masks."""
+        trunk, head = self.trunk, self.head
         if trunk.channel_masked:
             # as many hidden groups as the head's parameters use: C for a head whose channel c reads
             # feature group c, one for a head that computes every parameter from the strict past
@@ -74,13 +87,12 @@ class AutoregressiveModel(nn.Module):
             # the trunk's features all see only earlier pixels: one group; the head orders channels
             param_groups = torch.zeros(head.num_params(), dtype=torch.long)
             hidden_groups = torch.zeros(hidden, dtype=torch.long)
-        self.output = nn.Sequential(
+        return nn.Sequential(
             nn.ReLU(),
             GroupedPointwise(trunk.out_channels, hidden, trunk.out_groups, hidden_groups),
             nn.ReLU(),
             GroupedPointwise(hidden, head.num_params(), hidden_groups, param_groups),
         )
-        self.config: dict = {}
 
     @property
     def has_likelihood(self) -> bool:
@@ -114,6 +126,18 @@ class AutoregressiveModel(nn.Module):
         """The head's raw parameters (B, num_params, H, W): trunk + output layer."""
         return self.output(self.trunk(x_scaled, y, spatial))
 
+    # The two halves of ``params_from_scaled``, for samplers that run the trunk piece by piece:
+    # ``trunk(x_scaled, y, trunk_spatial(spatial, **inputs))`` gives features, which
+    # ``params_from_features`` turns into sub-pixel parameters at the same positions.
+    def trunk_spatial(self, spatial: torch.Tensor | None, **inputs) -> torch.Tensor | None:
+        """The per-position map the trunk's conditioning receives."""
+        return spatial
+
+    def params_from_features(self, feats: torch.Tensor, x_scaled: torch.Tensor, **inputs) -> torch.Tensor:
+        """Trunk features (B, F, h, w) -> sub-pixel parameters (B, C, P, h, w); ``x_scaled`` and any
+        per-position ``inputs`` cover the same positions."""
+        return self.head.subpixel_params(self.output(feats), x_scaled)
+
     def conditional_params(
         self, x: torch.Tensor, y: torch.Tensor | None = None, spatial: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -135,6 +159,17 @@ class AutoregressiveModel(nn.Module):
         return -lp.flatten(1).sum(1) / (lp[0].numel() * math.log(2.0))
 
     # ------------------------------------------------------------------ sampling and saving
+    @property
+    def trunk_once_per_pixel(self) -> bool:
+        """True when the sampler may run the trunk once per pixel and only the head once per channel
+        (the trunk does not mask colour channels, so its output at a pixel ignores that pixel)."""
+        return not self.trunk.channel_masked
+
+    def sampling_inputs(self, n: int, temperature: float, generator: torch.Generator | None) -> dict:
+        """Per-position inputs (n, *, H, W) the sampler draws before the first step and passes, cropped
+        like the image, to ``conditional_params`` as keyword arguments; none for a likelihood model."""
+        return {}
+
     @torch.no_grad()
     def sample(
         self,

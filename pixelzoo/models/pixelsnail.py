@@ -50,12 +50,13 @@ from ..nn import (
 )
 from ..nn.attention import CausalSelfAttention2d
 from .autoregressive import AutoregressiveModel, Trunk
+from .gated_pixelcnn import conditioning_out_groups
 
 
 class GatedResidualBlock(nn.Module):
     """One two-stream gated residual block (see the module docstring)."""
 
-    def __init__(self, channels, kernel_size, n_groups, num_classes, spatial_channels, dropout):
+    def __init__(self, channels, kernel_size, n_groups, num_classes, spatial_channels, dropout, spatial_groups=None):
         super().__init__()
         fg = feature_groups(channels, n_groups)
         gg = gate_groups(channels, n_groups)
@@ -64,7 +65,8 @@ class GatedResidualBlock(nn.Module):
         self.h_conv1 = HorizontalConv(channels, channels, kernel_size, fg, fg, include_own=True)
         self.v_to_h = nn.Conv2d(channels, channels, 1)
         self.h_conv2 = HorizontalConv(channels, 2 * channels, kernel_size, fg, gg, include_own=True)
-        self.cond = ConditioningBias(4 * channels, num_classes, spatial_channels)
+        self.cond = ConditioningBias(4 * channels, num_classes, spatial_channels, spatial_groups,
+                                     None if spatial_groups is None else conditioning_out_groups(channels, n_groups))
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
 
     def forward(self, v, h, y, spatial):
@@ -105,14 +107,17 @@ class PixelSNAILTrunk(Trunk):
         attention_dropout: dropout on the attention probabilities (default ``dropout``).
         out_res_blocks: 1x1 residual blocks on top.
         num_classes, spatial_channels: conditioning, as a bias in every gated block.
+        spatial_groups: colour group of each spatial channel for channel-masked conditioning (see
+            ``ConditioningBias``); None: every group sees the whole map.
     """
 
     channel_masked = True
     row_causal = True
+    causal_spatial = True
 
     def __init__(self, image_channels=1, channels=64, n_blocks=4, kernel_size=3, attention_every=2, heads=2,
                  key_channels=None, value_channels=None, dropout=0.0, attention_dropout=None, out_res_blocks=2,
-                 num_classes=None, spatial_channels=0):
+                 num_classes=None, spatial_channels=0, spatial_groups=None):
         super().__init__()
         c = int(image_channels)
         if channels % c:
@@ -135,7 +140,7 @@ class PixelSNAILTrunk(Trunk):
         self.in_h = HorizontalConv(c, channels, kernel_size, torch.arange(c), fg, include_own=False)
         self.in_v_to_h = nn.Conv2d(channels, channels, 1)
         self.blocks = nn.ModuleList(
-            GatedResidualBlock(channels, kernel_size, c, num_classes, spatial_channels, dropout)
+            GatedResidualBlock(channels, kernel_size, c, num_classes, spatial_channels, dropout, spatial_groups)
             for _ in range(n_blocks)
         )
         attn_dropout = dropout if attention_dropout is None else attention_dropout

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
+from .causal import GroupedPointwise
 
 
 class ConditioningBias(nn.Module):
@@ -14,12 +15,27 @@ class ConditioningBias(nn.Module):
 
     ``num_classes`` None or 0 disables the class part; ``spatial_channels`` 0 disables the spatial
     part. A spatial map smaller than the feature map is rejected rather than silently resized.
+
+    With ``spatial_groups`` (one colour group per spatial channel) and ``out_groups`` (one per output
+    channel) the 1x1 projection is channel-masked: output group ``o`` reads spatial groups ``<= o``
+    only. PixelIQN uses it to give the features of colour group ``c`` the quantile targets tau of
+    channels ``<= c`` and never those of later channels of the same pixel.
     """
 
-    def __init__(self, out_channels: int, num_classes: int | None, spatial_channels: int):
+    def __init__(self, out_channels: int, num_classes: int | None, spatial_channels: int,
+                 spatial_groups: torch.Tensor | None = None, out_groups: torch.Tensor | None = None):
         super().__init__()
         self.embed = nn.Embedding(num_classes, out_channels) if num_classes else None
-        self.spatial = nn.Conv2d(spatial_channels, out_channels, 1) if spatial_channels else None
+        if not spatial_channels:
+            self.spatial = None
+        elif spatial_groups is None:
+            self.spatial = nn.Conv2d(spatial_channels, out_channels, 1)
+        else:
+            if out_groups is None or len(spatial_groups) != spatial_channels or len(out_groups) != out_channels:
+                raise ConfigError("channel-masked spatial conditioning needs one group per spatial channel and "
+                                  "one per output channel")
+            self.spatial = GroupedPointwise(spatial_channels, out_channels, torch.as_tensor(spatial_groups),
+                                            torch.as_tensor(out_groups))
 
     def forward(self, y: torch.Tensor | None, spatial: torch.Tensor | None, size: tuple[int, int]) -> torch.Tensor | float:
         bias: torch.Tensor | float = 0.0

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ..data import random_hflip
 from ..errors import TrainingError
-from ..evaluation.likelihood import dataset_bits_per_dim
+from ..evaluation.likelihood import dataset_bits_per_dim, dataset_loss
 from ..imaging import save_grid
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -75,9 +75,13 @@ class Trainer:
     def evaluation_model(self):
         return self.polyak.applied() if self.polyak else contextlib.nullcontext(self.model)
 
-    def test_bpd(self, max_images: int | None) -> float:
+    def held_out(self, max_images: int | None) -> dict:
+        """``test_bpd`` on the test set, or for a model without a likelihood ``test_loss`` (its mean
+        training loss on the test set, e.g. PixelIQN's quantile loss)."""
         with self.evaluation_model() as m:
-            return dataset_bits_per_dim(m, self.splits.test, self.cfg.eval_batch_size, max_images, progress=False)
+            if getattr(m, "has_likelihood", False):
+                return {"test_bpd": dataset_bits_per_dim(m, self.splits.test, self.cfg.eval_batch_size, max_images)}
+            return {"test_loss": dataset_loss(m, self.splits.test, self.cfg.eval_batch_size, max_images, self.cfg.seed)}
 
     def write_samples(self, name: str) -> Path:
         n = self.cfg.num_samples
@@ -95,7 +99,6 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def train(self) -> dict:
         cfg = self.cfg
-        has_likelihood = getattr(self.model, "has_likelihood", False)
         autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
         start_time = time.perf_counter()
         window_t, window_n, window = time.perf_counter(), 0, {}
@@ -136,8 +139,8 @@ class Trainer:
                                 lr=self.optimizer.param_groups[0]["lr"])
                 bar.set_postfix({**{k: f"{v:.3f}" for k, v in means.items()}, "img/s": f"{ips:.0f}"})
                 window_t, window_n, window = now, 0, {}
-            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps and has_likelihood:
-                self.logger.log(self.step, test_bpd=self.test_bpd(cfg.eval_images))
+            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
+                self.logger.log(self.step, **self.held_out(cfg.eval_images))
             if cfg.sample_every and cfg.num_samples and hasattr(self.model, "sample") and self.step % cfg.sample_every == 0 and self.step < cfg.steps:
                 self.write_samples(f"step_{self.step:07d}")
             if self.step % cfg.checkpoint_every == 0:
@@ -146,9 +149,9 @@ class Trainer:
         self.save()
         result = {"step": self.step, "stopped_by_time_budget": stopped_early,
                   "train_seconds": round(time.perf_counter() - start_time, 2)}
-        if has_likelihood:
-            result["test_bpd"] = self.test_bpd(None)
-            self.logger.log(self.step, test_bpd_full=result["test_bpd"])
+        held_out = self.held_out(None)
+        result.update(held_out)
+        self.logger.log(self.step, **{f"{k}_full": v for k, v in held_out.items()})
         if cfg.num_samples and hasattr(self.model, "sample"):
             result["samples"] = str(self.write_samples(f"step_{self.step:07d}"))
         self.logger.close()
