@@ -7,7 +7,10 @@ metrics of as many *training* images stand for the floor at that sample count. O
 
     python benchmarks/iqn_vs_softmax.py --minutes 20 --samples 1000
 
-``--runs-from DIR`` skips training and evaluates the runs already in DIR (from an earlier call).
+``--runs-from DIR`` skips training and evaluates the runs already in DIR (from an earlier call),
+reusing their saved samples; ``--cas`` adds the classification accuracy score (a classifier of the
+feature network's architecture trained on each model's class-conditional samples, tested on the
+real test set, next to the same classifier trained on real data).
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_fashion import run_one  # noqa: E402
 
 from pixelzoo.evaluation.classifier import get_feature_network  # noqa: E402
-from pixelzoo.evaluation.sample_quality import compute_features, sample_quality  # noqa: E402
+from pixelzoo.evaluation.sample_quality import (  # noqa: E402
+    classification_accuracy_score,
+    compute_features,
+    sample_quality,
+)
 from pixelzoo.imaging import save_grid  # noqa: E402
 from pixelzoo.io import atomic_write_json  # noqa: E402
 from pixelzoo.training import load_data, load_run_model  # noqa: E402
@@ -39,6 +46,8 @@ METRICS = ("fid", "is", "pr")
 def draw_samples(run_dir: str, n: int, seed: int, batch: int, threads: int, out: str) -> dict:
     """``n`` class-balanced samples of the run's model, saved to ``out`` (.pt), with the seconds taken."""
     torch.set_num_threads(threads)
+    if Path(out).is_file():  # drawn by an earlier call on the same runs
+        return {"run_dir": run_dir, "samples_file": out, "reused": True}
     model, _ = load_run_model(run_dir)
     g = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
@@ -63,6 +72,7 @@ def main() -> None:
     p.add_argument("--runs", default="runs/bench-iqn", help="where the run directories go")
     p.add_argument("--runs-from", help="evaluate the runs in this directory instead of training")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cas", action="store_true", help="also the classification accuracy score of each model")
     p.add_argument("--out", default="benchmarks/results/iqn_vs_softmax.json", help="JSON output path")
     args = p.parse_args()
     ctx = multiprocessing.get_context("spawn")
@@ -95,6 +105,10 @@ def main() -> None:
     for t, s in zip(trained, sampled):
         x = torch.load(s["samples_file"])
         metrics = sample_quality(x, None, net, METRICS, real_features=real_f, seed=args.seed)
+        if args.cas:
+            labels = torch.arange(x.shape[0]) % splits.num_classes  # how draw_samples conditioned them
+            metrics.update(classification_accuracy_score(x, labels, splits.test, net=net, data_name="fashion-mnist",
+                                                         seed=args.seed))
         grid = Path(args.out).with_name(f"iqn_vs_softmax_{t['preset'].split('/')[0]}.png")
         save_grid(x[:100], splits.num_levels, grid, ncol=10)
         results.append({**t, **s, "num_samples": int(x.shape[0]), "grid": str(grid), **metrics})

@@ -17,9 +17,11 @@ measures both models *in the same run* on this machine:
   figure includes the time spent on its lower resolutions (also reported per part, and per pixel
   of every level).
 
-Both use the library's naive ancestral sampler (no caching, like the paper's pyramid): a row-causal
-trunk (Gated PixelCNN) is fed the rows up to the current one, a PixelCNN++ trunk its whole level, at
-every pixel; each scale's embedding net runs once. The speed-up therefore depends on how light the
+Both use the library's default ancestral sampler: Gated PixelCNN trunks (the flat model and the
+pyramid's per-scale conditionals in its Fashion preset) with the exact row-cached sampler (vertical
+stack once per row, horizontal stack on one row per pixel), PixelCNN++ trunks (the pyramid's prior)
+naively, their whole level at every pixel; each scale's embedding net runs once. The paper's flat
+baseline was cached too (PixelCNN++ with caching). The speed-up therefore depends on how light the
 pyramid's per-scale trunks are against the flat model (see the preset and ``--flat-model``).
 
     python benchmarks/pyramid_speed.py                                  # real budgets: see --help

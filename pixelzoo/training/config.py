@@ -22,7 +22,7 @@ class TrainConfig:
     log_every: int = 50
     eval_every: int = 500          # 0: only at the end
     eval_images: int | None = 1000  # test images for the evaluations during training (the final one uses all)
-    eval_batch_size: int = 256
+    eval_batch_size: int = 32  # large CPU batches of 28x28 feature maps spend their time in memory allocation
     sample_every: int = 0          # 0: only at the end
     num_samples: int = 64
     checkpoint_every: int = 500
