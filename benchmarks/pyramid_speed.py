@@ -35,8 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -200,6 +198,8 @@ def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(ROOT.parent))
+    sys.path.insert(0, str(ROOT))
+    from bench_common import environment, write_result
     pyr_cfg, flat_cfg = configs(args)
     base = Path(args.run_dir) if args.run_dir else Path(tempfile.mkdtemp(prefix="pyramid_speed-"))
     start = time.perf_counter()
@@ -222,18 +222,13 @@ def main(argv=None):
     result["speedup_per_pixel"] = (result["flat"]["sampling"]["seconds_per_pixel"]
                                    / result["pyramid"]["sampling"]["seconds_per_pixel"])
     result["sampling_batch"] = args.sample_n
-    result["environment"] = {"torch": torch.__version__, "threads": args.threads, "python": platform.python_version(),
-                             "cpu_count": os.cpu_count(), "load_average": list(os.getloadavg()),
-                             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    result["total_seconds"] = round(time.perf_counter() - start, 1)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    result["environment"] = environment(args.threads)
+    write_result(result, args.out, start)
     p, f = result["pyramid"], result["flat"]
     print(f"pyramid: {p['sampling']['seconds_per_pixel']:.5f} s/pixel, bound {p['bpd']:.3f} bits/dim "
           f"({', '.join(f'{k} {v:.3f}' for k, v in p['bpd_parts'].items())})")
     print(f"flat:    {f['sampling']['seconds_per_pixel']:.5f} s/pixel, {f['bpd']:.3f} bits/dim")
-    print(f"speed-up per pixel: {result['speedup_per_pixel']:.1f}x (paper: 12.5x); written to {out}")
+    print(f"speed-up per pixel: {result['speedup_per_pixel']:.1f}x (paper: 12.5x); written to {args.out}")
     return 0
 
 

@@ -22,9 +22,6 @@ Writes ``benchmarks/results/sampling_speed.json`` (``--out``).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -68,6 +65,8 @@ def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(ROOT.parent))
+    sys.path.insert(0, str(ROOT))
+    from bench_common import environment, write_result
     import pixelzoo
     from pixelzoo.registry import load_preset
 
@@ -109,18 +108,13 @@ def main(argv=None):
         "naive_full_image_seconds_estimate": best["naive"] / pixels * n * height * width,
         "identical": bool(torch.equal(outs["naive"], outs["cached"])),
     }
-    result["environment"] = {"torch": torch.__version__, "threads": args.threads, "python": platform.python_version(),
-                             "cpu_count": os.cpu_count(), "load_average": list(os.getloadavg()),
-                             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    result["total_seconds"] = round(time.perf_counter() - start, 1)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    result["environment"] = environment(args.threads)
+    write_result(result, args.out, start)
     print(f"naive:  {result['naive']['seconds_per_pixel']:.5f} s/pixel on rows {rows} (batch {n})")
     print(f"cached: {result['cached']['seconds_per_pixel']:.5f} s/pixel on the same rows, "
           f"{result['cached']['full_image_seconds_per_pixel']:.5f} s/pixel on the full image")
     print(f"speed-up per pixel: {result['speedup_per_pixel']:.1f}x; identical images: {result['identical']}; "
-          f"written to {out}")
+          f"written to {args.out}")
     return 0 if result["identical"] else 1
 
 

@@ -15,7 +15,7 @@ from .errors import PixelzooError
 
 
 def _cmd_train(args) -> int:
-    from .training import apply_overrides, load_config, resume_run, start_run
+    from .training import apply_overrides, distributed, load_config, resume_run, start_run
 
     if args.resume:
         if args.config or args.set or args.data or args.data_dir or args.out:
@@ -36,8 +36,12 @@ def _cmd_train(args) -> int:
         default_name = Path(args.config).stem if args.config.endswith(".json") else args.config.replace("/", "-")
         out = args.out or Path("runs") / default_name
         trainer = start_run(config, out, parts=args.part, progress=not args.no_progress)
-        print(f"run directory: {trainer.run_dir}")
+        if distributed.is_main():
+            print(f"run directory: {trainer.run_dir}")
     result = trainer.train()
+    distributed.finish()
+    if "process" in result:  # a process other than 0 under torchrun: process 0 reports
+        return 0
     if "test_bpd" in result:
         test = trainer.splits.test
         print(f"test bits/dim: {result['test_bpd']:.4f} ({len(test)} test images of {test.name})")
@@ -60,7 +64,7 @@ def _load(run_dir):
 
 
 def _cmd_sample(args) -> int:
-    from .imaging import save_grid
+    from .imaging import save_grid, save_levels_grid
 
     model, _ = _load(args.run_dir)
     y = None
@@ -69,10 +73,22 @@ def _cmd_sample(args) -> int:
     elif args.cls is not None:
         raise PixelzooError("this model is not class-conditional: --class does not apply")
     g = torch.Generator().manual_seed(args.seed)
-    x = model.sample(args.n, y=y, temperature=args.temperature, generator=g, progress=not args.no_progress)
+    levels = None
+    if args.levels:
+        if not hasattr(model, "level_grid"):
+            raise PixelzooError(f"--levels needs a model with auxiliary levels (grayscale_pixelcnn, pyramid_pixelcnn); "
+                                f"{type(model).__name__} has none")
+        levels = model.level_grid(args.n, y=y, temperature=args.temperature, generator=g,
+                                  progress=not args.no_progress)
+        x = levels[-1][0]
+    else:
+        x = model.sample(args.n, y=y, temperature=args.temperature, generator=g, progress=not args.no_progress)
     out = Path(args.out) if args.out else Path(args.run_dir) / "samples" / f"sample-{time.strftime('%Y%m%d-%H%M%S')}"
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_grid(x, model.num_levels, out.with_suffix(".png"))
+    if levels is not None:
+        save_levels_grid(levels, out.with_suffix(".png"))
+    else:
+        save_grid(x, model.num_levels, out.with_suffix(".png"))
     np.savez_compressed(out.with_suffix(".npz"), images=x.numpy().astype(np.uint8),
                         labels=(y.numpy() if y is not None else np.zeros(0, np.int64)))
     print(f"samples: {out.with_suffix('.png')} and {out.with_suffix('.npz')}")
@@ -222,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--class", dest="cls", type=int, help="class of every sample (default: classes in turn)")
     s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (0: most likely value)")
     s.add_argument("--seed", type=int, default=0, help="random seed")
+    s.add_argument("--levels", action="store_true",
+                   help="grayscale/pyramid models: one row per level, lowest first (the paper's Fig. 2 / Fig. 6)")
     s.add_argument("--out", help="output path without suffix (default RUN_DIR/samples/sample-TIME)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_sample)

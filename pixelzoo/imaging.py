@@ -43,3 +43,22 @@ def save_grid(images: torch.Tensor, num_levels: int, path: str | os.PathLike, nc
     buf = io.BytesIO()
     Image.fromarray(make_grid(images, num_levels, ncol)).save(buf, format="PNG")
     atomic_write_bytes(buf.getvalue(), path)
+
+
+def save_levels_grid(levels: list[tuple[torch.Tensor, int]], path: str | os.PathLike) -> None:
+    """One row per level, one column per sample (Kolesnikov & Lampert's Fig. 2 and 6): ``levels`` is
+    a list of (images (N, C, h, w), num_levels), lowest level first; each is enlarged (nearest
+    neighbour) to the largest level's size and shown on its own level grid (gray views as gray)."""
+    if not levels:
+        raise ValueError("save_levels_grid needs at least one level")
+    n = levels[0][0].shape[0]
+    size = max(x.shape[-1] for x, _ in levels)
+    rows = []
+    for x, k in levels:
+        if x.shape[0] != n:
+            raise ValueError(f"every level needs {n} images, got {x.shape[0]}")
+        x = x.detach().cpu().double() * (255.0 / (k - 1))
+        factor = size // x.shape[-1]
+        x = x.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+        rows.append(x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x)
+    save_grid(torch.cat(rows).round().long(), 256, path, ncol=n)

@@ -8,11 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import pixelzoo
 from helpers import dependency_grads, raster_before
 from pixelzoo.cli import main
 from pixelzoo.errors import ConfigError
+from pixelzoo.imaging import save_levels_grid
 from pixelzoo.models.aux_pixelcnn import GrayscalePixelCNN, PyramidPixelCNN
 from pixelzoo.registry import list_presets, load_preset
 from pixelzoo.training import TrainConfig, apply_overrides, load_run_model, resume_run, start_run
@@ -273,6 +275,10 @@ def test_colorize_command_end_to_end(gray_run, tmp_path, capsys):
     assert "(gray view, 1 colourisations per row)" in capsys.readouterr().out
     assert main(["upscale", str(run), "test", "--no-progress"]) == 2
     assert "needs a pyramid_pixelcnn run" in capsys.readouterr().err
+    # Fig. 2: gray views above their colour samples; the colour row's view is the gray row
+    assert main(["sample", str(run), "-n", "3", "--levels", "--out", str(tmp_path / "lv"), "--no-progress"]) == 0
+    grid = np.asarray(Image.open(tmp_path / "lv.png"))
+    assert grid.shape[:2] == (1 + 2 * 33, 1 + 3 * 33)  # two rows (gray, colour) of three 8x8 samples shown at 32
 
 
 def test_pyramid_trains_on_digits_and_upscales(tmp_path, capsys):
@@ -289,3 +295,8 @@ def test_pyramid_trains_on_digits_and_upscales(tmp_path, capsys):
     assert np.load(tmp_path / "u.npz")["images"].shape == (4, 1, 8, 8)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["model"]["n_scales"] == 2
+    levels = model.level_grid(2, y=torch.tensor([0, 1]))
+    assert [tuple(x.shape[-2:]) for x, _ in levels] == [(2, 2), (4, 4), (8, 8)]
+    save_levels_grid(levels, tmp_path / "levels.png")
+    grid = np.asarray(Image.open(tmp_path / "levels.png"))
+    assert grid.shape[:2] == (1 + 3 * 33, 1 + 2 * 33)  # 3 rows (levels) x 2 samples, each enlarged to 32 + padding

@@ -38,6 +38,25 @@ def dataset_bits_per_dim(model, dataset, batch_size: int = 256, max_images: int 
 
 
 @torch.no_grad()
+def dataset_bits_per_dim_parts(model, dataset, batch_size: int = 256, max_images: int | None = None,
+                               progress: bool = False) -> dict:
+    """A composite model's mean bits/dim per part over ``dataset`` (``model.bits_per_dim_parts``: each
+    part's share of the bound, in bits per dimension of the full image, so the parts add up to the
+    total), in one pass."""
+    n = len(dataset) if max_images is None else min(len(dataset), max_images)
+    was_training = model.training
+    model.eval()
+    sums: dict = {}
+    try:
+        for x, y, _ in _batches(model, dataset, batch_size, n, progress, "bits/dim per part"):
+            for name, v in model.bits_per_dim_parts(x, y).items():
+                sums[name] = sums.get(name, 0.0) + v.double().sum().item()
+    finally:
+        model.train(was_training)
+    return {name: v / n for name, v in sums.items()}
+
+
+@torch.no_grad()
 def dataset_loss(model, dataset, batch_size: int = 256, max_images: int | None = None, seed: int = 0,
                  progress: bool = False) -> float:
     """Mean of ``model.loss(...)["loss"]`` (a per-dimension mean) over ``dataset``, weighting each batch

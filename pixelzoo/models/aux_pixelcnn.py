@@ -295,6 +295,11 @@ class GrayscalePixelCNN(AuxiliaryPixelCNN):
                                              head_options=ho["conditional"], generator=generator, progress=progress)
         return (x, gray) if return_levels else x
 
+    def level_grid(self, n: int, **sample_options) -> list:
+        """[(X_hat, gray levels), (X, levels)] of ``n`` samples: the rows of the paper's Fig. 2."""
+        x, gray = self.sample(n, return_levels=True, **sample_options)
+        return [(gray, self.gray_levels), (x, self.num_levels)]
+
     @torch.no_grad()
     def colorize(self, gray: torch.Tensor, n_per_image: int = 1, y=None, temperature: float = 1.0,
                  head_options: dict | None = None, generator: torch.Generator | None = None,
@@ -427,6 +432,10 @@ class PyramidPixelCNN(AuxiliaryPixelCNN):
         low = self.parts["prior"].sample(n, y=y, temperature=temps["prior"], head_options=ho["prior"],
                                          generator=generator, progress=progress)
         return self._upscale_from(low, self.n_scales, n, y, temps, ho, generator, progress, return_levels)
+
+    def level_grid(self, n: int, **sample_options) -> list:
+        """[(level, num_levels), ...] of ``n`` samples from the lowest resolution up (the paper's Fig. 6)."""
+        return [(x, self.num_levels) for x in self.sample(n, return_levels=True, **sample_options)]
 
     @torch.no_grad()
     def upscale(self, low: torch.Tensor, n_per_image: int = 1, y=None, temperature=1.0,

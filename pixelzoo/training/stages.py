@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, TrainingError
-from ..evaluation.likelihood import dataset_bits_per_dim
+from ..evaluation.likelihood import dataset_bits_per_dim_parts
 from ..imaging import save_grid
 from ..pretrained import load_state_strict
 from .checkpoint import CHECKPOINT_NAME, evaluation_weights, read_checkpoint
@@ -112,16 +112,9 @@ class CompositeTrainer:
         test = self.splits.test
         logger = MetricsLogger(self.run_dir, self.tensorboard)
         if model.has_likelihood:
-            cfg = self.cfg
-            out["test_bpd"] = dataset_bits_per_dim(model, test, cfg.eval_batch_size, None, progress=self.progress)
-            parts = {n: 0.0 for n in model.part_names}
-            with torch.no_grad():
-                for s in range(0, len(test), cfg.eval_batch_size):
-                    x = test.images[s:s + cfg.eval_batch_size].long()
-                    y = test.labels[s:s + cfg.eval_batch_size] if model.num_classes and test.labels is not None else None
-                    for n, v in model.bits_per_dim_parts(x, y).items():
-                        parts[n] += v.double().sum().item()
-            out["test_bpd_parts"] = {n: v / len(test) for n, v in parts.items()}
+            parts = dataset_bits_per_dim_parts(model, test, self.cfg.eval_batch_size, None, progress=self.progress)
+            out["test_bpd_parts"] = parts
+            out["test_bpd"] = sum(parts.values())  # the bound: its parts add up to it (tested)
             logger.log(0, test_bpd_full=out["test_bpd"], **{f"test_bpd_{n}": v for n, v in out["test_bpd_parts"].items()})
         n = self.cfg.num_samples
         if n:

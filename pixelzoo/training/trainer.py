@@ -3,6 +3,7 @@
 Deterministic on CPU and exactly resumable: the batch of step ``t`` and every random draw inside
 the step are functions of (seed, t) alone, and a checkpoint holds weights, Polyak weights and
 optimizer state, so a run stopped and resumed ends with the same weights as one never stopped.
+Under ``torchrun`` it trains data-parallel (see ``distributed``): only process 0 writes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..data import random_hflip
 from ..errors import TrainingError
 from ..evaluation.likelihood import dataset_bits_per_dim, dataset_loss
 from ..imaging import save_grid
+from . import distributed
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .logger import MetricsLogger
@@ -39,7 +41,8 @@ class Trainer:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         self.polyak = Polyak(model, config.polyak) if config.polyak else None
         self.step = 0
-        self.logger = MetricsLogger(self.run_dir, tensorboard)
+        self.is_main = distributed.is_main()
+        self.logger = MetricsLogger(self.run_dir, tensorboard) if self.is_main else _NoLogger()
         self._perm_epoch, self._perm = -1, None
         self.uses_labels = getattr(model, "num_classes", None) is not None and splits.train.labels is not None
 
@@ -52,10 +55,20 @@ class Trainer:
         return self.step
 
     def save(self) -> None:
+        if not self.is_main:
+            return
         save_checkpoint(self.checkpoint_path, self.step, self.model, self.optimizer, self.polyak)
 
     # ------------------------------------------------------------------ data
     def batch(self, step: int):
+        """This process's part of ``global_batch(step)`` (all of it without torchrun)."""
+        x, y, extras = self.global_batch(step)
+        if distributed.world_size() > 1:
+            rows = distributed.shard(x.shape[0])
+            x, y, extras = x[rows], None if y is None else y[rows], {k: v[rows] for k, v in extras.items()}
+        return x, y, extras
+
+    def global_batch(self, step: int):
         """The training batch of ``step``: epochs are seeded permutations, the last partial batch dropped."""
         data = self.splits.train
         n, bs = len(data), min(self.cfg.batch_size, len(data))
@@ -102,24 +115,28 @@ class Trainer:
         autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
         start_time = time.perf_counter()
         window_t, window_n, window = time.perf_counter(), 0, {}
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=not self.progress, dynamic_ncols=True)
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=not self.progress or not self.is_main,
+                   dynamic_ncols=True)
         self.model.train()
         stopped_early = False
         while self.step < cfg.steps:
-            if cfg.time_budget is not None and time.perf_counter() - start_time >= cfg.time_budget:
+            if cfg.time_budget is not None and distributed.any_process(
+                    time.perf_counter() - start_time >= cfg.time_budget):
                 stopped_early = True
                 break
             x, y, extras = self.batch(self.step)
-            torch.manual_seed(_step_seed(cfg.seed, self.step))
+            torch.manual_seed(_step_seed(cfg.seed, self.step) + distributed.rank())
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.lr * cfg.lr_decay ** self.step
             with autocast:
                 out = self.model.loss(x, y, **extras)
             loss = out["loss"]
-            if not torch.isfinite(loss):
-                self._fail(f"loss is {loss.item()}")
+            logged = distributed.average_scalars(out)  # over processes: the global batch's values
+            if not torch.isfinite(logged["loss"]):  # every process sees the same value and stops
+                self._fail(f"loss is {float(logged['loss'].detach())}")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.average_gradients(self.model)
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or math.inf)
             if not torch.isfinite(norm):
                 self._fail(f"gradient norm is {norm.item()}")
@@ -128,8 +145,8 @@ class Trainer:
             if self.polyak:
                 self.polyak.update(self.step)
             bar.update(1)
-            window_n += x.shape[0]
-            for k, v in out.items():
+            window_n += x.shape[0] * distributed.world_size()
+            for k, v in logged.items():
                 window.setdefault(k, []).append(float(v.detach()) if torch.is_tensor(v) else float(v))
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 now = time.perf_counter()
@@ -139,6 +156,8 @@ class Trainer:
                                 lr=self.optimizer.param_groups[0]["lr"])
                 bar.set_postfix({**{k: f"{v:.3f}" for k, v in means.items()}, "img/s": f"{ips:.0f}"})
                 window_t, window_n, window = now, 0, {}
+            if not self.is_main:
+                continue  # evaluations, samples and checkpoints: process 0 only
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
                 self.logger.log(self.step, **self.held_out(cfg.eval_images))
             if cfg.sample_every and cfg.num_samples and hasattr(self.model, "sample") and self.step % cfg.sample_every == 0 and self.step < cfg.steps:
@@ -149,6 +168,9 @@ class Trainer:
         self.save()
         result = {"step": self.step, "stopped_by_time_budget": stopped_early,
                   "train_seconds": round(time.perf_counter() - start_time, 2)}
+        if not self.is_main:
+            result.update(process=distributed.rank(), checkpoint=str(self.checkpoint_path))
+            return result
         held_out = self.held_out(None)
         result.update(held_out)
         self.logger.log(self.step, **{f"{k}_full": v for k, v in held_out.items()})
@@ -162,3 +184,13 @@ class Trainer:
         last = f"the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path.is_file() else "no checkpoint was written yet"
         raise TrainingError(f"training stopped at step {self.step}: {what}; {last}. Lower train.lr or set train.grad_clip.")
 
+
+
+class _NoLogger:
+    """The logger of processes other than 0: they write nothing."""
+
+    def log(self, step: int, **values) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

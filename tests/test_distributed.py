@@ -1,0 +1,104 @@
+"""Data-parallel training under several processes (what torchrun starts), on CPU with gloo: the same
+weights as one process training on the same global batches, one run directory, one writer."""
+
+import json
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from pixelzoo.errors import ConfigError
+from pixelzoo.training import load_run_model, start_run
+from pixelzoo.training.checkpoint import CHECKPOINT_NAME
+
+
+def tiny_config(steps=3):
+    return {"model": {"name": "gated_pixelcnn", "channels": 8, "n_layers": 2, "first_kernel_size": 3, "out_hidden": 8},
+            "data": {"name": "digits"},
+            "train": {"steps": steps, "batch_size": 8, "lr": 0.01, "polyak": 0.9, "flip": True, "log_every": 1,
+                      "eval_every": 0, "eval_images": 16, "num_samples": 0, "checkpoint_every": 100}}
+
+
+def _worker(rank, world, store, out, config):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        trainer = start_run(config, out, progress=False, tensorboard=False)
+        x, _, _ = trainer.batch(0)
+        everyone = [None] * world
+        dist.all_gather_object(everyone, x)
+        assert x.shape[0] == config["train"]["batch_size"] // world  # its own rows of the global batch
+        assert torch.equal(torch.stack(everyone, 1).flatten(0, 1), trainer.global_batch(0)[0])  # a partition
+        result = trainer.train()
+        if rank:
+            assert "process" in result and "test_bpd" not in result
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_on_the_global_batch(tmp_path):
+    config = tiny_config()
+    single = start_run(config, tmp_path / "one", progress=False, tensorboard=False)
+    single.train()
+    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(tmp_path / "two"), config), nprocs=2, join=True)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("two")) == ["two"]  # one directory
+    a, _ = load_run_model(tmp_path / "one")
+    b, _ = load_run_model(tmp_path / "two")
+    # equal up to float summation order; Adam's first steps amplify it where a gradient is ~1e-8
+    # (the last layer's vertical weights that only see zero padding rows): 6.5e-6 measured there
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=2e-5, msg=name)
+    rows = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    one = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "train_loss" in r] == [1, 2, 3]  # written once, by process 0
+    for r, s in zip([r for r in rows if "train_loss" in r], [s for s in one if "train_loss" in s]):
+        assert r["train_loss"] == pytest.approx(s["train_loss"], rel=1e-4)  # the global batch's loss
+    assert (tmp_path / "two" / CHECKPOINT_NAME).is_file()
+
+
+def _odd_worker(rank, world, store, out, config):
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        with pytest.raises(ConfigError, match="divisible by 2"):
+            start_run(config, out, progress=False, tensorboard=False).train()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_a_batch_that_does_not_split_evenly_is_refused(tmp_path):
+    config = tiny_config(steps=1)
+    config["train"]["batch_size"] = 7
+    mp.spawn(_odd_worker, args=(2, str(tmp_path / "store"), str(tmp_path / "run"), config), nprocs=2, join=True)
+
+
+def test_without_torchrun_nothing_changes():
+    from pixelzoo.training import distributed
+
+    assert "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1
+    assert distributed.world_size() == 1 and distributed.rank() == 0 and distributed.is_main()
+    assert distributed.shard(7) == slice(0, None, 1)
+    assert distributed.any_process(True) and not distributed.any_process(False)
+
+
+@pytest.mark.slow
+def test_torchrun_command_line(tmp_path):
+    """`torchrun --nproc_per_node=2 -m pixelzoo train ...`: one run, reported once."""
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun")
+    cmd = ([torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]) + [
+        "--standalone", "--nproc_per_node=2", "-m", "pixelzoo", "train", "gated_pixelcnn/digits", "--steps", "2",
+        "--out", str(tmp_path / "run"), "--set", "model.channels=8", "--set", "model.n_layers=2",
+        "--set", "train.num_samples=0", "--set", "train.batch_size=8", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("run directory:") == 1 and done.stdout.count("test bits/dim:") == 1
+    assert (tmp_path / "run" / CHECKPOINT_NAME).is_file()
+    assert not any(p.name.startswith("run-") for p in tmp_path.iterdir())
