@@ -300,3 +300,23 @@ def test_pyramid_trains_on_digits_and_upscales(tmp_path, capsys):
     save_levels_grid(levels, tmp_path / "levels.png")
     grid = np.asarray(Image.open(tmp_path / "levels.png"))
     assert grid.shape[:2] == (1 + 3 * 33, 1 + 2 * 33)  # 3 rows (levels) x 2 samples, each enlarged to 32 + padding
+
+
+def test_embedding_output_is_normalised_per_image_whatever_the_weights_scale():
+    """The residual stack's output grew to ~1e9 in training without it (see EmbeddingNet's docstring):
+    the normalised output stays at unit scale however large the weights become."""
+    from pixelzoo.models.embedding import EmbeddingNet
+
+    net = EmbeddingNet(1, 16, 8, channels=8, n_blocks=3, down_after=[1], up_after=[2, 3]).eval()
+    v = torch.randint(0, 16, (4, 1, 4, 4))
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.dim() > 1:
+                p.mul_(30.0)
+        e = net(v)
+    assert e.shape == (4, 8, 8, 8)
+    flat = e.flatten(1)
+    torch.testing.assert_close(flat.mean(1), torch.zeros(4), atol=1e-4, rtol=0)
+    torch.testing.assert_close(flat.std(1, unbiased=False), torch.ones(4), atol=1e-3, rtol=0)
+    raw = EmbeddingNet(1, 16, 8, channels=8, n_blocks=3, down_after=[1], up_after=[2, 3], out_norm=False)
+    assert isinstance(raw.out_norm, torch.nn.Identity)

@@ -134,3 +134,18 @@ def test_polyak_warm_up_forgets_the_initial_weights():
     for step in range(1, 601):
         remaining *= avg.decay_at(step)
     assert remaining < 1e-3  # a plain 0.999 average would still hold 0.55 of the initial weights
+
+
+def test_atomic_writes_leave_no_temporary_file_and_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from pixelzoo.io import atomic_write_json
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_json({"a": 1}, tmp_path / "x.json")
+    finally:
+        os.umask(mask)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o644  # not mkstemp's 0600

@@ -15,7 +15,13 @@ resolution changes between blocks:
 The output resolution is the input's times ``2 ** (len(up_after) - len(down_after))``: 1 for the
 Grayscale PixelCNN (f_w at image resolution), 2 for a Pyramid PixelCNN scale (the lower-resolution
 level mapped to the higher one; the paper's 15 blocks with a downsampling after block 3 and
-upsamplings after blocks 9 and 12). A final ``concat_elu`` + 1x1 convolution gives ``out_channels``.
+upsamplings after blocks 9 and 12). A final ``concat_elu`` + 1x1 convolution gives ``out_channels``,
+normalised per image (``GroupNorm`` with one group, learned scale and shift; ``out_norm``). The
+normalisation is ours, not the paper's (whose PixelCNN++ code has weight normalisation): without
+it, the unnormalised residual stack's output grew to ~1e9 within 50 steps on the Fashion pyramid's
+4x4 -> 8x8 scale (Adam, lr 2e-3), saturated the trunk's gates and the conditional ignored X_hat
+entirely (the same bits/dim with the true and with shuffled views); with it, that part reached
+3.6 bits/dim in 400 steps instead of 5.3.
 The input is the integer view, scaled to [-1, 1] like the image models scale theirs
 (``from_scaled`` takes the scaled float view, for gradient checks).
 """
@@ -53,7 +59,8 @@ class EmbeddingNet(nn.Module):
     s = ``2 ** (len(up_after) - len(down_after))``. See the module docstring."""
 
     def __init__(self, in_channels: int, in_levels: int, out_channels: int, channels: int = 64, n_blocks: int = 4,
-                 down_after=(), up_after=(), kernel_size: int = 3, dropout: float = 0.0, skips: bool = True):
+                 down_after=(), up_after=(), kernel_size: int = 3, dropout: float = 0.0, skips: bool = True,
+                 out_norm: bool = True):
         super().__init__()
         for name, v in (("in_channels", in_channels), ("in_levels", in_levels), ("out_channels", out_channels),
                         ("channels", channels), ("kernel_size", kernel_size)):
@@ -92,6 +99,7 @@ class EmbeddingNet(nn.Module):
         self.blocks, self.downs, self.ups = blocks, downs, ups
         self.skips = bool(skips)
         self.out = nn.Conv2d(2 * c, out_channels, 1)
+        self.out_norm = nn.GroupNorm(1, out_channels) if out_norm else nn.Identity()
 
     @property
     def scale_factor(self) -> float:
@@ -116,7 +124,7 @@ class EmbeddingNet(nn.Module):
                 h = self.ups[i](h)
                 if self.skips and stack and stack[-1].shape == h.shape:
                     h = h + stack.pop()
-        return self.out(concat_elu(h))
+        return self.out_norm(self.out(concat_elu(h)))
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         if v.is_floating_point():
