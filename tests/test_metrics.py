@@ -334,3 +334,18 @@ def test_errors_are_pixelzoo_errors():
         inception_score(np.full((4, 2), np.nan))
     with pytest.raises(ValueError, match="complex"):
         fid(np.ones((4, 2), dtype=complex), np.ones((4, 2)))
+
+
+def test_inception_score_of_class_ordered_samples_is_not_split_by_class():
+    """Samples sorted by class (as rejection sampling returns them per class) must still score the
+    number of classes: IS splits are random subsets, not consecutive runs."""
+    from pixelzoo.evaluation.sample_quality import sample_quality
+
+    k, per = 10, 50
+    images = torch.arange(k).repeat_interleave(per).view(-1, 1, 1, 1).expand(-1, 1, 2, 2)  # sorted by class
+
+    def confident(x):  # the class is the pixel value
+        return torch.nn.functional.one_hot(x[:, 0, 0, 0].long(), k).double() * 0.999 + 0.0001
+
+    out = sample_quality(images, None, None, ["is"], probs=confident, name="toy")
+    assert out["is[toy]"] > 9.0  # about 9.6 with random splits of 50; consecutive splits would give 1

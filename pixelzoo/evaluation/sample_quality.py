@@ -150,6 +150,9 @@ def sample_quality(generated, real, net, metrics: Iterable[str] = SAMPLE_METRICS
         out[metric_key("fid", net_id)] = M.fid(real_f, fake_f)
     if "is" in wanted:
         p = compute_probs(_probs_source(net, probs), generated, batch_size, progress)
+        # the splits must be random subsets: samples often come ordered (by class after rejection
+        # sampling), and a split holding one class alone scores ~1
+        p = p[np.random.default_rng(seed).permutation(p.shape[0])]
         mean, std = M.inception_score(p, splits=min(is_splits, p.shape[0]))
         out[metric_key("is", net_id)], out[metric_key("is_std", net_id)] = mean, std
     if "kid" in wanted:

@@ -355,6 +355,8 @@ def rejection_sweep(model, scorer, real_images, rates=(1.0, 0.5, 0.25, 0.1), n: 
         idx = torch.cat([torch.arange(starts[c], starts[c] + math.ceil(k / r - 1e-9)) for c, k in need.items()])
         sub_labels = None if cand_labels is None else cand_labels[idx]
         keep = idx[select_best(scores[idx], sub_labels, need)]
+        if labels is not None:  # interleave the classes again, as the request was
+            keep = _in_request_order(labels, keep, cand_labels[keep])
         row = {"acceptance_rate": r, "candidates": int(idx.numel()), "accepted": int(keep.numel()),
                "mean_score": float(scores[keep].mean()), "min_accepted_score": float(scores[keep].min()),
                "mean_candidate_score": float(scores[idx].mean())}
