@@ -140,12 +140,14 @@ def test_atomic_writes_leave_no_temporary_file_and_get_the_usual_permissions(tmp
     import os
     import stat
 
-    from pixelzoo.io import atomic_write_json
+    from pixelzoo.io import atomic_write_json, save_tensors
 
     mask = os.umask(0o022)
     try:
         atomic_write_json({"a": 1}, tmp_path / "x.json")
+        save_tensors({"w": torch.zeros(2)}, tmp_path / "w.safetensors")
     finally:
         os.umask(mask)
-    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
-    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o644  # not mkstemp's 0600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors", "x.json"]
+    for name in ("x.json", "w.safetensors"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644  # not mkstemp's 0600
