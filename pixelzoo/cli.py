@@ -53,6 +53,10 @@ def _cmd_train(args) -> int:
               "likelihood, so no bits/dim)")
     if "samples" in result:
         print(f"samples: {result['samples']}")
+    if result.get("unfinished_parts"):
+        print(f"parts short of their steps: {', '.join(result['unfinished_parts'])}; the whole model's test "
+              f"bits/dim and samples come once every part is trained (pixelzoo train --resume {trainer.run_dir}), "
+              f"or now from `pixelzoo evaluate {trainer.run_dir}` and `pixelzoo sample {trainer.run_dir}`")
     print(f"checkpoint: {result['checkpoint']}")
     return 0
 

@@ -225,6 +225,7 @@ def gray_run(tmp_path_factory):
 def test_parts_train_separately_resume_and_the_bound_adds_up(gray_run):
     run, first, rest = gray_run
     assert set(first["parts"]) == {"prior"} and "test_bpd" not in first
+    assert first["unfinished_parts"] == ["conditional"] and "unfinished_parts" not in rest
     assert rest["parts"]["prior"] == {"skipped": "already trained"} and rest["parts"]["conditional"]["step"] == 120
     for part in ("prior", "conditional"):
         assert (run / "parts" / part / "checkpoint.safetensors").is_file()

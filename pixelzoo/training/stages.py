@@ -99,7 +99,10 @@ class CompositeTrainer:
                     continue
                 result["parts"][name] = self.train_part(name)
         result["train_seconds"] = round(time.perf_counter() - start, 2)
-        if all(self.part_done(n) for n in self.model.part_names):
+        unfinished = [n for n in self.model.part_names if not self.part_done(n)]
+        if unfinished:  # e.g. stopped by train.time_budget, or --part trained only some
+            result["unfinished_parts"] = unfinished
+        else:
             result.update(self.finish())
         result["checkpoint"] = str(self.checkpoint_path)
         return result
