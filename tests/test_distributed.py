@@ -102,3 +102,20 @@ def test_torchrun_command_line(tmp_path):
     assert done.stdout.count("run directory:") == 1 and done.stdout.count("test bits/dim:") == 1
     assert (tmp_path / "run" / CHECKPOINT_NAME).is_file()
     assert not any(p.name.startswith("run-") for p in tmp_path.iterdir())
+
+
+def _composite_worker(rank, world, store, out):
+    from pixelzoo.registry import load_preset
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        with pytest.raises(ConfigError, match="--part"):
+            start_run(load_preset("grayscale_pixelcnn/digits"), out, progress=False, tensorboard=False)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_composite_models_refuse_torchrun_before_writing_anything(tmp_path):
+    mp.spawn(_composite_worker, args=(2, str(tmp_path / "store"), str(tmp_path / "run")), nprocs=2, join=True)
+    assert not (tmp_path / "run").exists()

@@ -21,14 +21,19 @@ def _trainer(model, splits, config, run_dir, parts, progress, tensorboard):
     from ..models.composite import CompositeModel
 
     if isinstance(model, CompositeModel):
-        if distributed.world_size() > 1:
-            raise ConfigError("composite models train part by part: run their independent parts as separate "
-                              "processes with --part instead of torchrun (data-parallel training is for single "
-                              "models)")
         return CompositeTrainer(model, splits, config, run_dir, parts, progress=progress, tensorboard=tensorboard)
     if parts:
         raise ConfigError(f"--part applies to composite models; {config['model']['name']} has no parts")
     return Trainer(model, splits, TrainConfig.from_dict(config["train"]), run_dir, progress=progress, tensorboard=tensorboard)
+
+
+def _check_processes(model) -> None:
+    """Under torchrun, only single models train (data-parallel); refuse composites before writing."""
+    from ..models.composite import CompositeModel
+
+    if isinstance(model, CompositeModel) and distributed.world_size() > 1:
+        raise ConfigError("composite models train part by part: run their independent parts as separate "
+                          "processes with --part instead of torchrun (data-parallel training is for single models)")
 
 
 def load_data(data_cfg: dict):
@@ -50,6 +55,7 @@ def start_run(config: dict, out_dir: str | os.PathLike, parts: list[str] | None 
     resolved = {**config, "model": resolve_model_config(config["model"], splits), "train": train_cfg.to_dict()}
     torch.manual_seed(train_cfg.seed)  # the initial weights are part of what the seed fixes
     model = build_model(resolved["model"])
+    _check_processes(model)
     run_dir = distributed.broadcast_object(str(new_run_dir(out_dir)) if distributed.is_main() else None)
     if distributed.is_main():
         write_run_config(run_dir, resolved)
@@ -70,7 +76,9 @@ def resume_run(run_dir: str | os.PathLike, steps: int | None = None, parts: list
             write_run_config(run_dir, config)
     splits = load_data(config["data"])
     torch.manual_seed(config["train"].get("seed", 0))
-    trainer = _trainer(build_model(config["model"]), splits, config, run_dir, parts, progress, tensorboard)
+    model = build_model(config["model"])
+    _check_processes(model)
+    trainer = _trainer(model, splits, config, run_dir, parts, progress, tensorboard)
     if isinstance(trainer, Trainer) and (run_dir / CHECKPOINT_NAME).is_file():
         trainer.resume()
     return trainer
