@@ -175,6 +175,12 @@ class AuxiliaryPixelCNN(CompositeModel):
 
     config: dict
 
+    def __init__(self, image_shape, num_levels: int, num_classes: int | None):
+        super().__init__()
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.num_levels = int(num_levels)
+        self.num_classes = int(num_classes) if num_classes else None
+
     def _sampling_options(self, temperature, head_options, names=None):
         names = list(names or self.part_names)
         if isinstance(temperature, dict):
@@ -232,10 +238,7 @@ class GrayscalePixelCNN(AuxiliaryPixelCNN):
 
     def __init__(self, image_shape, num_levels: int, num_classes: int | None = None, gray_levels: int = 16,
                  prior: dict | None = None, conditional: dict | None = None, embedding: dict | None = None):
-        super().__init__()
-        self.image_shape = tuple(int(s) for s in image_shape)
-        self.num_levels = int(num_levels)
-        self.num_classes = int(num_classes) if num_classes else None
+        super().__init__(image_shape, num_levels, num_classes)
         c, h, w = self.image_shape
         if c not in (1, 3):
             raise ConfigError(f"grayscale_pixelcnn: images must have 1 or 3 channels, got {c}")
@@ -333,10 +336,7 @@ class PyramidPixelCNN(AuxiliaryPixelCNN):
 
     def __init__(self, image_shape, num_levels: int, num_classes: int | None = None, n_scales: int = 2,
                  prior: dict | None = None, conditional: dict | None = None, embedding: dict | None = None):
-        super().__init__()
-        self.image_shape = tuple(int(s) for s in image_shape)
-        self.num_levels = int(num_levels)
-        self.num_classes = int(num_classes) if num_classes else None
+        super().__init__(image_shape, num_levels, num_classes)
         c, h, w = self.image_shape
         if int(n_scales) != n_scales or n_scales < 1:
             raise ConfigError(f"pyramid_pixelcnn: n_scales must be a positive integer, got {n_scales!r}")
@@ -522,17 +522,33 @@ def _head_options(map_sampling: bool, log_scale_shift):
     return opts
 
 
-def colorize_command(run_dir, images: str, count: int = 8, per_image: int = 4, gray_given: bool = False,
-                     cls=None, temperature: float = 1.0, map_sampling: bool = False, log_scale_shift=None,
-                     seed: int = 0, out=None, progress: bool = True) -> dict:
-    """``pixelzoo colorize``: a PNG grid with one row per given image, [original (when known), its
-    gray view, ``per_image`` colourisations], and an .npz of the colourisations."""
+def _write_given_grid(model, run_dir, out, what: str, original, shown, samples, per_image: int, y, **given) -> dict:
+    """The PNG of ``colorize`` / ``upscale``: a row per given image [original (when known), the given
+    level as shown, ``per_image`` samples]; and an .npz of the samples, their labels and ``given``."""
     import time
     from pathlib import Path
 
     import numpy as np
 
     from ..imaging import save_grid
+
+    rows = []
+    for k in range(shown.shape[0]):
+        rows += ([original[k]] if original is not None else []) + [shown[k], *samples[k * per_image:(k + 1) * per_image]]
+    out = Path(out) if out else Path(run_dir) / "samples" / f"{what}-{time.strftime('%Y%m%d-%H%M%S')}.png"
+    out = out.with_suffix(".png")
+    save_grid(torch.stack(rows), model.num_levels, out, ncol=per_image + (2 if original is not None else 1))
+    np.savez_compressed(out.with_suffix(".npz"), images=samples.numpy().astype(np.uint8),
+                        labels=np.zeros(0, np.int64) if y is None else y.repeat_interleave(per_image).numpy(),
+                        **{k: v.numpy().astype(np.uint8) for k, v in given.items()})
+    return {"png": str(out), "npz": str(out.with_suffix(".npz"))}
+
+
+def colorize_command(run_dir, images: str, count: int = 8, per_image: int = 4, gray_given: bool = False,
+                     cls=None, temperature: float = 1.0, map_sampling: bool = False, log_scale_shift=None,
+                     seed: int = 0, out=None, progress: bool = True) -> dict:
+    """``pixelzoo colorize``: a PNG grid with one row per given image, [original (when known), its
+    gray view, ``per_image`` colourisations], and an .npz of the colourisations."""
     from ..training import load_run_model
     from ..views import gray_to_image
 
@@ -554,17 +570,9 @@ def colorize_command(run_dir, images: str, count: int = 8, per_image: int = 4, g
                              head_options=_head_options(map_sampling, log_scale_shift), generator=g, progress=progress)
     agreement = float(model.view_agreement(samples, gray.repeat_interleave(per_image, 0)).mean())
     shown = gray_to_image(gray, model.gray_levels, model.num_levels, model.image_shape[0])
-    rows = []
-    for k in range(gray.shape[0]):
-        rows += ([original[k]] if original is not None else []) + [shown[k], *samples[k * per_image:(k + 1) * per_image]]
-    out = Path(out) if out else Path(run_dir) / "samples" / f"colorize-{time.strftime('%Y%m%d-%H%M%S')}.png"
-    out = out.with_suffix(".png")
-    save_grid(torch.stack(rows), model.num_levels, out, ncol=per_image + (2 if original is not None else 1))
-    np.savez_compressed(out.with_suffix(".npz"), images=samples.numpy().astype(np.uint8),
-                        gray=gray.numpy().astype(np.uint8),
-                        labels=np.zeros(0, np.int64) if y is None else y.repeat_interleave(per_image).numpy())
-    return {"png": str(out), "npz": str(out.with_suffix(".npz")), "agreement": agreement,
-            "with_original": original is not None, "images": int(gray.shape[0]), "per_image": per_image}
+    written = _write_given_grid(model, run_dir, out, "colorize", original, shown, samples, per_image, y, gray=gray)
+    return {**written, "agreement": agreement, "with_original": original is not None, "images": int(gray.shape[0]),
+            "per_image": per_image}
 
 
 def upscale_command(run_dir, images: str, count: int = 8, per_image: int = 4, from_size: int | None = None,
@@ -572,12 +580,6 @@ def upscale_command(run_dir, images: str, count: int = 8, per_image: int = 4, fr
                     seed: int = 0, out=None, progress: bool = True) -> dict:
     """``pixelzoo upscale``: a PNG grid with one row per given image, [original (when known), its
     low-resolution level (enlarged), ``per_image`` upscalings], and an .npz of the upscalings."""
-    import time
-    from pathlib import Path
-
-    import numpy as np
-
-    from ..imaging import save_grid
     from ..training import load_run_model
     from ..views import upsample_nearest
 
@@ -605,14 +607,6 @@ def upscale_command(run_dir, images: str, count: int = 8, per_image: int = 4, fr
     samples = model.upscale(low, per_image, y=y, temperature=temperature, head_options={n: opts for n in names},
                             generator=g, progress=progress)
     shown = upsample_nearest(low, 2 ** level)
-    rows = []
-    for k in range(low.shape[0]):
-        rows += ([original[k]] if original is not None else []) + [shown[k], *samples[k * per_image:(k + 1) * per_image]]
-    out = Path(out) if out else Path(run_dir) / "samples" / f"upscale-{time.strftime('%Y%m%d-%H%M%S')}.png"
-    out = out.with_suffix(".png")
-    save_grid(torch.stack(rows), model.num_levels, out, ncol=per_image + (2 if original is not None else 1))
-    np.savez_compressed(out.with_suffix(".npz"), images=samples.numpy().astype(np.uint8),
-                        low=low.numpy().astype(np.uint8),
-                        labels=np.zeros(0, np.int64) if y is None else y.repeat_interleave(per_image).numpy())
-    return {"png": str(out), "npz": str(out.with_suffix(".npz")), "from_size": sizes[level],
-            "with_original": original is not None, "images": int(low.shape[0]), "per_image": per_image}
+    written = _write_given_grid(model, run_dir, out, "upscale", original, shown, samples, per_image, y, low=low)
+    return {**written, "from_size": sizes[level], "with_original": original is not None, "images": int(low.shape[0]),
+            "per_image": per_image}
