@@ -39,7 +39,7 @@ from pixelzoo.evaluation import dataset_bits_per_dim, get_feature_network
 from pixelzoo.evaluation.classifier import canonical_data_name
 from pixelzoo.io import atomic_write_json
 from pixelzoo.models.vqvae import level_names
-from pixelzoo.sampling.rejection import parse_rates, rejection_sweep
+from pixelzoo.commands.rejection_sweep import parse_rates, rejection_sweep
 from pixelzoo.training import load_config, load_data, load_run_model, start_run
 
 

@@ -2,6 +2,7 @@
 auxiliary structure, in one PyTorch library."""
 
 from .errors import CheckpointError, ConfigError, DataError, PixelzooError, TrainingError
+from . import models  # noqa: F401  (registers every model)
 from .pretrained import load_pretrained, save_pretrained
 from .registry import create_model, list_models, list_presets, load_preset, register_model
 

@@ -100,7 +100,7 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from .evaluation.run_eval import evaluate_real, evaluate_run, format_table
+    from .commands.evaluate import evaluate_real, evaluate_run, format_table
 
     progress = not args.no_progress
     if args.real:
@@ -124,7 +124,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_train_classifier(args) -> int:
-    from .evaluation.run_eval import train_feature_network
+    from .commands.evaluate import train_feature_network
 
     model, directory, seconds = train_feature_network(args.data, args.data_dir, args.steps, args.out,
                                                       batch_size=args.batch_size, progress=not args.no_progress,
@@ -138,7 +138,7 @@ def _cmd_train_classifier(args) -> int:
 
 
 def _cmd_rejection_sweep(args) -> int:
-    from .sampling.rejection import parse_rates, sweep_run
+    from .commands.rejection_sweep import parse_rates, sweep_run
 
     report = sweep_run(args.run_dir, parse_rates(args.rates), args.n, feature_net=args.feature_net, scorer=args.scorer,
                        batch_size=args.batch_size, seed=args.seed, temperature=args.temperature,
@@ -180,7 +180,7 @@ def _cmd_inpaint(args) -> int:
 
 
 def _cmd_colorize(args) -> int:
-    from .models.aux_pixelcnn import colorize_command
+    from .commands.colorize_upscale import colorize_command
 
     r = colorize_command(args.run_dir, args.images, args.n, args.per_image, gray_given=args.gray, cls=args.cls,
                          temperature=args.temperature, map_sampling=args.map, log_scale_shift=args.log_scale_shift,
@@ -192,7 +192,7 @@ def _cmd_colorize(args) -> int:
 
 
 def _cmd_upscale(args) -> int:
-    from .models.aux_pixelcnn import upscale_command
+    from .commands.colorize_upscale import upscale_command
 
     r = upscale_command(args.run_dir, args.images, args.n, args.per_image, from_size=args.from_size, cls=args.cls,
                         temperature=args.temperature, map_sampling=args.map, log_scale_shift=args.log_scale_shift,

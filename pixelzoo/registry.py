@@ -1,5 +1,11 @@
 """Models by name, and presets (named configurations) from the JSON files in ``pixelzoo/configs``.
 
+A model registers itself where it is defined, with the decorator ``@register_model("name")`` on its
+builder: a function ``(image_shape, num_levels, num_classes, **hparams) -> nn.Module`` or a class
+with that constructor. The decorator makes the builder record the model's ``config`` (its name and
+every argument) at construction, so ``save_pretrained`` works on a model however it was built:
+``create_model``, the builder called directly, or the class constructed directly.
+
 A preset file holds ``{"model": {"name": ..., hyper-parameters}, "data": {"name": ..., options},
 "train": {trainer options}}``; the image shape, levels and classes come from the data set.
 """
@@ -7,6 +13,8 @@ A preset file holds ``{"model": {"name": ..., hyper-parameters}, "data": {"name"
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import json
 from importlib import resources
 from typing import Callable
@@ -18,10 +26,64 @@ from .errors import ConfigError
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register_model(name: str, builder: Callable[..., nn.Module]) -> None:
-    if name in _MODELS:
-        raise ConfigError(f"model {name!r} is registered twice")
-    _MODELS[name] = builder
+def model_config(name: str, image_shape, num_levels, num_classes=None, **hparams) -> dict:
+    """The config a registered model records: what ``create_model(**config)`` rebuilds it from."""
+    return {"name": name, "image_shape": [int(s) for s in image_shape], "num_levels": int(num_levels),
+            "num_classes": None if num_classes is None else int(num_classes), **copy.deepcopy(hparams)}
+
+
+def _bound_arguments(signature: inspect.Signature, args, kwargs, skip_self: bool) -> dict:
+    bound = signature.bind(*((None,) if skip_self else ()), *args, **kwargs)
+    out = {}
+    for key, value in list(bound.arguments.items())[1 if skip_self else 0:]:
+        kind = signature.parameters[key].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            out.update(value)
+        elif kind is inspect.Parameter.VAR_POSITIONAL:
+            raise ConfigError(f"registered models take no *args; got {value}")
+        else:
+            out[key] = value
+    return out
+
+
+def _recording_class(name: str, cls: type) -> type:
+    original = cls.__init__
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if type(self) is cls:  # a subclass registered under its own name records its own config
+            self.config = model_config(name, **_bound_arguments(signature, args, kwargs, skip_self=True))
+
+    cls.__init__ = __init__
+    cls.registered_name = name
+    return cls
+
+
+def _recording_function(name: str, fn: Callable) -> Callable:
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def build(*args, **kwargs):
+        model = fn(*args, **kwargs)
+        model.config = model_config(name, **_bound_arguments(signature, args, kwargs, skip_self=False))
+        return model
+
+    return build
+
+
+def register_model(name: str, builder: Callable[..., nn.Module] | None = None):
+    """Register ``builder`` as model ``name``: ``@register_model("name")`` on a builder function or
+    class, or ``register_model("name", builder)``. Returns the recording builder."""
+    def decorate(b):
+        if name in _MODELS:
+            raise ConfigError(f"model {name!r} is registered twice")
+        recording = _recording_class(name, b) if isinstance(b, type) else _recording_function(name, b)
+        _MODELS[name] = recording
+        return recording
+
+    return decorate if builder is None else decorate(builder)
 
 
 def list_models() -> list[str]:
@@ -36,17 +98,9 @@ def create_model(name: str, image_shape, num_levels: int = 256, num_classes: int
     if len(image_shape) != 3:
         raise ConfigError(f"image_shape must be (C, H, W), got {image_shape}")
     try:
-        model = _MODELS[name](image_shape, int(num_levels), num_classes, **hparams)
+        return _MODELS[name](image_shape, int(num_levels), num_classes, **hparams)
     except TypeError as e:
         raise ConfigError(f"bad hyper-parameters for model {name!r}: {e}") from e
-    model.config = {
-        "name": name,
-        "image_shape": list(image_shape),
-        "num_levels": int(num_levels),
-        "num_classes": num_classes,
-        **copy.deepcopy(hparams),
-    }
-    return model
 
 
 def _preset_root():
@@ -70,28 +124,3 @@ def load_preset(name: str) -> dict:
     config = json.loads(text)
     config["preset"] = name
     return config
-
-
-def _register_builtin() -> None:
-    from .models import build_gated_pixelcnn, build_pixelcnnpp
-    from .models.pixelsnail import build_pixelsnail
-
-    register_model("gated_pixelcnn", build_gated_pixelcnn)
-    register_model("pixelcnnpp", build_pixelcnnpp)
-    register_model("pixelsnail", build_pixelsnail)
-
-    from .models.pixeliqn import build_pixeliqn
-
-    register_model("pixeliqn", build_pixeliqn)
-
-    from .models.vqvae2 import build_vqvae2_model
-
-    register_model("vqvae2", build_vqvae2_model)
-
-    from .models.aux_pixelcnn import build_grayscale_pixelcnn, build_pyramid_pixelcnn
-
-    register_model("grayscale_pixelcnn", build_grayscale_pixelcnn)
-    register_model("pyramid_pixelcnn", build_pyramid_pixelcnn)
-
-
-_register_builtin()

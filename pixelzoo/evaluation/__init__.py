@@ -7,7 +7,6 @@ from .classifier import (LeNetClassifier, classifier_accuracy, create_classifier
                          save_classifier, train_classifier)
 from .likelihood import dataset_bits_per_dim
 from .metrics import fid, frechet_distance, gaussian_stats, inception_score, kid, nearest_neighbours, precision_recall
-from .run_eval import draw_samples, evaluate_real, evaluate_run, train_feature_network
 from .sample_quality import (classification_accuracy_score, compute_features, compute_probs, feature_network_id,
                              fid_star, nearest_neighbour_grid, real_vs_real, sample_quality)
 
@@ -20,9 +19,6 @@ __all__ = [
     "create_classifier",
     "data_fingerprint",
     "dataset_bits_per_dim",
-    "draw_samples",
-    "evaluate_real",
-    "evaluate_run",
     "feature_network_id",
     "fid",
     "fid_star",
@@ -41,5 +37,4 @@ __all__ = [
     "sample_quality",
     "save_classifier",
     "train_classifier",
-    "train_feature_network",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..registry import register_model
 from ..heads import create_head
 from ..nn import (
     ConditioningBias,
@@ -153,6 +154,7 @@ class GatedPixelCNNTrunk(Trunk):
         return h
 
 
+@register_model("gated_pixelcnn")
 def build_gated_pixelcnn(image_shape, num_levels, num_classes=None, channels=64, n_layers=8, kernel_size=3,
                          first_kernel_size=7, out_hidden=None, dropout=0.0, spatial_channels=0,
                          head="categorical", head_options=None) -> AutoregressiveModel:

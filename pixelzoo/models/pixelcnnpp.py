@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..registry import register_model
 from ..errors import ConfigError
 from ..heads import create_head
 from ..nn import (
@@ -196,6 +197,7 @@ class PixelCNNPPTrunk(Trunk):
         return ul
 
 
+@register_model("pixelcnnpp")
 def build_pixelcnnpp(image_shape, num_levels, num_classes=None, nr_resnet=5, nr_filters=160, n_resolutions=None,
                      dropout=0.5, out_hidden=None, spatial_channels=0, head="logistic_mixture",
                      head_options=None) -> AutoregressiveModel:

@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..registry import register_model
 from ..errors import ConfigError
 from ..heads.quantile import QuantileHead
 from ..nn import GroupedPointwise, feature_groups
@@ -193,6 +194,7 @@ def _build_trunk(name: str, image_shape, num_classes, spatial_channels: int, spa
 PIXELIQN_TRUNKS = {"gated_pixelcnn": True, "pixelsnail": True, "pixelcnnpp": False}  # name -> tau in every layer
 
 
+@register_model("pixeliqn")
 def build_pixeliqn(image_shape, num_levels, num_classes=None, trunk="gated_pixelcnn", kappa=1.0,
                    tau_embedding="cosine", n_cos=16, out_hidden=None, spatial_channels=0,
                    **trunk_options) -> QuantileModel:

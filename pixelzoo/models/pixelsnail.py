@@ -36,6 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..registry import register_model
 from ..errors import ConfigError
 from ..heads import create_head
 from ..nn import (
@@ -163,6 +164,7 @@ class PixelSNAILTrunk(Trunk):
         return self.out_stack(h)
 
 
+@register_model("pixelsnail")
 def build_pixelsnail(image_shape, num_levels, num_classes=None, channels=64, n_blocks=4, kernel_size=3,
                      attention_every=2, heads=2, key_channels=None, value_channels=None, dropout=0.0,
                      attention_dropout=None, out_res_blocks=2, spatial_channels=0, out_hidden=None,

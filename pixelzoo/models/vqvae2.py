@@ -50,6 +50,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from ..registry import register_model
 from ..data.dataset import DataSplits, ImageDataset, image_dtype_for
 from ..errors import CheckpointError, ConfigError
 from ..heads import create_head
@@ -425,6 +426,7 @@ class VQVAE2Model(CompositeModel):
         return (x, maps) if return_codes else x
 
 
+@register_model("vqvae2")
 def build_vqvae2_model(image_shape, num_levels, num_classes=None, **hparams) -> VQVAE2Model:
     """Builder with the registry's signature ``(image_shape, num_levels, num_classes, **hparams)``."""
     return VQVAE2Model(image_shape, num_levels, num_classes, **hparams)

@@ -14,20 +14,16 @@ The classifier is any network with a ``probs`` or ``logits`` method (pixelzoo's 
 classifiers have both), or any callable mapping a batch of integer images (B, C, H, W) to logits or
 probabilities (B, classes); the model is anything with ``sample(n, y=..., ...)``.
 
-:func:`rejection_sweep` draws one pool of candidates and evaluates FID, Inception Score and improved
-precision/recall of the accepted samples at several acceptance rates: the quality/diversity curve of
-the paper's Fig. 7, written as JSON and (when matplotlib is installed) a PNG plot.
+The sweep over acceptance rates with its sample metrics (the paper's Fig. 7) is a command:
+``pixelzoo.commands.rejection_sweep``.
 """
 
 from __future__ import annotations
 
 import math
 import sys
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
@@ -113,7 +109,7 @@ def select_best(scores: torch.Tensor, labels: torch.Tensor | None, keep: dict) -
 
 
 # --------------------------------------------------------------------------------------- sampling
-def _requested_labels(model, n: int, y) -> torch.Tensor | None:
+def requested_labels(model, n: int, y) -> torch.Tensor | None:
     classes = getattr(model, "num_classes", None)
     if y is None:
         return torch.arange(n) % classes if classes else None
@@ -158,13 +154,13 @@ class RejectionResult:
     candidate_images: torch.Tensor | None = field(default=None, repr=False)
 
 
-def _counts(labels: torch.Tensor | None, n: int) -> dict:
+def class_counts(labels: torch.Tensor | None, n: int) -> dict:
     if labels is None:
         return {None: n}
     return {int(c): int((labels == c).sum()) for c in torch.unique(labels)}
 
 
-def _in_request_order(labels, picked_idx, picked_labels) -> torch.Tensor:
+def in_request_order(labels, picked_idx, picked_labels) -> torch.Tensor:
     """Reorder accepted candidates so that position i holds one of class labels[i]."""
     if labels is None:
         return picked_idx
@@ -188,8 +184,8 @@ def rejection_sample(model, n: int, classifier, y=None, *, acceptance: float | N
         raise ConfigError(f"n must be >= 1, got {n}")
     if (acceptance is None) == (threshold is None):
         raise ConfigError("give exactly one of acceptance (a fraction in (0, 1]) or threshold (a probability)")
-    labels = _requested_labels(model, n, y)
-    need = _counts(labels, n)
+    labels = requested_labels(model, n, y)
+    need = class_counts(labels, n)
     if acceptance is not None:
         if not 0 < acceptance <= 1:
             raise ConfigError(f"acceptance must lie in (0, 1], got {acceptance}")
@@ -236,193 +232,9 @@ def rejection_sample(model, n: int, classifier, y=None, *, acceptance: float | N
             labels = None if labels is None else torch.cat([torch.full((k,), c) for c, k in got.items()])
         total = drawn
     picked_labels = None if cand_labels is None else cand_labels[picked]
-    order = _in_request_order(labels, picked, picked_labels)
+    order = in_request_order(labels, picked, picked_labels)
     return RejectionResult(
         images=images[order], labels=None if cand_labels is None else cand_labels[order], scores=scores[order],
         candidates=int(total), acceptance_rate=float(order.numel()) / max(int(total), 1),
         candidate_scores=scores, candidate_labels=cand_labels, threshold=threshold, complete=complete,
         candidate_images=images if keep_candidates else None)
-
-
-# --------------------------------------------------------------------------------------- the sweep
-def parse_rates(text) -> list[float]:
-    """``"1,0.5,0.25"`` (or a list) -> acceptance rates in (0, 1], order kept, duplicates dropped."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    rates: list[float] = []
-    for item in items:
-        if isinstance(item, str) and not item.strip():
-            continue
-        try:
-            r = float(item)
-        except (TypeError, ValueError):
-            raise ConfigError(f"acceptance rate {item!r} is not a number") from None
-        if not 0 < r <= 1:
-            raise ConfigError(f"acceptance rates must lie in (0, 1], got {r}")
-        if r not in rates:
-            rates.append(r)
-    if not rates:
-        raise ConfigError("give at least one acceptance rate, e.g. 1,0.5,0.25,0.1")
-    return rates
-
-
-def _metric(result: dict, name: str):
-    for k, v in result.items():
-        if k.startswith(name + "["):
-            return v
-    return None
-
-
-def plot_sweep(report: dict, path) -> str | None:
-    """The Fig. 7-style PNG (IS against FID; precision against recall; one point per acceptance
-    rate). Returns None when matplotlib is not installed."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    rows = report["results"]
-    rates = [r["acceptance_rate"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    panels = [("fid", "is", "FID", "Inception Score"), ("recall", "precision", "recall", "precision")]
-    for ax, (xk, yk, xl, yl) in zip(axes, panels):
-        xs, ys = [_metric(r, xk) for r in rows], [_metric(r, yk) for r in rows]
-        pts = [(a, b, r) for a, b, r in zip(xs, ys, rates) if a is not None and b is not None]
-        if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-")
-            for a, b, r in pts:
-                ax.annotate(f"{r:g}", (a, b), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        ax.set_xlabel(f"{xl} [{report['feature_net']}]")
-        ax.set_ylabel(f"{yl} [{report['feature_net']}]")
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"classifier-based rejection sampling: {report['n']} samples per acceptance rate (labels)")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return str(path)
-
-
-@torch.no_grad()
-def rejection_sweep(model, scorer, real_images, rates=(1.0, 0.5, 0.25, 0.1), n: int = 1000, *, feature_net=None,
-                    metrics=("fid", "is", "pr"), batch_size: int = 64, seed: int = 0, temperature=1.0,
-                    progress: bool = False, out=None, plot=None, outputs: str = "auto", reference: str | None = None,
-                    **sample_kwargs) -> dict:
-    """FID, Inception Score and improved precision/recall of ``n`` rejection-sampled images at each
-    acceptance rate in ``rates``, against ``real_images``.
-
-    One pool of ``ceil(n_c / min(rates))`` candidates per class is drawn (seed ``seed``) and scored
-    once by ``scorer``; rate ``r`` keeps the best ``n_c`` of the first ``ceil(n_c / r)`` candidates of
-    each class, so rate 1 is plain sampling. Metrics use ``feature_net`` (default: the scorer; it
-    needs a ``probs`` method for the Inception Score, otherwise IS is skipped). The report is written
-    to ``out`` (JSON) and the plot to ``plot`` (PNG; skipped with a note when matplotlib is missing).
-    """
-    from ..evaluation.sample_quality import compute_features, feature_network_id, sample_quality
-    from ..io import atomic_write_json
-
-    rates = parse_rates(rates)
-    if n < 2:
-        raise ConfigError(f"n must be >= 2 for the sample metrics, got {n}")
-    feature_net = scorer if feature_net is None else feature_net
-    metrics = [m.strip().lower() for m in metrics]
-    notes: list[str] = []
-    if "is" in metrics and not callable(getattr(feature_net, "probs", None)):
-        metrics = [m for m in metrics if m != "is"]
-        notes.append("Inception Score skipped: the feature network has no probs method")
-    labels = _requested_labels(model, n, None)
-    need = _counts(labels, n)
-    low = min(rates)
-    pool = {c: math.ceil(k / low - 1e-9) for c, k in need.items()}
-    cand_labels = None if labels is None else torch.cat([torch.full((m,), c) for c, m in pool.items()])
-    total = sum(pool.values())
-    g = torch.Generator().manual_seed(seed)
-    t0 = time.perf_counter()
-    images = draw_candidates(model, cand_labels, total, batch_size, temperature, g, progress,
-                             desc=f"drawing {total} candidates", **sample_kwargs)
-    sample_seconds = time.perf_counter() - t0
-    scores = class_scores(scorer, images, cand_labels, outputs=outputs)
-    starts, s = {}, 0
-    for c, m in pool.items():
-        starts[c], s = s, s + m
-    real = torch.as_tensor(np.asarray(real_images)) if not isinstance(real_images, torch.Tensor) else real_images
-    real_f = compute_features(feature_net, real, progress=progress) if set(metrics) - {"is"} else None
-    net_id = feature_network_id(feature_net)
-    rows = []
-    for r in rates:
-        idx = torch.cat([torch.arange(starts[c], starts[c] + math.ceil(k / r - 1e-9)) for c, k in need.items()])
-        sub_labels = None if cand_labels is None else cand_labels[idx]
-        keep = idx[select_best(scores[idx], sub_labels, need)]
-        if labels is not None:  # interleave the classes again, as the request was
-            keep = _in_request_order(labels, keep, cand_labels[keep])
-        row = {"acceptance_rate": r, "candidates": int(idx.numel()), "accepted": int(keep.numel()),
-               "mean_score": float(scores[keep].mean()), "min_accepted_score": float(scores[keep].min()),
-               "mean_candidate_score": float(scores[idx].mean())}
-        values = sample_quality(images[keep], real, feature_net, metrics, batch_size=256, real_features=real_f, seed=seed)
-        row.update({k: float(v) for k, v in values.items()})
-        rows.append(row)
-    same = scorer is feature_net
-    if same:
-        notes.append("the scorer is also the feature network of the metrics, which favours the accepted samples "
-                     "(the paper scores with one ImageNet classifier and measures with Inception)")
-    report = {
-        "n": n, "rates": rates, "results": rows, "feature_net": net_id, "scorer": feature_network_id(scorer),
-        "scorer_is_feature_net": same, "pool_candidates": total, "sample_seconds": round(sample_seconds, 2),
-        "seed": seed, "temperature": temperature if not isinstance(temperature, dict) else dict(temperature),
-        "score": "classifier probability of the intended class" if labels is not None else "classifier top-class probability",
-        "reference": reference or f"{real.shape[0]} real images",
-        "notes": notes + ["rate r keeps, per class, the n_c best of the first ceil(n_c / r) candidates of one pool; "
-                          "rate 1 is plain sampling"],
-    }
-    if plot is not None:
-        written = plot_sweep(report, plot)
-        report["plot"] = written
-        if written is None:
-            report["plot_skipped"] = "matplotlib is not installed (pip install matplotlib); no PNG written"
-    if out is not None:
-        atomic_write_json(report, out)
-    return report
-
-
-def sweep_run(run_dir, rates=(1.0, 0.5, 0.25, 0.1), n: int = 1000, *, feature_net=None, scorer=None,
-              batch_size: int = 64, seed: int = 0, temperature=1.0, progress: bool = True, out=None,
-              cache_dir=None) -> dict:
-    """:func:`rejection_sweep` on the model of a run directory against its data set's test images.
-
-    ``feature_net`` / ``scorer``: saved classifier directories (checked against the run's data) or
-    networks; by default the data set's cached evaluation classifier (trained on first use), which
-    then both scores and measures. Writes ``out`` (default ``RUN_DIR/eval/rejection_sweep.json``)
-    and the PNG next to it.
-    """
-    from ..evaluation.classifier import canonical_data_name, data_fingerprint, get_feature_network, load_classifier
-    from ..io import atomic_write_json
-    from ..training import load_data, load_run_model
-
-    run_dir = Path(run_dir)
-    model, config = load_run_model(run_dir)
-    if not callable(getattr(model, "sample", None)):
-        raise ConfigError(f"{type(model).__name__} has no sample method")
-    splits = load_data(config["data"])
-    data_name = canonical_data_name(config["data"]["name"])
-
-    def network(spec):
-        if spec is None:
-            return get_feature_network(data_name, splits=splits, cache_dir=cache_dir, progress=progress)
-        if isinstance(spec, (str, Path)):
-            return load_classifier(spec, fingerprint=data_fingerprint(data_name, splits))
-        return spec
-
-    net = network(feature_net)
-    score_net = net if scorer is None else network(scorer)
-    out = Path(out) if out is not None else run_dir / "eval" / "rejection_sweep.json"
-    test = splits.test
-    report = rejection_sweep(model, score_net, test.images, rates, n, feature_net=net, batch_size=batch_size,
-                             seed=seed, temperature=temperature, progress=progress, out=None,
-                             plot=out.with_suffix(".png"),
-                             reference=f"the {len(test)} images of the {data_name} test set")
-    report["run_dir"] = str(run_dir)
-    report["json"] = str(out)
-    atomic_write_json(report, out)
-    return report

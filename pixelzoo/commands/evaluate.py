@@ -1,4 +1,4 @@
-"""Evaluating a run directory (``pixelzoo evaluate``), the real-vs-real floor (``pixelzoo evaluate
+"""Commands that evaluate: a run directory (``pixelzoo evaluate``), the real-vs-real floor (``pixelzoo evaluate
 --real``) and training a feature network (``pixelzoo train-classifier``)."""
 
 from __future__ import annotations
@@ -12,13 +12,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..data import load_dataset
 from ..errors import CheckpointError, ConfigError, DataError
-from ..io import atomic_write_json, read_metadata
-from .classifier import (cache_root, canonical_data_name, data_fingerprint, feature_id_for, get_feature_network,
+from ..evaluation.classifier import (cache_root, canonical_data_name, data_fingerprint, feature_id_for, get_feature_network,
                          load_classifier, save_classifier, train_classifier)
-from .likelihood import dataset_bits_per_dim
-from .sample_quality import (SAMPLE_METRICS, as_images, classification_accuracy_score, compute_features, fid_star,
+from ..evaluation.likelihood import dataset_bits_per_dim
+from ..evaluation.sample_quality import (SAMPLE_METRICS, as_images, classification_accuracy_score, compute_features, fid_star,
                              feature_network_id, nearest_neighbour_grid, real_vs_real, sample_quality)
+from ..io import atomic_write_json, read_metadata
+from ..training import load_data, load_run_model
+from ..training.run import new_run_dir
 
 RUN_METRICS = ("bpd", "fid", "is", "kid", "pr", "cas", "nn", "fid_star")
 _ALIASES = {"fid*": "fid_star", "fidstar": "fid_star", "precision": "pr", "recall": "pr", "bits": "bpd"}
@@ -139,7 +142,6 @@ def evaluate_run(run_dir, metrics=("bpd",), n: int | None = None, *, batch_size:
     * The feature network is ``feature_net`` (a saved classifier directory, checked against the
       data, or a network), else the data set's cached one (trained on first use).
     """
-    from ..training import load_data, load_run_model
 
     wanted = parse_metrics(metrics)
     run_dir = Path(run_dir)
@@ -263,7 +265,6 @@ def evaluate_real(data_name: str, data_dir=None, metrics=("fid", "is", "kid", "p
                   out=None) -> dict:
     """The real-vs-real floor of a data set: the test set against an equally large random training
     subset, with the data set's feature network (or ``feature_net``). Written to ``out`` if given."""
-    from ..data import load_dataset
 
     wanted = parse_metrics(metrics, allowed=SAMPLE_METRICS)
     splits = load_dataset(data_name, data_dir)
@@ -288,8 +289,6 @@ def train_feature_network(data_name: str, data_dir=None, steps: int | None = Non
     ``classifiers/<data>-lenet``; a taken directory gets a ``-1``, ``-2`` ... suffix); with
     ``install`` also into the cache that :func:`get_feature_network` reads. Returns
     ``(model, directory, seconds)``."""
-    from ..data import load_dataset
-    from ..training.run import new_run_dir
 
     name = canonical_data_name(data_name)
     splits = load_dataset(name, data_dir)

@@ -1,0 +1,138 @@
+"""``pixelzoo colorize`` and ``pixelzoo upscale``: sample a composite's image given one of its levels
+(a gray view; a lower resolution), as a PNG grid with a row per given image and an .npz."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..imaging import save_grid
+from ..models.aux_pixelcnn import GrayscalePixelCNN, PyramidPixelCNN
+from ..training import load_data, load_run_model
+from ..views import downsample2x, gray_to_image, upsample_nearest
+
+
+def given_images(images: str, config: dict, count: int | None, seed: int):
+    """Images (long) and labels (or None) from the command line's IMAGES argument: ``test`` for
+    ``count`` random test images of the run's data set, or an .npz with ``images`` (and ``labels``)
+    as ``pixelzoo sample`` writes (its first ``count``)."""
+    if images == "test":
+        test = load_data(config["data"]).test
+        idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:count]
+        return test.images[idx].long(), (None if test.labels is None else test.labels[idx])
+    path = Path(images)
+    if not path.is_file():
+        raise ConfigError(f"{images}: no such file; give an .npz written by `pixelzoo sample`, or `test`")
+    try:
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as e:  # not a zip, truncated, ...
+        raise ConfigError(f"{path}: cannot read it as .npz ({type(e).__name__}: {e})") from e
+    if "images" not in arrays or arrays["images"].ndim != 4 or arrays["images"].dtype.kind not in "ui":
+        raise ConfigError(f"{path}: expected an integer array 'images' of shape (N, C, H, W), as `pixelzoo sample` writes")
+    x = torch.from_numpy(arrays["images"].astype(np.int64))[:count]
+    lab = arrays.get("labels")
+    y = torch.from_numpy(lab.astype(np.int64))[:count] if lab is not None and len(lab) >= len(arrays["images"]) else None
+    return x, y
+
+
+def _labels_for(model, y, cls, n):
+    if not model.num_classes:
+        if cls is not None:
+            raise ConfigError("this model is not class-conditional: --class does not apply")
+        return None
+    if cls is not None:
+        return torch.full((n,), int(cls), dtype=torch.long)
+    if y is None:
+        raise ConfigError("this model is class-conditional and the images carry no labels: give --class")
+    return y
+
+
+def _head_options(map_sampling: bool, log_scale_shift):
+    opts = {}
+    if map_sampling:
+        opts["mode"] = "map"
+    if log_scale_shift is not None:
+        opts["log_scale_shift"] = float(log_scale_shift)
+    return opts
+
+
+def _write_given_grid(model, run_dir, out, what: str, original, shown, samples, per_image: int, y, **given) -> dict:
+    """The PNG of ``colorize`` / ``upscale``: a row per given image [original (when known), the given
+    level as shown, ``per_image`` samples]; and an .npz of the samples, their labels and ``given``."""
+    rows = []
+    for k in range(shown.shape[0]):
+        rows += ([original[k]] if original is not None else []) + [shown[k], *samples[k * per_image:(k + 1) * per_image]]
+    out = Path(out) if out else Path(run_dir) / "samples" / f"{what}-{time.strftime('%Y%m%d-%H%M%S')}.png"
+    out = out.with_suffix(".png")
+    save_grid(torch.stack(rows), model.num_levels, out, ncol=per_image + (2 if original is not None else 1))
+    np.savez_compressed(out.with_suffix(".npz"), images=samples.numpy().astype(np.uint8),
+                        labels=np.zeros(0, np.int64) if y is None else y.repeat_interleave(per_image).numpy(),
+                        **{k: v.numpy().astype(np.uint8) for k, v in given.items()})
+    return {"png": str(out), "npz": str(out.with_suffix(".npz"))}
+
+
+def colorize_command(run_dir, images: str, count: int = 8, per_image: int = 4, gray_given: bool = False,
+                     cls=None, temperature: float = 1.0, map_sampling: bool = False, log_scale_shift=None,
+                     seed: int = 0, out=None, progress: bool = True) -> dict:
+    """``pixelzoo colorize``: a PNG grid with one row per given image, [original (when known), its
+    gray view, ``per_image`` colourisations], and an .npz of the colourisations."""
+    model, config = load_run_model(run_dir)
+    if not isinstance(model, GrayscalePixelCNN):
+        raise ConfigError(f"{run_dir} is a {config['model']['name']} run; colorize needs a grayscale_pixelcnn run")
+    x, y = given_images(images, config, count, seed)
+    if gray_given or (tuple(x.shape[1:]) != model.image_shape and tuple(x.shape[1:]) == model.gray_shape):
+        original, gray = None, x
+    elif tuple(x.shape[1:]) == model.image_shape:
+        model._check_images(x, model.image_shape, model.num_levels, "colorize")
+        original, gray = x, model.view(x)
+    else:
+        raise ConfigError(f"images of shape {tuple(x.shape[1:])} are neither images {model.image_shape} nor gray views "
+                          f"{model.gray_shape} of this model")
+    y = _labels_for(model, y, cls, gray.shape[0])
+    g = torch.Generator().manual_seed(seed)
+    samples = model.colorize(gray, per_image, y=y, temperature=temperature,
+                             head_options=_head_options(map_sampling, log_scale_shift), generator=g, progress=progress)
+    agreement = float(model.view_agreement(samples, gray.repeat_interleave(per_image, 0)).mean())
+    shown = gray_to_image(gray, model.gray_levels, model.num_levels, model.image_shape[0])
+    written = _write_given_grid(model, run_dir, out, "colorize", original, shown, samples, per_image, y, gray=gray)
+    return {**written, "agreement": agreement, "with_original": original is not None, "images": int(gray.shape[0]),
+            "per_image": per_image}
+
+
+def upscale_command(run_dir, images: str, count: int = 8, per_image: int = 4, from_size: int | None = None,
+                    cls=None, temperature: float = 1.0, map_sampling: bool = False, log_scale_shift=None,
+                    seed: int = 0, out=None, progress: bool = True) -> dict:
+    """``pixelzoo upscale``: a PNG grid with one row per given image, [original (when known), its
+    low-resolution level (enlarged), ``per_image`` upscalings], and an .npz of the upscalings."""
+    model, config = load_run_model(run_dir)
+    if not isinstance(model, PyramidPixelCNN):
+        raise ConfigError(f"{run_dir} is a {config['model']['name']} run; upscale needs a pyramid_pixelcnn run")
+    x, y = given_images(images, config, count, seed)
+    shapes = [tuple(s) for s in model.level_shapes]
+    sizes = [s[1] for s in shapes]
+    if tuple(x.shape[1:]) not in shapes:
+        raise ConfigError(f"images of shape {tuple(x.shape[1:])} are not a level of this pyramid ({shapes})")
+    given_level = shapes.index(tuple(x.shape[1:]))
+    level = model.n_scales if from_size is None else (sizes.index(from_size) if from_size in sizes else -1)
+    if level < 1 or level < given_level:
+        raise ConfigError(f"--from-size must be one of {sizes[max(given_level, 1):]} for these {sizes[given_level]}-pixel images")
+    model._check_images(x, shapes[given_level], model.num_levels, "upscale")
+    original = x if given_level == 0 else None
+    low = x.long()
+    for _ in range(level - given_level):
+        low = downsample2x(low)
+    y = _labels_for(model, y, cls, low.shape[0])
+    opts = _head_options(map_sampling, log_scale_shift)
+    names = [f"scale_{k}" for k in range(model.n_scales - level + 1, model.n_scales + 1)]
+    g = torch.Generator().manual_seed(seed)
+    samples = model.upscale(low, per_image, y=y, temperature=temperature, head_options={n: opts for n in names},
+                            generator=g, progress=progress)
+    shown = upsample_nearest(low, 2 ** level)
+    written = _write_given_grid(model, run_dir, out, "upscale", original, shown, samples, per_image, y, low=low)
+    return {**written, "from_size": sizes[level], "with_original": original is not None, "images": int(low.shape[0]),
+            "per_image": per_image}
