@@ -175,10 +175,10 @@ def time_pyramid(model, n, seed):
         parts[f"scale_{k}"] = time.perf_counter() - t
     total = time.perf_counter() - t0
     _, h, w = model.image_shape
-    level_pixels = {name: math.prod(model.level_shapes[model.part_level(name)][1:]) for name in model.part_names}
+    level_pixels = {name: math.prod(model.levels[model.link_of_part(name).level].shape[1:]) for name in model.part_names}
     return {"seconds": total, "seconds_per_pixel": total / (n * h * w),
             "seconds_per_generated_pixel_all_levels": total / (n * sum(level_pixels.values())),
-            "parts": {k: {"seconds": v, "level": "{}x{}".format(*model.level_shapes[model.part_level(k)][1:]),
+            "parts": {k: {"seconds": v, "level": "{}x{}".format(*model.levels[model.link_of_part(k).level].shape[1:]),
                           "seconds_per_pixel_of_level": v / (n * level_pixels[k])} for k, v in parts.items()}}
 
 

@@ -21,7 +21,7 @@ def _cmd_train(args) -> int:
         if args.config or args.set or args.data or args.data_dir or args.out:
             raise PixelzooError("--resume continues a run with its own config; only --steps may change")
         trainer = resume_run(args.resume, steps=args.steps, parts=args.part, progress=not args.no_progress)
-        print(f"resuming {trainer.run_dir}" + (f" at step {trainer.step} of {trainer.cfg.steps}" if hasattr(trainer, "step") else ""))
+        print(f"resuming {trainer.run_dir}, {trainer.status()}")
     else:
         if not args.config:
             raise PixelzooError("give a preset or config file to train (see `pixelzoo presets`), or --resume RUN_DIR")

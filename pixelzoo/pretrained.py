@@ -1,4 +1,10 @@
-"""``save_pretrained`` / ``load_pretrained``: ``config.json`` + ``model.safetensors``, never a pickle."""
+"""``save_pretrained`` / ``load_pretrained``: one mechanism for every model, never a pickle.
+
+A model saves ``config.json`` (the config it recorded at construction) and its weights as
+``model.safetensors``. A chain (a composite) saves ``config.json`` and one folder per part,
+``parts/NAME/model.safetensors`` (with the part's own ``config.json`` when the part is a registered
+model, so that folder loads alone with ``load_pretrained``).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +17,32 @@ import torch.nn as nn
 
 from .errors import CheckpointError
 from .io import atomic_write_json, load_tensors, save_tensors
+from .models.hierarchy import Chain
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+PARTS_DIR = "parts"
+
+
+def _parts(model: nn.Module):
+    """The parts of a chain (which hold all its state), else None."""
+    return model.parts if isinstance(model, Chain) else None
 
 
 def save_pretrained(model: nn.Module, directory: str | os.PathLike) -> None:
     if not getattr(model, "config", None):
-        raise CheckpointError("model has no config (build it with pixelzoo.create_model to save it)")
+        raise CheckpointError(f"{type(model).__name__} has no config: build it with pixelzoo.create_model, a "
+                              "registered builder or a registered class to save it")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_tensors(model.state_dict(), directory / WEIGHTS_NAME)
+    parts = _parts(model)
+    if parts is None:
+        save_tensors(model.state_dict(), directory / WEIGHTS_NAME)
+    else:
+        for name, part in parts.items():
+            save_tensors(part.state_dict(), directory / PARTS_DIR / name / WEIGHTS_NAME)
+            if getattr(part, "config", None):
+                atomic_write_json(part.config, directory / PARTS_DIR / name / CONFIG_NAME)
     atomic_write_json(model.config, directory / CONFIG_NAME)
 
 
@@ -53,9 +74,15 @@ def load_pretrained(directory: str | os.PathLike, map_location: str | torch.devi
     try:
         config = json.loads(config_path.read_text())
         name = config.pop("name")
-    except (json.JSONDecodeError, KeyError, AttributeError) as e:
+    except (json.JSONDecodeError, KeyError, AttributeError, TypeError) as e:
         raise CheckpointError(f"{config_path} is not a valid model config: {e}") from e
     model = create_model(name, **config)
-    load_state_strict(model, load_tensors(directory / WEIGHTS_NAME, map_location), str(directory / WEIGHTS_NAME))
+    parts = _parts(model)
+    if parts is None:
+        load_state_strict(model, load_tensors(directory / WEIGHTS_NAME, map_location), str(directory / WEIGHTS_NAME))
+    else:
+        for part_name, part in parts.items():
+            path = directory / PARTS_DIR / part_name / WEIGHTS_NAME
+            load_state_strict(part, load_tensors(path, map_location), str(path))
     model.eval()
     return model

@@ -56,7 +56,8 @@ def test_conditional_is_causal_in_x_and_sees_all_of_x_hat(case):
     c, h, w = ar.image_shape
     x = torch.randint(0, ar.num_levels, (2, c, h, w))
     y = torch.tensor([0, 2])
-    x_hat = part.view(x)
+    link = model.link_of_part(name)
+    x_hat = model.make(link.given[0], {link.level: x})  # the level above x, made from x
     # causal in X given X_hat: d params(c, i, j) / d x is zero at and after (c, i, j), not all zero before
     spatial = net(x_hat).detach()
     for (ci, i, j), g in dependency_grads(ar, x, y, spatial):

@@ -12,8 +12,7 @@ import torch.nn as nn
 
 import pixelzoo
 from pixelzoo import registry
-from pixelzoo.data import DataSplits, ImageDataset
-from pixelzoo.models.composite import CompositeModel
+from pixelzoo.models.hierarchy import Chain, Level, Link, View
 from pixelzoo.models.conditional import ConditionalAR
 from pixelzoo.training import load_run_model, resume_run, start_run
 
@@ -22,37 +21,21 @@ def coarse(x):
     return x // 2
 
 
-class TwoLevel(CompositeModel):
-    stages = [["prior", "conditional"]]
+class TwoLevel(Chain):
+    """A chain of two levels, built as every composite is: levels, a view, two links, parts, stages."""
 
     def __init__(self, image_shape, num_levels, num_classes=None):
-        super().__init__()
-        self.image_shape, self.num_levels, self.num_classes = tuple(image_shape), num_levels, num_classes
         k = (num_levels + 1) // 2
-        self.coarse_levels = k
         tiny = dict(channels=8, n_layers=2, first_kernel_size=3)
         prior = pixelzoo.create_model("gated_pixelcnn", image_shape, k, num_classes, **tiny)
         ar = pixelzoo.create_model("gated_pixelcnn", image_shape, num_levels, num_classes, spatial_channels=4, **tiny)
         net = nn.Sequential(nn.Conv2d(image_shape[0], 8, 3, padding=1), nn.Tanh(), nn.Conv2d(8, 4, 1))
-        self.parts = nn.ModuleDict({"prior": prior, "conditional": ConditionalAR(ar, _Scaled(net, k))})
-
-    def part_data(self, name, splits, cache_dir=None):
-        def view(d):
-            if name == "prior":
-                return ImageDataset(d.name + "/coarse", coarse(d.images), d.labels, self.coarse_levels, d.num_classes, d.source)
-            return ImageDataset(d.name, d.images, d.labels, d.num_levels, d.num_classes, d.source,
-                                extras={"cond": coarse(d.images).long()})
-
-        return DataSplits(view(splits.train), view(splits.test))
-
-    def log_prob_parts(self, x, y=None):
-        v = coarse(x)
-        return {"prior": self.parts["prior"].log_prob(v, y).flatten(1).sum(1),
-                "conditional": self.parts["conditional"].log_prob(x, y, cond=v).flatten(1).sum(1)}
-
-    def sample(self, n, y=None, **kw):
-        v = self.parts["prior"].sample(n, y=y, **kw)
-        return self.parts["conditional"].sample(n, y=y, cond=v, **kw)
+        super().__init__([Level("image", tuple(image_shape), num_levels), Level("coarse", tuple(image_shape), k)],
+                         [View("image", "coarse", coarse)],
+                         [Link("prior", "coarse"), Link("conditional", "image", ("coarse",))],
+                         {"prior": prior, "conditional": ConditionalAR(ar, _Scaled(net, k))},
+                         [["prior", "conditional"]], num_classes)
+        self.coarse_levels = k
 
 
 class _Scaled(nn.Module):
@@ -113,3 +96,25 @@ def test_conditional_part_sees_all_of_its_condition_but_x_causally(two_level):
     params = cond_ar.ar.conditional_params(x, None, spatial)
     params[:, 0, :, 0, 0].sum().backward()
     assert v.grad[:, :, 1, 1].abs().sum() > 0  # the first pixel's distribution sees the condition below and right of it
+
+
+def test_a_plain_model_and_a_composite_train_resume_and_sample_through_one_runner(two_level, tmp_path):
+    from pixelzoo.training import PlanRunner
+
+    plain = {"model": {"name": "gated_pixelcnn", "channels": 8, "n_layers": 2, "first_kernel_size": 3},
+             "data": {"name": "digits"}, "train": dict(CONFIG["train"], steps=2)}
+    for config, name in ((plain, "plain"), (CONFIG, "composite")):
+        runner = start_run(config, tmp_path / name, progress=False, tensorboard=False)
+        assert type(runner) is PlanRunner
+        first = runner.train()
+        config_more = resume_run(tmp_path / name, steps=5, progress=False, tensorboard=False)
+        assert type(config_more) is PlanRunner
+        more = config_more.train()
+        if name == "plain":
+            assert first["step"] == 2 and more["step"] == 5 and runner.plan.is_single
+        else:   # the conditional's own step count (train_parts) stays; the prior goes on to 5
+            assert first["parts"]["prior"]["step"] == 3 and more["parts"]["prior"]["step"] == 5
+            assert more["parts"]["conditional"] == {"skipped": "already trained"}
+        model, _ = load_run_model(tmp_path / name)
+        s = model.sample(2, y=torch.tensor([0, 1]), generator=torch.Generator().manual_seed(0))
+        assert s.shape == (2, 1, 8, 8) and int(s.max()) < 17

@@ -104,18 +104,37 @@ def test_torchrun_command_line(tmp_path):
     assert not any(p.name.startswith("run-") for p in tmp_path.iterdir())
 
 
-def _composite_worker(rank, world, store, out):
-    from pixelzoo.registry import load_preset
+TINY_GRAY = {"name": "grayscale_pixelcnn", "gray_levels": 4,
+             "prior": {"name": "gated_pixelcnn", "channels": 8, "n_layers": 2, "first_kernel_size": 3, "out_hidden": 8},
+             "conditional": {"name": "gated_pixelcnn", "channels": 8, "n_layers": 2, "first_kernel_size": 3,
+                             "out_hidden": 8},
+             "embedding": {"channels": 8, "n_blocks": 1, "out_channels": 4}}
 
+
+def _composite_worker(rank, world, store, out, config):
+    torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
-        with pytest.raises(ConfigError, match="--part"):
-            start_run(load_preset("grayscale_pixelcnn/digits"), out, progress=False, tensorboard=False)
+        result = start_run(config, out, progress=False, tensorboard=False).train()
+        if rank:
+            assert "process" in result and "test_bpd" not in result
     finally:
         dist.destroy_process_group()
 
 
 @pytest.mark.slow
-def test_composite_models_refuse_torchrun_before_writing_anything(tmp_path):
-    mp.spawn(_composite_worker, args=(2, str(tmp_path / "store"), str(tmp_path / "run")), nprocs=2, join=True)
-    assert not (tmp_path / "run").exists()
+def test_a_composite_trains_under_two_processes_like_one(tmp_path):
+    """Every unit of a composite trains data-parallel: two processes end with one process's weights,
+    the conditional part's flipped images and flipped gray views included."""
+    config = {**tiny_config(steps=3), "model": TINY_GRAY}
+    config["train"]["num_samples"] = 2
+    start_run(config, tmp_path / "one", progress=False, tensorboard=False).train()
+    mp.spawn(_composite_worker, args=(2, str(tmp_path / "store"), str(tmp_path / "two"), config), nprocs=2, join=True)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("two")) == ["two"]
+    a, _ = load_run_model(tmp_path / "one")
+    b, _ = load_run_model(tmp_path / "two")
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=2e-5, msg=name)
+    for part in ("prior", "conditional"):
+        assert (tmp_path / "two" / "parts" / part / CHECKPOINT_NAME).is_file()
+    assert (tmp_path / "two" / "samples" / "final.png").is_file()

@@ -309,7 +309,7 @@ PRESET_DATA = {
 @pytest.mark.parametrize("preset", sorted(PRESET_DATA))
 def test_every_preset_constructs(preset, monkeypatch):
     from pixelzoo.training.config import TrainConfig
-    from pixelzoo.training.stages import part_train_config
+    from pixelzoo.training.runner import part_train_config
 
     assert preset in pixelzoo.list_presets()
     config = pixelzoo.load_preset(preset)

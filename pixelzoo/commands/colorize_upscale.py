@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ..imaging import save_grid
 from ..models.aux_pixelcnn import GrayscalePixelCNN, PyramidPixelCNN
 from ..training import load_data, load_run_model
-from ..views import downsample2x, gray_to_image, upsample_nearest
+from ..views import gray_to_image, upsample_nearest
 
 
 def given_images(images: str, config: dict, count: int | None, seed: int):
@@ -88,7 +88,7 @@ def colorize_command(run_dir, images: str, count: int = 8, per_image: int = 4, g
     if gray_given or (tuple(x.shape[1:]) != model.image_shape and tuple(x.shape[1:]) == model.gray_shape):
         original, gray = None, x
     elif tuple(x.shape[1:]) == model.image_shape:
-        model._check_images(x, model.image_shape, model.num_levels, "colorize")
+        model.check_level("image", x)
         original, gray = x, model.view(x)
     else:
         raise ConfigError(f"images of shape {tuple(x.shape[1:])} are neither images {model.image_shape} nor gray views "
@@ -121,11 +121,9 @@ def upscale_command(run_dir, images: str, count: int = 8, per_image: int = 4, fr
     level = model.n_scales if from_size is None else (sizes.index(from_size) if from_size in sizes else -1)
     if level < 1 or level < given_level:
         raise ConfigError(f"--from-size must be one of {sizes[max(given_level, 1):]} for these {sizes[given_level]}-pixel images")
-    model._check_images(x, shapes[given_level], model.num_levels, "upscale")
+    model.check_level(model.level_order[given_level], x)
     original = x if given_level == 0 else None
-    low = x.long()
-    for _ in range(level - given_level):
-        low = downsample2x(low)
+    low = model.make(model.level_order[level], {model.level_order[given_level]: x.long()})
     y = _labels_for(model, y, cls, low.shape[0])
     opts = _head_options(map_sampling, log_scale_shift)
     names = [f"scale_{k}" for k in range(model.n_scales - level + 1, model.n_scales + 1)]

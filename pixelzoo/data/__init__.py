@@ -2,7 +2,7 @@
 and batch augmentation. Nothing is downloaded at run time; missing data raises DataError saying
 how to get it."""
 
-from pixelzoo.data.augment import random_hflip
+from pixelzoo.data.augment import apply_hflip, hflip_mask, random_hflip
 from pixelzoo.data.cifar import read_cifar10
 from pixelzoo.data.dataset import DataSplits, ImageDataset
 from pixelzoo.data.idx import read_idx
@@ -16,6 +16,8 @@ __all__ = [
     "load_dataset",
     "available_datasets",
     "dataset_names",
+    "apply_hflip",
+    "hflip_mask",
     "random_hflip",
     "read_idx",
     "read_cifar10",

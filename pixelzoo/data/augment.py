@@ -17,9 +17,18 @@ def random_hflip(images: torch.Tensor, generator: torch.Generator, p: float = 0.
     if not isinstance(images, torch.Tensor) or images.dim() < 2:
         raise DataError(f"random_hflip: expected a batch tensor (B, ..., W), got "
                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+    return apply_hflip(images, hflip_mask(images.shape[0], generator, p))
+
+
+def hflip_mask(b: int, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Which of ``b`` images to mirror, (b,) bool: exactly ``b`` uniform numbers from ``generator``."""
     if not 0.0 <= float(p) <= 1.0:
         raise DataError(f"random_hflip: p must be in [0, 1], got {p}")
-    b = images.shape[0]
-    u = torch.rand(b, generator=generator, device=generator.device)
-    flip = (u < p).to(images.device).view(b, *([1] * (images.dim() - 1)))
-    return torch.where(flip, images.flip(-1), images)
+    return torch.rand(b, generator=generator, device=generator.device) < p
+
+
+def apply_hflip(t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mirror ``t`` (B, ..., W) left-right where ``mask`` (B,) is True; a new tensor. The images of a
+    batch and per-image maps of them (a level of a chain at any resolution) take the same mask."""
+    flip = mask.to(t.device).view(t.shape[0], *([1] * (t.dim() - 1)))
+    return torch.where(flip, t.flip(-1), t)

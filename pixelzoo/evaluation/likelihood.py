@@ -58,10 +58,12 @@ def dataset_bits_per_dim_parts(model, dataset, batch_size: int = 256, max_images
 
 @torch.no_grad()
 def dataset_loss(model, dataset, batch_size: int = 256, max_images: int | None = None, seed: int = 0,
-                 progress: bool = False) -> float:
-    """Mean of ``model.loss(...)["loss"]`` (a per-dimension mean) over ``dataset``, weighting each batch
-    by its size: the held-out loss of a model without a likelihood (PixelIQN's quantile loss). The
-    loss's own random inputs (tau) come from ``seed``, so two evaluations see the same draws."""
+                 progress: bool = False, loss=None) -> float:
+    """Mean of ``model.loss(...)["loss"]`` (a per-dimension mean; or of ``loss(...)``) over ``dataset``,
+    weighting each batch by its size: the held-out loss of a model without a likelihood (PixelIQN's
+    quantile loss). The loss's own random inputs (tau) come from ``seed``, so two evaluations see the
+    same draws."""
+    loss = loss or model.loss
     n = len(dataset) if max_images is None else min(len(dataset), max_images)
     was_training = model.training
     model.eval()
@@ -70,7 +72,7 @@ def dataset_loss(model, dataset, batch_size: int = 256, max_images: int | None =
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for x, y, extras in _batches(model, dataset, batch_size, n, progress, "held-out loss"):
-                total += model.loss(x, y, **extras)["loss"].item() * x.shape[0]
+                total += loss(x, y, **extras)["loss"].item() * x.shape[0]
     finally:
         model.train(was_training)
     return total / n

@@ -19,6 +19,7 @@ from ..errors import ConfigError
 from ..heads import Head
 from ..nn import GroupedPointwise, feature_groups
 from .levels import check_levels, scale_levels
+from .plan import PixelzooModel
 
 
 class Trunk(nn.Module):
@@ -44,7 +45,7 @@ class Trunk(nn.Module):
     out_groups: torch.Tensor
 
 
-class AutoregressiveModel(nn.Module):
+class AutoregressiveModel(PixelzooModel):
     """p(x | y, spatial) = prod_i p(x_i | x_<i, y, spatial) over sub-pixels in raster order."""
 
     def __init__(
@@ -192,8 +193,3 @@ class AutoregressiveModel(nn.Module):
             self, n, y=y, temperature=temperature, known=known, mask=mask, spatial=spatial,
             generator=generator, progress=progress, head_options=head_options,
         )
-
-    def save_pretrained(self, directory) -> None:
-        from ..pretrained import save_pretrained
-
-        save_pretrained(self, directory)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..errors import ConfigError
 from .autoregressive import AutoregressiveModel
 
 
@@ -39,6 +40,8 @@ class ConditionalAR(nn.Module):
         return self.ar.has_likelihood
 
     def spatial(self, cond: torch.Tensor) -> torch.Tensor:
+        if cond is None:
+            raise ConfigError("this part is conditioned on the level above it: pass cond=")
         return self.cond_net(cond)
 
     def loss(self, x, y=None, cond=None) -> dict:

@@ -145,6 +145,10 @@ class VQVAE2(nn.Module):
         num_classes: accepted for the registry's builder signature; stage 1 is unconditional.
     """
 
+    #: trained by reconstruction (MSE + commitment): no likelihood of the pixels
+    has_likelihood = False
+
+
     def __init__(self, image_shape, num_levels, hidden=128, res_channels=64, n_res_blocks=2, embed_dim=64,
                  num_codes=512, levels=(4, 2), beta=0.25, decay=0.99, dead_code_restart=True, restart_after=100,
                  eps=1e-5, num_classes=None):
@@ -303,6 +307,29 @@ class VQVAE2(nn.Module):
         """[-1, 1] reconstruction -> integer images in [0, K) (rounded, clamped), long."""
         k = self.num_levels - 1
         return ((recon + 1.0) * (k / 2.0)).round().clamp(0, k).long()
+
+    @torch.no_grad()
+    def decode_to_levels(self, codes: list[torch.Tensor]) -> torch.Tensor:
+        """Code maps, top first ((B, H, W) or (B, 1, H, W)) -> integer images (B, C, H, W) long, in
+        eval mode (the training flag is restored)."""
+        maps = [(c[:, 0] if c.dim() == 4 else c).long() for c in codes]
+        was_training = self.training
+        self.eval()
+        try:
+            return self.to_levels(self.decode_codes(maps))
+        finally:
+            self.train(was_training)
+
+    def decode_given(self, n: int, y=None, cond=None, temperature: float = 1.0, head_options: dict | None = None,
+                     generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
+        """The images of ``n`` given code maps (``cond``: the maps, top first, n rows each), with the
+        signature of a part's ``sample`` (the chain's model of the image level): the decoder is
+        deterministic, so ``temperature`` and ``generator`` do not apply."""
+        if head_options:
+            raise ConfigError(f"the VQ-VAE decoder is deterministic: it has no sampling options, got {head_options}")
+        if cond is None or len(cond) != len(self.names) or any(c.shape[0] != n for c in cond):
+            raise ConfigError(f"decoding needs the {len(self.names)} code maps (top first), {n} rows each")
+        return self.decode_to_levels(cond)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

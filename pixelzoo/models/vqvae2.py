@@ -42,28 +42,23 @@ Choices where the paper is silent or ambiguous:
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sys
-from pathlib import Path
+from functools import partial
 
 import torch
 import torch.nn as nn
 
 from ..registry import register_model
-from ..data.dataset import DataSplits, ImageDataset, image_dtype_for
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 from ..heads import create_head
-from ..io import load_tensors, read_metadata, save_tensors
 from ..nn import HorizontalConv, VerticalConv, feature_groups
 from .autoregressive import AutoregressiveModel
-from .composite import CompositeModel
 from .conditional import ConditionalAR
+from .hierarchy import Chain, Encoder, Level, Link
+from .level_cache import cache_file
 from .pixelsnail import PixelSNAILTrunk, build_pixelsnail
 from .vqvae import VQVAE2, ResidualStack, _log2
 
-CODES_FILE = "vqvae2-codes.safetensors"
-CODES_FORMAT = "pixelzoo-vqvae2-codes-1"
+CODES_FILE = cache_file("autoencoder")  # the code cache in RUN/cache/
 
 #: defaults of the top prior (PixelSNAIL-style, with attention)
 TOP_PRIOR_DEFAULTS = dict(channels=64, n_blocks=4, kernel_size=3, attention_every=2, heads=2, key_channels=None,
@@ -182,7 +177,7 @@ class ConditioningStack(nn.Module):
         return self.from_embedded(self.embed(cond))
 
 
-# --------------------------------------------------------------------------------------- the composite
+# --------------------------------------------------------------------------------------- the chain
 def _check_options(cfg: dict | None, defaults: dict, what: str) -> dict:
     cfg = dict(cfg or {})
     unknown = sorted(set(cfg) - set(defaults))
@@ -191,8 +186,14 @@ def _check_options(cfg: dict | None, defaults: dict, what: str) -> dict:
     return {**defaults, **cfg}
 
 
-class VQVAE2Model(CompositeModel):
+@register_model("vqvae2")
+class VQVAE2Model(Chain):
     """VQ-VAE-2: hierarchical VQ-VAE + one autoregressive prior per code map (see the module docstring).
+
+    A chain: level ``image`` and one code level per VQ level (``top``, ``bottom``, ...), all made
+    by the encoder part ``autoencoder`` (cached per data set and encoder weights); the image is
+    modelled by the autoencoder's decoder given every code map (deterministic, no likelihood),
+    each code map by its prior.
 
     Args:
         image_shape, num_levels, num_classes: the data (the priors are class-conditional when
@@ -207,50 +208,59 @@ class VQVAE2Model(CompositeModel):
     def __init__(self, image_shape, num_levels: int, num_classes: int | None = None, autoencoder: dict | None = None,
                  top_prior: dict | None = None, bottom_prior: dict | None = None, middle_prior: dict | None = None,
                  **level_priors):
-        super().__init__()
         ae_cfg = dict(autoencoder or {})
         if "num_classes" in ae_cfg or "image_shape" in ae_cfg or "num_levels" in ae_cfg:
             raise ConfigError("autoencoder options must not set image_shape, num_levels or num_classes (they come from the data)")
-        self.image_shape = tuple(int(s) for s in image_shape)
-        self.num_levels = int(num_levels)
-        self.num_classes = int(num_classes) if num_classes else None
-        ae = VQVAE2(self.image_shape, self.num_levels, **ae_cfg)
-        self.level_names: list[str] = list(ae.names)          # top first
-        self.code_shapes: list[tuple[int, int]] = ae.code_shapes()  # top first
-        self.num_codes = ae.num_codes
-        self.prior_names = [f"{n}_prior" for n in self.level_names]
+        image_shape = tuple(int(s) for s in image_shape)
+        num_classes = int(num_classes) if num_classes else None
+        ae = VQVAE2(image_shape, int(num_levels), **ae_cfg)
+        names: list[str] = list(ae.names)          # top first
+        shapes: list[tuple[int, int]] = ae.code_shapes()
+        prior_names = [f"{n}_prior" for n in names]
         given = {"top_prior": top_prior, "bottom_prior": bottom_prior, "middle_prior": middle_prior, **level_priors}
-        stray = sorted(k for k, v in given.items() if v is not None and k not in self.prior_names)
+        stray = sorted(k for k, v in given.items() if v is not None and k not in prior_names)
         if stray:
-            raise ConfigError(f"option(s) {stray} do not apply: this model's levels are {self.level_names}, "
-                              f"its priors {self.prior_names}")
+            raise ConfigError(f"option(s) {stray} do not apply: this model's levels are {names}, its priors {prior_names}")
         parts: dict[str, nn.Module] = {"autoencoder": ae}
-        for l, name in enumerate(self.prior_names):
+        links = [Link("autoencoder", "image", tuple(names), method="decode_given")]
+        for l, name in enumerate(prior_names):
             if l == 0:
                 cfg = _check_options(given.get(name), TOP_PRIOR_DEFAULTS, name)
-                parts[name] = build_code_prior(self.code_shapes[0], self.num_codes, self.num_classes, **cfg)
+                parts[name] = build_code_prior(shapes[0], ae.num_codes, num_classes, **cfg)
+                links.append(Link(name, names[0]))
                 continue
             cfg = _check_options(given.get(name), LOWER_PRIOR_DEFAULTS, name)
             cond = {k: cfg.pop(k) for k in _COND_KEYS}
-            above, here = self.code_shapes[l - 1], self.code_shapes[l]
-            net = ConditioningStack(self.num_codes, l, above, here[0] // above[0], cond["cond_embedding"],
+            above, here = shapes[l - 1], shapes[l]
+            net = ConditioningStack(ae.num_codes, l, above, here[0] // above[0], cond["cond_embedding"],
                                     cond["cond_channels"], cond["cond_res_channels"], cond["cond_blocks"],
                                     cond["spatial_channels"])
-            ar = build_code_prior(here, self.num_codes, self.num_classes, spatial_channels=cond["spatial_channels"], **cfg)
+            ar = build_code_prior(here, ae.num_codes, num_classes, spatial_channels=cond["spatial_channels"], **cfg)
             parts[name] = ConditionalAR(ar, net)
-        self.parts = nn.ModuleDict(parts)
-        self.stages = [["autoencoder"], list(self.prior_names)]
-        self.last_codes_source: str | None = None   # "computed", "cache" or "memory": where part_data got the codes
-        self._codes_memo: tuple[str, dict] | None = None
+            links.append(Link(name, names[l], tuple(names[:l]), partial(self.condition, level=l)))
+        levels = [Level("image", image_shape, int(num_levels))]
+        levels += [Level(n, (1, *s), ae.num_codes, shown=False) for n, s in reversed(list(zip(names, shapes)))]
+        super().__init__(levels, [Encoder("image", tuple(names), "autoencoder")], links, parts,
+                         [["autoencoder"], prior_names], num_classes)
+        self.level_names = names
+        self.code_shapes = shapes
+        self.num_codes = ae.num_codes
+        self.prior_names = prior_names
 
     @property
     def autoencoder(self) -> VQVAE2:
         return self.parts["autoencoder"]
 
+    @property
+    def last_codes_source(self) -> str | None:
+        """Where the last ``part_data`` found the codes: "computed", "cache" or "memory"."""
+        return self.level_cache.last_source
+
     # ------------------------------------------------------------------ codes
     def condition(self, codes_above: list[torch.Tensor], level: int) -> torch.Tensor:
-        """The ``cond`` of level ``level`` (top = 0): the code maps of levels ``< level`` (each (B, H_j, W_j),
-        top first), nearest-upsampled to the resolution of level ``level - 1``, stacked (B, level, H, W)."""
+        """The ``cond`` of level ``level`` (top = 0): the code maps of levels ``< level`` (each (B, H_j, W_j)
+        or (B, 1, H_j, W_j), top first), nearest-upsampled to the resolution of level ``level - 1``,
+        stacked (B, level, H, W)."""
         if level < 1 or len(codes_above) != level:
             raise ConfigError(f"level {level} is conditioned on the {level} code map(s) above it, got {len(codes_above)}")
         h, w = self.code_shapes[level - 1]
@@ -264,169 +274,37 @@ class VQVAE2Model(CompositeModel):
             maps.append(c.repeat_interleave(h // hj, dim=1).repeat_interleave(w // wj, dim=2))
         return torch.stack(maps, dim=1)
 
-    @torch.no_grad()
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Code maps (B, H_l, W_l) long, top first (the autoencoder in eval mode; codebooks unchanged)."""
-        ae = self.autoencoder
-        was_training = ae.training
-        ae.eval()
-        try:
-            return ae.encode(x)
-        finally:
-            ae.train(was_training)
+        return [c[:, 0] for c in self._encode(self.makers[0], x)]
 
-    @torch.no_grad()
     def decode(self, codes: list[torch.Tensor]) -> torch.Tensor:
         """Code maps, top first ((B, H, W) or (B, 1, H, W)) -> integer images (B, C, H, W) long."""
-        ae = self.autoencoder
-        maps = [c[:, 0] if c.dim() == 4 else c for c in codes]
-        was_training = ae.training
-        ae.eval()
-        try:
-            return ae.to_levels(ae.decode_codes([m.long() for m in maps]))
-        finally:
-            ae.train(was_training)
+        return self.autoencoder.decode_to_levels(codes)
 
-    @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Images -> codes -> images, (B, C, H, W) long in [0, K)."""
         return self.decode(self.encode(x))
 
-    def codes_fingerprint(self, splits) -> str:
-        """SHA-256 of the autoencoder's weights and buffers, of the code format and of the data
-        (names, images, labels): the key of the code cache."""
-        h = hashlib.sha256()
-        h.update(CODES_FORMAT.encode())
-        for key, value in sorted(self.autoencoder.state_dict().items()):
-            v = value.detach().cpu().contiguous()
-            h.update(f"{key}|{v.dtype}|{tuple(v.shape)}".encode())
-            h.update((v.float() if v.dtype == torch.bfloat16 else v).numpy().tobytes())
-        for split, d in (("train", splits.train), ("test", splits.test)):
-            h.update(f"{split}|{d.name}|{tuple(d.images.shape)}|{d.images.dtype}|{d.num_levels}".encode())
-            h.update(d.images.contiguous().numpy().tobytes())
-            if d.labels is not None:
-                h.update(d.labels.contiguous().numpy().tobytes())
-        return h.hexdigest()
-
-    @torch.no_grad()
-    def _extract(self, images: torch.Tensor, batch_size: int = 256) -> list[torch.Tensor]:
-        dtype = image_dtype_for(self.num_codes)
-        out: list[list[torch.Tensor]] = [[] for _ in self.level_names]
-        device = next(self.autoencoder.parameters()).device
-        for s in range(0, images.shape[0], batch_size):
-            for l, c in enumerate(self.encode(images[s:s + batch_size].long().to(device))):
-                out[l].append(c.to("cpu", dtype))
-        return [torch.cat(parts) for parts in out]
-
-    def codes_for(self, splits, cache_dir=None) -> dict[str, list[torch.Tensor]]:
-        """``{"train": [maps top first], "test": [...]}``, code maps (N, H_l, W_l) of the smallest dtype
-        holding ``num_codes``: from memory, from ``cache_dir/vqvae2-codes.safetensors`` when its
-        fingerprint matches, else computed with the encoder (eval mode) and cached there.
-        ``last_codes_source`` says which."""
-        fp = self.codes_fingerprint(splits)
-        if self._codes_memo is not None and self._codes_memo[0] == fp:
-            self.last_codes_source = "memory"
-            return self._codes_memo[1]
-        path = Path(cache_dir) / CODES_FILE if cache_dir is not None else None
-        codes = self._read_cache(path, fp, splits) if path is not None and path.is_file() else None
-        if codes is not None:
-            self.last_codes_source = "cache"
-        else:
-            n_train, n_test = len(splits.train), len(splits.test)
-            where = f"; cached in {path}" if path is not None else ""
-            print(f"pixelzoo: encoding {n_train} training and {n_test} test images into VQ codes (once{where})",
-                  file=sys.stderr)
-            codes = {"train": self._extract(splits.train.images), "test": self._extract(splits.test.images)}
-            if path is not None:
-                tensors = {f"{split}.{name}": c for split, maps in codes.items() for name, c in zip(self.level_names, maps)}
-                save_tensors(tensors, path, {"format": CODES_FORMAT, "fingerprint": fp,
-                                             "levels": json.dumps(self.level_names),
-                                             "train": splits.train.name, "test": splits.test.name})
-            self.last_codes_source = "computed"
-        self._codes_memo = (fp, codes)
-        return codes
-
-    def _read_cache(self, path: Path, fp: str, splits) -> dict | None:
-        try:
-            meta = read_metadata(path)
-            if meta.get("format") != CODES_FORMAT or meta.get("fingerprint") != fp:
-                return None   # another autoencoder or data set: recompute (and overwrite)
-            tensors = load_tensors(path)
-            codes = {}
-            for split, d in (("train", splits.train), ("test", splits.test)):
-                maps = []
-                for name, shape in zip(self.level_names, self.code_shapes):
-                    c = tensors[f"{split}.{name}"]
-                    if tuple(c.shape) != (len(d), *shape):
-                        return None
-                    maps.append(c)
-                codes[split] = maps
-            return codes
-        except (CheckpointError, KeyError) as e:
-            print(f"pixelzoo: ignoring unreadable code cache {path} ({e}); recomputing", file=sys.stderr)
-            return None
-
-    def part_data(self, name: str, splits, cache_dir=None):
-        """Stage 1 trains on the images; a prior on the code map of its level (``extras["cond"]``: the
-        levels above, see :meth:`condition`), extracted once and cached in ``cache_dir``."""
-        if name == "autoencoder":
-            return splits
-        if name not in self.prior_names:
-            raise ConfigError(f"unknown part {name!r}; this model's parts are {self.part_names}")
-        level = self.prior_names.index(name)
-        codes = self.codes_for(splits, cache_dir)
-        source = f"VQ codes ({self.level_names[level]} level) of {{}} by the run's trained autoencoder"
-
-        def dataset(d, maps):
-            extras = {"cond": self.condition(maps[:level], level)} if level else {}
-            return ImageDataset(f"{d.name}/codes-{self.level_names[level]}", maps[level][:, None], d.labels,
-                                self.num_codes, d.num_classes, source.format(d.name), extras=extras)
-
-        return DataSplits(dataset(splits.train, codes["train"]), dataset(splits.test, codes["test"]))
-
     # ------------------------------------------------------------------ sampling
     def temperatures(self, temperature) -> dict[str, float]:
         """A float (every prior) or a dict ``{prior name: t}`` (missing priors: 1.0) -> one per prior."""
-        if isinstance(temperature, dict):
-            unknown = sorted(set(temperature) - set(self.prior_names))
-            if unknown:
-                raise ConfigError(f"temperatures for unknown prior(s) {unknown}; the priors are {self.prior_names}")
-            out = {n: float(temperature.get(n, 1.0)) for n in self.prior_names}
-        else:
-            out = {n: float(temperature) for n in self.prior_names}
-        bad = {n: t for n, t in out.items() if not t >= 0}
-        if bad:
-            raise ConfigError(f"temperatures must be >= 0, got {bad}")
-        return out
+        return self.sampling_options(temperature, None, self.prior_names)[0]
 
-    @torch.no_grad()
     def sample_codes(self, n: int, y=None, temperature=1.0, generator: torch.Generator | None = None,
                      progress: bool = False) -> list[torch.Tensor]:
         """Ancestral sampling of the code maps, top first, each (n, H_l, W_l) long."""
-        temps = self.temperatures(temperature)
-        maps: list[torch.Tensor] = []
-        for level, name in enumerate(self.prior_names):
-            prior = self.parts[name]
-            kw = dict(y=y, temperature=temps[name], generator=generator, progress=progress)
-            if level:
-                kw["cond"] = self.condition(maps, level)
-            maps.append(prior.sample(n, **kw)[:, 0])
-        return maps
+        lv = self.sample_levels(n, y, temperature, None, generator, progress, targets=(self.level_names[-1],))
+        return [lv[name][:, 0] for name in self.level_names]
 
     @torch.no_grad()
-    def sample(self, n: int, y=None, temperature=1.0, generator: torch.Generator | None = None,
-               progress: bool = False, known=None, mask=None, return_codes: bool = False):
+    def sample(self, n: int, y=None, temperature=1.0, head_options: dict | None = None,
+               generator: torch.Generator | None = None, progress: bool = False, known=None, mask=None,
+               given: dict | None = None, return_codes: bool = False):
         """``n`` images (n, C, H, W) long: codes from the priors (top down; class ``y``, a scalar or
-        (n,) labels; ``temperature`` a float or ``{prior name: t}``), decoded by the decoder. With
-        ``return_codes`` also the code maps (top first)."""
+        (n,) labels; ``temperature`` a float or ``{prior name: t}``; or ``given`` code maps), decoded
+        by the decoder. With ``return_codes`` also the code maps (top first)."""
         if known is not None or mask is not None:
             raise ConfigError("VQ-VAE-2 samples codes, not pixels: inpainting with a known-pixel mask is not supported")
-        maps = self.sample_codes(n, y, temperature, generator, progress)
-        x = self.decode(maps)
-        return (x, maps) if return_codes else x
-
-
-@register_model("vqvae2")
-def build_vqvae2_model(image_shape, num_levels, num_classes=None, **hparams) -> VQVAE2Model:
-    """Builder with the registry's signature ``(image_shape, num_levels, num_classes, **hparams)``."""
-    return VQVAE2Model(image_shape, num_levels, num_classes, **hparams)
+        lv = self.sample_levels(n, y, temperature, head_options, generator, progress, given)
+        return (lv["image"], [lv[name][:, 0] for name in self.level_names]) if return_codes else lv["image"]

@@ -1,12 +1,15 @@
-"""Training: the trainer, its options, checkpoints, Polyak weights and run directories."""
+"""Training: the runner of training plans, the trainer of one unit, its options, checkpoints, Polyak
+weights and run directories."""
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .run import apply_overrides, load_config, load_run_model, read_run_config
+from .runner import PlanRunner
 from .session import load_data, resume_run, start_run
 from .trainer import Trainer
 
 __all__ = [
+    "PlanRunner",
     "TrainConfig",
     "Trainer",
     "apply_overrides",

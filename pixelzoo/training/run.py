@@ -15,9 +15,8 @@ from pathlib import Path
 
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_json
-from ..pretrained import load_state_strict
 from ..registry import create_model, list_presets, load_preset
-from .checkpoint import CHECKPOINT_NAME, evaluation_weights
+from .runner import load_plan_weights
 
 RUN_CONFIG = "config.json"
 
@@ -101,15 +100,9 @@ def write_run_config(run_dir, config: dict) -> None:
 
 
 def load_run_model(run_dir: str | os.PathLike):
-    """The model of a run with its evaluation weights (Polyak average if kept), in eval mode."""
-    from ..models.composite import CompositeModel
-    from .stages import load_part_weights
-
+    """The model of a run with its evaluation weights (Polyak average if kept), in eval mode: every
+    unit of its training plan from its directory."""
     config = read_run_config(run_dir)
     model = build_model(config["model"])
-    if isinstance(model, CompositeModel):
-        load_part_weights(model, run_dir, model.part_names)
-    else:
-        ckpt = Path(run_dir) / CHECKPOINT_NAME
-        load_state_strict(model, evaluation_weights(ckpt), str(ckpt))
+    load_plan_weights(model.training_plan(), run_dir)
     return model.eval(), config

@@ -10,30 +10,9 @@ import torch
 from ..data import load_dataset
 from ..errors import ConfigError
 from . import distributed
-from .checkpoint import CHECKPOINT_NAME
 from .config import TrainConfig
 from .run import build_model, new_run_dir, read_run_config, resolve_model_config, write_run_config
-from .stages import CompositeTrainer
-from .trainer import Trainer
-
-
-def _trainer(model, splits, config, run_dir, parts, progress, tensorboard):
-    from ..models.composite import CompositeModel
-
-    if isinstance(model, CompositeModel):
-        return CompositeTrainer(model, splits, config, run_dir, parts, progress=progress, tensorboard=tensorboard)
-    if parts:
-        raise ConfigError(f"--part applies to composite models; {config['model']['name']} has no parts")
-    return Trainer(model, splits, TrainConfig.from_dict(config["train"]), run_dir, progress=progress, tensorboard=tensorboard)
-
-
-def _check_processes(model) -> None:
-    """Under torchrun, only single models train (data-parallel); refuse composites before writing."""
-    from ..models.composite import CompositeModel
-
-    if isinstance(model, CompositeModel) and distributed.world_size() > 1:
-        raise ConfigError("composite models train part by part: run their independent parts as separate "
-                          "processes with --part instead of torchrun (data-parallel training is for single models)")
+from .runner import PlanRunner
 
 
 def load_data(data_cfg: dict):
@@ -46,26 +25,26 @@ def load_data(data_cfg: dict):
 
 def start_run(config: dict, out_dir: str | os.PathLike, parts: list[str] | None = None, progress: bool = True,
               tensorboard: bool = True):
-    """A trainer for a new run of ``config`` in a new directory ``out_dir`` (never overwriting one).
+    """A runner for a new run of ``config`` in a new directory ``out_dir`` (never overwriting one).
     For composite models, ``parts`` limits training to the named parts. Under ``torchrun`` every
-    process calls it; process 0 makes the directory and the others use the same."""
+    process calls it (every unit trains data-parallel); process 0 makes the directory and the others
+    use the same."""
     distributed.init_from_env()
     train_cfg = TrainConfig.from_dict(config.get("train", {}))
     splits = load_data(config["data"])
     resolved = {**config, "model": resolve_model_config(config["model"], splits), "train": train_cfg.to_dict()}
     torch.manual_seed(train_cfg.seed)  # the initial weights are part of what the seed fixes
     model = build_model(resolved["model"])
-    _check_processes(model)
     run_dir = distributed.broadcast_object(str(new_run_dir(out_dir)) if distributed.is_main() else None)
     if distributed.is_main():
         write_run_config(run_dir, resolved)
     distributed.barrier()
-    return _trainer(model, splits, resolved, run_dir, parts, progress, tensorboard)
+    return PlanRunner(model, splits, resolved, run_dir, parts, progress=progress, tensorboard=tensorboard)
 
 
 def resume_run(run_dir: str | os.PathLike, steps: int | None = None, parts: list[str] | None = None,
                progress: bool = True, tensorboard: bool = True):
-    """A trainer that continues ``run_dir`` from its last checkpoint(s), optionally to a new step count."""
+    """A runner that continues ``run_dir`` from its last checkpoint(s), optionally to a new step count."""
     distributed.init_from_env()
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
@@ -77,8 +56,4 @@ def resume_run(run_dir: str | os.PathLike, steps: int | None = None, parts: list
     splits = load_data(config["data"])
     torch.manual_seed(config["train"].get("seed", 0))
     model = build_model(config["model"])
-    _check_processes(model)
-    trainer = _trainer(model, splits, config, run_dir, parts, progress, tensorboard)
-    if isinstance(trainer, Trainer) and (run_dir / CHECKPOINT_NAME).is_file():
-        trainer.resume()
-    return trainer
+    return PlanRunner(model, splits, config, run_dir, parts, progress=progress, tensorboard=tensorboard)

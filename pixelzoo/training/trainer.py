@@ -1,4 +1,4 @@
-"""One trainer for anything with ``loss(x, y) -> {"loss": scalar, ...}``.
+"""One trainer for one unit of a training plan: a module and its loss ``(x, y, **extras) -> {"loss": scalar, ...}``.
 
 Deterministic on CPU and exactly resumable: the batch of step ``t`` and every random draw inside
 the step are functions of (seed, t) alone, and a checkpoint holds weights, Polyak weights and
@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..data import random_hflip
+from ..data import apply_hflip, hflip_mask
 from ..errors import TrainingError
 from ..evaluation.likelihood import dataset_bits_per_dim, dataset_loss
 from ..imaging import save_grid
@@ -32,8 +32,12 @@ def _step_seed(seed: int, step: int) -> int:
 
 
 class Trainer:
-    def __init__(self, model, splits, config: TrainConfig, run_dir: str | Path, progress: bool = True, tensorboard: bool = True):
+    def __init__(self, model, splits, config: TrainConfig, run_dir: str | Path, progress: bool = True,
+                 tensorboard: bool = True, loss=None):
+        """``model``: the module trained (its parameters, checkpoint, Polyak weights); ``loss``: the
+        unit's loss, or None for ``model.loss`` (looked up at every step)."""
         self.model = model
+        self.loss_fn = loss
         self.splits = splits
         self.cfg = config
         self.run_dir = Path(run_dir)
@@ -79,10 +83,16 @@ class Trainer:
             self._perm, self._perm_epoch = torch.randperm(n, generator=g), epoch
         idx = self._perm[k * bs:(k + 1) * bs]
         x = data.images[idx].long()
-        if self.cfg.flip:
-            x = random_hflip(x, torch.Generator().manual_seed(_step_seed(self.cfg.seed, step)))
+        extras = {k: v[idx] for k, v in data.extras.items()}
+        if self.cfg.flip:  # the images and their per-image maps (levels of a chain) mirrored alike
+            mask = hflip_mask(x.shape[0], torch.Generator().manual_seed(_step_seed(self.cfg.seed, step)))
+            x = apply_hflip(x, mask)
+            extras = {k: apply_hflip(v, mask) if v.dim() == 4 else v for k, v in extras.items()}
         y = data.labels[idx] if self.uses_labels else None
-        return x, y, {k: v[idx] for k, v in data.extras.items()}
+        return x, y, extras
+
+    def loss(self, x, y, **extras) -> dict:
+        return (self.loss_fn or self.model.loss)(x, y, **extras)
 
     # ------------------------------------------------------------------ evaluation and samples
     def evaluation_model(self):
@@ -94,7 +104,8 @@ class Trainer:
         with self.evaluation_model() as m:
             if getattr(m, "has_likelihood", False):
                 return {"test_bpd": dataset_bits_per_dim(m, self.splits.test, self.cfg.eval_batch_size, max_images)}
-            return {"test_loss": dataset_loss(m, self.splits.test, self.cfg.eval_batch_size, max_images, self.cfg.seed)}
+            return {"test_loss": dataset_loss(m, self.splits.test, self.cfg.eval_batch_size, max_images, self.cfg.seed,
+                                              loss=self.loss_fn)}
 
     def write_samples(self, name: str) -> Path:
         n = self.cfg.num_samples
@@ -129,7 +140,7 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.lr * cfg.lr_decay ** self.step
             with autocast:
-                out = self.model.loss(x, y, **extras)
+                out = self.loss(x, y, **extras)
             loss = out["loss"]
             logged = distributed.average_scalars(out)  # over processes: the global batch's values
             if not torch.isfinite(logged["loss"]):  # every process sees the same value and stops

@@ -1,0 +1,180 @@
+"""The one runner: trains any model's training plan, unit by unit, stage by stage.
+
+A plain model's plan is one unit trained in the run directory itself (``checkpoint.safetensors``,
+``metrics.jsonl``, ``samples/``). A composite's units are its parts, each a run directory of its own
+in ``RUN/parts/NAME/``; the units of one stage are independent (train them in parallel processes
+with ``--part``), and a later stage starts from the trained (Polyak) weights of the earlier ones. A
+run resumes unit by unit: finished units are skipped, interrupted ones continue from their
+checkpoint. Every unit trains with the generic ``Trainer``, so every unit trains data-parallel under
+``torchrun`` with the same guarantees; levels cached for a later stage are written by process 0.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError, TrainingError
+from ..evaluation.likelihood import dataset_bits_per_dim_parts
+from ..imaging import save_grid
+from ..pretrained import load_state_strict
+from . import distributed
+from .checkpoint import CHECKPOINT_NAME, evaluation_weights, read_checkpoint
+from .config import TrainConfig
+from .logger import MetricsLogger
+from .trainer import Trainer
+
+
+def part_train_config(config: dict, name: str | None) -> TrainConfig:
+    """The run's ``train`` section, overridden by ``train_parts[name]`` for a composite's part."""
+    return TrainConfig.from_dict({**config.get("train", {}), **config.get("train_parts", {}).get(name, {})})
+
+
+def load_plan_weights(plan, run_dir: str | Path, names=None) -> None:
+    """Load the evaluation weights of the plan's units (those named, in plan order) from their
+    directories into their modules."""
+    for unit in plan.units:
+        if names is not None and unit.name not in names:
+            continue
+        path = unit.path(run_dir) / CHECKPOINT_NAME
+        if not path.is_file():
+            what = f"part {unit.name!r} has not been trained yet" if unit.name else "no checkpoint"
+            raise TrainingError(f"{what}: {path} is missing")
+        load_state_strict(unit.module, evaluation_weights(path), str(path))
+
+
+class PlanRunner:
+    """Trains ``model.training_plan()`` in ``run_dir``; ``parts`` limits training to the named units."""
+
+    def __init__(self, model, splits, config: dict, run_dir: str | Path, parts: list[str] | None = None,
+                 progress: bool = True, tensorboard: bool = True):
+        self.model = model
+        self.plan = model.training_plan()
+        self.splits = splits
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        self.tensorboard = tensorboard
+        names = self.plan.names
+        if parts and self.plan.is_single:
+            raise ConfigError(f"--part applies to composite models; {config['model']['name']} has no parts")
+        unknown = sorted(set(parts or []) - set(names))
+        if unknown:
+            raise ConfigError(f"unknown part(s) {unknown}; this model's parts are {names}")
+        for name in config.get("train_parts", {}):
+            if name not in names:
+                raise ConfigError(f"train_parts names {name!r}, which is not a part of this model ({names})")
+        self.only = list(parts) if parts else None
+        self._trainers: dict = {}
+        self.cfg = part_train_config(config, self.plan.units[0].name)
+        if self.plan.is_single:
+            self.trainer(None)  # built (and resumed) now: a bad checkpoint fails here, before any training
+
+    # ------------------------------------------------------------------ units
+    def trainer(self, name: str | None) -> Trainer:
+        """The ``Trainer`` of unit ``name`` (built at first use, resumed from its checkpoint if any)."""
+        if name not in self._trainers:
+            unit = self.plan.unit(name)
+            cfg = part_train_config(self.config, name)
+            directory = unit.path(self.run_dir)
+            data = unit.data(self.splits, self.run_dir / "cache", distributed.is_main())
+            if unit.name is not None and distributed.is_main():
+                directory.mkdir(parents=True, exist_ok=True)
+            distributed.barrier()
+            torch.manual_seed(cfg.seed)
+            trainer = Trainer(unit.module, data, cfg, directory, progress=self.progress, tensorboard=self.tensorboard,
+                              loss=unit.loss)
+            if trainer.checkpoint_path.is_file():
+                trainer.resume()
+            self._trainers[name] = trainer
+        return self._trainers[name]
+
+    @property
+    def single(self) -> Trainer:
+        """The trainer of a one-unit plan (a plain model)."""
+        if not self.plan.is_single:
+            raise ConfigError(f"{self.config['model']['name']} trains several parts {self.plan.names}: "
+                              "use runner.trainer(NAME)")
+        return self.trainer(None)
+
+    # a plain model's runner reads like its trainer
+    @property
+    def step(self) -> int:
+        return self.single.step
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.single.checkpoint_path if self.plan.is_single else self.run_dir / "parts"
+
+    def batch(self, step: int):
+        return self.single.batch(step)
+
+    def global_batch(self, step: int):
+        return self.single.global_batch(step)
+
+    def unit_done(self, name: str | None) -> bool:
+        path = self.plan.unit(name).path(self.run_dir) / CHECKPOINT_NAME
+        return path.is_file() and read_checkpoint(path)[0] >= part_train_config(self.config, name).steps
+
+    def status(self) -> str:
+        if self.plan.is_single:
+            return f"at step {self.step} of {self.single.cfg.steps}"
+        done = [n for n in self.plan.names if self.unit_done(n)]
+        return f"parts trained: {', '.join(done) or 'none'} of {', '.join(self.plan.names)}"
+
+    # ------------------------------------------------------------------ training
+    def train(self) -> dict:
+        if self.plan.is_single:
+            return self.single.train()
+        start = time.perf_counter()
+        result: dict = {"parts": {}}
+        for k, stage in enumerate(self.plan.stages):
+            todo = [u.name for u in stage if (self.only is None or u.name in self.only) and not self.unit_done(u.name)]
+            if k and todo:
+                load_plan_weights(self.plan, self.run_dir, [u.name for s in self.plan.stages[:k] for u in s])
+            for unit in stage:
+                if self.only is not None and unit.name not in self.only:
+                    continue
+                if unit.name not in todo:
+                    result["parts"][unit.name] = {"skipped": "already trained"}
+                    continue
+                trainer = self.trainer(unit.name)
+                if self.progress and distributed.is_main():
+                    print(f"part {unit.name}: step {trainer.step} of {trainer.cfg.steps}")
+                result["parts"][unit.name] = trainer.train()
+                distributed.barrier()  # its checkpoint is written before any process reads it
+        result["train_seconds"] = round(time.perf_counter() - start, 2)
+        if not distributed.is_main():
+            result.update(process=distributed.rank(), checkpoint=str(self.checkpoint_path))
+            return result
+        unfinished = [n for n in self.plan.names if not self.unit_done(n)]
+        if unfinished:  # e.g. stopped by train.time_budget, or --part trained only some
+            result["unfinished_parts"] = unfinished
+        else:
+            result.update(self.finish())
+        result["checkpoint"] = str(self.checkpoint_path)
+        return result
+
+    def finish(self) -> dict:
+        """With every unit trained: the whole model's test bits/dim (in total and per part) and samples."""
+        load_plan_weights(self.plan, self.run_dir)
+        model = self.model.eval()
+        out: dict = {}
+        test = self.splits.test
+        logger = MetricsLogger(self.run_dir, self.tensorboard)
+        if model.has_likelihood:
+            parts = dataset_bits_per_dim_parts(model, test, self.cfg.eval_batch_size, None, progress=self.progress)
+            out["test_bpd_parts"] = parts
+            out["test_bpd"] = sum(parts.values())  # the bound: its parts add up to it (tested)
+            logger.log(0, test_bpd_full=out["test_bpd"], **{f"test_bpd_{n}": v for n, v in out["test_bpd_parts"].items()})
+        n = self.cfg.num_samples
+        if n:
+            y = torch.arange(n) % model.num_classes if model.num_classes else None
+            x = model.sample(n, y=y, generator=torch.Generator().manual_seed(self.cfg.seed), progress=self.progress)
+            path = self.run_dir / "samples" / "final.png"
+            save_grid(x, model.num_levels, path, ncol=model.num_classes if model.num_classes and n % model.num_classes == 0 else None)
+            out["samples"] = str(path)
+        logger.close()
+        return out
