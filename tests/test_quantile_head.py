@@ -1,0 +1,69 @@
+"""The quantile head as a head like the others: in HEADS, with per-position inputs (tau) it draws
+itself, and with a continuous option."""
+
+import pytest
+import torch
+
+from pixelzoo.errors import ConfigError
+from pixelzoo.heads import HEADS, QuantileHead, create_head
+
+
+# ---------------------------------------------------------------------------- the head alone
+def test_quantile_is_in_heads_and_create_head_takes_its_options():
+    assert HEADS["quantile"] is QuantileHead
+    head = create_head("quantile", 9, 3, kappa=0.5, tau_embedding="cosine", n_cos=5)
+    assert (head.kappa, head.tau_features, head.extra_inputs) == (0.5, 5, ("tau",))
+    assert not head.has_likelihood and not head.continuous and head.loss_name == "quantile_loss"
+    assert head.input_channels() == 15
+    assert head.input_groups().tolist() == [0] * 5 + [1] * 5 + [2] * 5
+    tau = torch.rand(2, 3, 4, 4)
+    assert head.embed_inputs(tau=tau).shape == (2, 15, 4, 4)
+    torch.testing.assert_close(create_head("quantile", 9, 3, tau_embedding="linear").embed_inputs(tau=tau), 2 * tau - 1)
+    with pytest.raises(ConfigError, match="bad options"):
+        create_head("quantile", 9, 3, bogus=1)
+    with pytest.raises(ConfigError, match="tau_embedding"):
+        create_head("quantile", 9, 3, tau_embedding="sine")
+
+
+def test_sampling_inputs_are_the_tau_range_and_training_inputs_uniform():
+    head = create_head("quantile", 9, 3)
+    for t in (0.0, 0.3, 1.0):
+        tau = head.sampling_inputs((50, 3, 2, 2), t, torch.Generator().manual_seed(0))["tau"]
+        u = torch.rand((50, 3, 2, 2), generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(tau, 0.5 + t * (u - 0.5))
+        assert float(tau.min()) >= 0.5 - t / 2 and float(tau.max()) <= 0.5 + t / 2
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ConfigError, match="tau range"):
+            head.sampling_inputs((1, 3, 2, 2), bad, None)
+    x = torch.randint(0, 9, (4, 3, 2, 2))
+    torch.manual_seed(3)
+    tau = head.training_inputs(x)["tau"]
+    torch.manual_seed(3)
+    assert torch.equal(tau, torch.rand(x.shape))
+
+
+def test_check_inputs_names_what_is_wrong():
+    head = create_head("quantile", 9, 1)
+    x = torch.zeros(2, 1, 3, 3)
+    head.check_inputs({"tau": torch.rand(x.shape)}, x)
+    with pytest.raises(ConfigError, match="needs tau"):
+        head.check_inputs({}, x)
+    with pytest.raises(ConfigError, match="unknown"):
+        head.check_inputs({"tau": torch.rand(x.shape), "z": x}, x)
+    with pytest.raises(ConfigError, match="shape"):
+        head.check_inputs({"tau": torch.rand(2, 1, 3, 2)}, x)
+    with pytest.raises(ConfigError, match="unknown"):
+        create_head("categorical", 9, 1).check_inputs({"tau": torch.rand(x.shape)}, x)
+
+
+def test_continuous_head_values_are_the_raw_output_unrounded():
+    raw = torch.tensor([[-3.7], [0.25], [12.125], [1.0]]).view(4, 1, 1, 1)
+    head = create_head("quantile", 4, 1, continuous=True)
+    sp = head.subpixel_params(raw, torch.zeros_like(raw))
+    assert sp.shape == (4, 1, 1, 1, 1)
+    torch.testing.assert_close(sp[:, 0, 0], raw[:, 0])
+    draw = head.sample(sp[:, :, :, 0, 0].reshape(4, 1))
+    assert draw.is_floating_point()
+    assert draw.tolist() == [-3.7000000476837158, 0.25, 12.125, 1.0]  # neither rounded nor clipped to [0, 3]
+    discrete = create_head("quantile", 4, 1)
+    assert discrete.sample(discrete.subpixel_params(raw, raw)[:, :, :, 0, 0].reshape(4, 1)).tolist() == [0, 2, 3, 3]
