@@ -1,11 +1,21 @@
 """The quantile head as a head like the others: in HEADS, with per-position inputs (tau) it draws
-itself, and with a continuous option."""
+itself, on any registered trunk through the generic builder, and with a continuous option."""
 
 import pytest
 import torch
 
+import pixelzoo
 from pixelzoo.errors import ConfigError
 from pixelzoo.heads import HEADS, QuantileHead, create_head
+from pixelzoo.models.autoregressive import AutoregressiveModel, build_autoregressive
+from pixelzoo.models.trunks import list_trunks
+
+GATED = dict(channels=12, n_layers=3, kernel_size=3, first_kernel_size=5)
+TRUNK_OPTIONS = {
+    "gated_pixelcnn": GATED,
+    "pixelsnail": dict(channels=12, n_blocks=2, attention_every=1, heads=2, out_res_blocks=1),
+    "pixelcnnpp": dict(nr_resnet=1, nr_filters=8, dropout=0.0),
+}
 
 
 # ---------------------------------------------------------------------------- the head alone
@@ -67,3 +77,39 @@ def test_continuous_head_values_are_the_raw_output_unrounded():
     assert draw.tolist() == [-3.7000000476837158, 0.25, 12.125, 1.0]  # neither rounded nor clipped to [0, 3]
     discrete = create_head("quantile", 4, 1)
     assert discrete.sample(discrete.subpixel_params(raw, raw)[:, :, :, 0, 0].reshape(4, 1)).tolist() == [0, 2, 3, 3]
+
+
+# ---------------------------------------------------------------------------- on any trunk
+def test_every_trunk_is_registered_and_the_generic_builder_takes_any_head():
+    assert {"gated_pixelcnn", "pixelsnail", "pixelcnnpp"} <= set(list_trunks())
+    for trunk, options in TRUNK_OPTIONS.items():
+        for head in ("categorical", "logistic_mixture", "quantile"):
+            model = build_autoregressive(trunk, (3, 4, 4), 5, 2, head=head, out_hidden=12, **options)
+            assert isinstance(model, AutoregressiveModel) and model.trunk.trunk_name == trunk
+            x, y = torch.randint(0, 5, (2, 3, 4, 4)), torch.tensor([0, 1])
+            assert torch.isfinite(model.loss(x, y)["loss"])
+            assert model.tau_in_trunk is (head == "quantile" and trunk != "pixelcnnpp")
+    with pytest.raises(ConfigError, match="unknown trunk"):
+        build_autoregressive("transformer", (1, 4, 4), 5)
+
+
+def test_pixelsnail_with_the_quantile_head_is_a_quantile_model():
+    torch.manual_seed(0)
+    model = pixelzoo.create_model("pixelsnail", (3, 3, 4), 7, 2, head="quantile", head_options={"n_cos": 4},
+                                  **{k: v for k, v in TRUNK_OPTIONS["pixelsnail"].items()}, out_hidden=12).eval()
+    assert not model.has_likelihood and model.tau_in_trunk
+    x, y = torch.randint(0, 7, (2, 3, 3, 4)), torch.tensor([0, 1])
+    assert set(model.loss(x, y)) == {"loss", "quantile_loss"}
+    with pytest.raises(ConfigError, match="no likelihood"):
+        model.log_prob(x, y)
+    s = model.sample(2, y=y, temperature=0.7, generator=torch.Generator().manual_seed(2))
+    tau = model.sampling_inputs(2, 0.7, torch.Generator().manual_seed(2))["tau"]
+    assert torch.equal(model.quantile(s, tau, y).round().clamp(0, 6).long(), s)
+    # tau of a later pixel never reaches an earlier output; an earlier one reaches later ones (via the trunk)
+    t = tau.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(model.quantile(s, t, y)[:, 0, 1, 1].sum(), t)
+    assert g[:, :, 1, 2:].abs().sum() == 0 and g[:, :, 2:].abs().sum() == 0 and g[:, 1:, 1, 1].abs().sum() == 0
+    assert g[:, :, 0].abs().sum() > 0
+    assert pixelzoo.create_model("gated_pixelcnn", (1, 3, 3), 5, **GATED).has_likelihood
+    with pytest.raises(ConfigError, match="quantile head"):
+        pixelzoo.create_model("gated_pixelcnn", (1, 3, 3), 5, **GATED).quantile(x[:, :1, :3, :3], tau[:, :1, :3, :3])

@@ -57,9 +57,6 @@ class QuantileHead(Head):
     """
 
     has_likelihood = False
-    # On a trunk that does not mask colour channels, the PixelIQN output layer reads the pixel's
-    # earlier channels (see ``QuantileOutput``), so colour stays autoregressive on every trunk.
-    models_channel_order = True
     extra_inputs = ("tau",)
     loss_name = "quantile_loss"
     no_likelihood_message = NO_LIKELIHOOD

@@ -12,7 +12,6 @@ import torch
 import torch.nn as nn
 
 from ..registry import register_model
-from ..heads import create_head
 from ..nn import (
     ConditioningBias,
     GroupedPointwise,
@@ -23,7 +22,8 @@ from ..nn import (
     gate,
     gate_groups,
 )
-from .autoregressive import AutoregressiveModel, Trunk
+from .autoregressive import AutoregressiveModel, build_autoregressive
+from .trunks import Trunk, register_trunk
 
 
 def conditioning_out_groups(channels: int, n_groups: int) -> torch.Tensor:
@@ -78,6 +78,7 @@ class GatedLayer(nn.Module):
         return h_new if self.first else h + h_new
 
 
+@register_trunk("gated_pixelcnn")
 class GatedPixelCNNTrunk(Trunk):
     channel_masked = True
     row_causal = True
@@ -158,8 +159,8 @@ class GatedPixelCNNTrunk(Trunk):
 def build_gated_pixelcnn(image_shape, num_levels, num_classes=None, channels=64, n_layers=8, kernel_size=3,
                          first_kernel_size=7, out_hidden=None, dropout=0.0, spatial_channels=0,
                          head="categorical", head_options=None) -> AutoregressiveModel:
-    c = image_shape[0]
-    trunk = GatedPixelCNNTrunk(c, channels, n_layers, kernel_size, first_kernel_size, num_classes,
-                               spatial_channels, dropout)
-    head_module = create_head(head, num_levels, c, **(head_options or {}))
-    return AutoregressiveModel(trunk, head_module, image_shape, num_levels, num_classes, spatial_channels, out_hidden)
+    """A Gated PixelCNN (``GatedPixelCNNTrunk``) with the categorical head by default."""
+    return build_autoregressive("gated_pixelcnn", image_shape, num_levels, num_classes, head=head,
+                                head_options=head_options, out_hidden=out_hidden, spatial_channels=spatial_channels,
+                                channels=channels, n_layers=n_layers, kernel_size=kernel_size,
+                                first_kernel_size=first_kernel_size, dropout=dropout)
