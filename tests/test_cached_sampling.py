@@ -95,6 +95,18 @@ def test_pixeliqn_inpainting_and_spatial_map():
     assert torch.equal(out[:, mask], known.repeat_interleave(2, 0)[:, mask])
 
 
+def test_continuous_quantile_head():
+    """A continuous level: the cached stepper gives the naive stepper's float images (to rounding: the
+    values are fed back unrounded, so float differences of the two orders of summation remain)."""
+    torch.manual_seed(0)
+    model = sharpen(pixelzoo.create_model("gated_pixelcnn", (3, 4, 5), 256, 2, head="quantile",
+                                          head_options={"continuous": True, "n_cos": 3}, **TINY), 10.0)
+    naive, cached = (ancestral_sample(model, 3, y=1, temperature=0.8, generator=torch.Generator().manual_seed(1),
+                                      cached=flag) for flag in (False, True))
+    assert naive.is_floating_point() and not torch.equal(naive, naive.round())
+    torch.testing.assert_close(cached, naive, rtol=1e-5, atol=1e-5)
+
+
 def test_auto_mode_uses_the_cache_and_naive_trunks_still_work():
     model = gated((1, 3, 4))
     g = torch.Generator().manual_seed(5)

@@ -113,3 +113,29 @@ def test_pixelsnail_with_the_quantile_head_is_a_quantile_model():
     assert pixelzoo.create_model("gated_pixelcnn", (1, 3, 3), 5, **GATED).has_likelihood
     with pytest.raises(ConfigError, match="quantile head"):
         pixelzoo.create_model("gated_pixelcnn", (1, 3, 3), 5, **GATED).quantile(x[:, :1, :3, :3], tau[:, :1, :3, :3])
+
+
+@pytest.mark.parametrize("trunk", sorted(TRUNK_OPTIONS))
+def test_a_continuous_quantile_model_samples_its_q_at_the_drawn_tau(trunk):
+    """A continuous level: the images are floats, and every sampled value is the model's Q at the drawn
+    tau given the values before it (teacher forcing the sample reproduces it)."""
+    torch.manual_seed(0)
+    model = build_autoregressive(trunk, (3, 3, 4), 256, 2, head="quantile",
+                                 head_options={"continuous": True, "n_cos": 4}, out_hidden=12,
+                                 **TRUNK_OPTIONS[trunk]).eval()
+    with torch.no_grad():
+        model.output.out.weight.mul_(20.0)  # values spread over several units, far from integers
+    y = torch.tensor([1, 0, 1])
+    s = model.sample(3, y=y, temperature=0.8, generator=torch.Generator().manual_seed(4))
+    assert s.dtype == torch.get_default_dtype() and s.shape == (3, 3, 3, 4)
+    assert not torch.equal(s, s.round()) and s.std() > 0.1
+    tau = model.sampling_inputs(3, 0.8, torch.Generator().manual_seed(4))["tau"]
+    torch.testing.assert_close(model.quantile(s, tau, y), s, rtol=1e-5, atol=1e-5)
+    assert torch.isfinite(model.loss(s, y)["loss"])
+    with pytest.raises(ConfigError, match="float"):
+        model.quantile(s.long(), tau, y)
+    # inpainting keeps the given float values
+    mask = torch.zeros(3, 4, dtype=torch.bool)
+    mask[0] = True
+    part = model.sample(3, y=y, known=s, mask=mask, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(part[:, :, 0], s[:, :, 0])

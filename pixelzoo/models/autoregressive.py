@@ -18,6 +18,8 @@ Two seams:
   pixel's earlier channels, keeping colour ordered). The loss draws them (``Head.training_inputs``),
   the sampler too (``sampling_inputs``); every method that computes parameters takes them as keyword
   arguments (``params_from_scaled(xs, y, spatial, tau=tau)``).
+* **Steppers** (``pixelzoo.models.steppers``): ``stepper`` gives the sampler the source of each
+  sub-pixel's parameters: the trunk's incremental stepper where it has one, else the full forward pass.
 
 ``build_autoregressive`` builds any registered trunk (``pixelzoo.models.trunks``) with any head.
 """
@@ -35,6 +37,7 @@ from ..errors import ConfigError
 from ..heads import Head, create_head
 from ..nn import GroupedPointwise, feature_groups
 from .levels import check_levels, scale_levels
+from .steppers import FullForwardStepper, Stepper
 from .trunks import Trunk, trunk_class
 
 __all__ = ["AutoregressiveModel", "InputOutput", "Trunk", "build_autoregressive"]
@@ -290,17 +293,27 @@ class AutoregressiveModel(nn.Module):
         return out
 
     # ------------------------------------------------------------------ sampling and saving
-    @property
-    def trunk_once_per_pixel(self) -> bool:
-        """True when the sampler may run the trunk once per pixel and only the head once per channel
-        (the trunk does not mask colour channels, so its output at a pixel ignores that pixel, and the
-        output layer reads no per-position inputs)."""
-        return not self.trunk.channel_masked and not self.extra_inputs
-
     def sampling_inputs(self, n: int, temperature: float, generator: torch.Generator | None) -> dict:
         """The head's per-position inputs (n, C, H, W) for sampling ``n`` images (e.g. tau, whose range
         is the temperature), drawn before the first step; {} for a head without inputs."""
         return self.head.sampling_inputs((int(n), *self.image_shape), temperature, generator)
+
+    def stepper(self, n: int, y: torch.Tensor | None = None, spatial: torch.Tensor | None = None,
+                inputs: dict | None = None, cached: bool | None = None) -> Stepper:
+        """The source of each sub-pixel's parameters for one sample call (``pixelzoo.models.steppers``).
+
+        ``cached`` None: the trunk's incremental stepper where it has one, else the full-forward one;
+        False: the full-forward stepper; True: the trunk's incremental stepper, or ConfigError."""
+        if cached is not False:
+            stepper = self.trunk.incremental_stepper(self, n, y, spatial, inputs)
+            if stepper is not None:
+                return stepper
+            if cached:
+                raise ConfigError(
+                    f"cached sampling needs a trunk with an incremental stepper (e.g. the Gated PixelCNN's "
+                    f"row-cached one); {type(self.trunk).__name__} in {type(self).__name__} has none: "
+                    f"sample with cached=None or cached=False")
+        return FullForwardStepper(self, n, y, spatial, inputs)
 
     @torch.no_grad()
     def sample(
@@ -314,15 +327,17 @@ class AutoregressiveModel(nn.Module):
         generator: torch.Generator | None = None,
         progress: bool = False,
         head_options: dict | None = None,
+        cached: bool | None = None,
     ) -> torch.Tensor:
         """``n`` images (n, C, H, W) of dtype long (float for a continuous level); see
         ``pixelzoo.sampling.ancestral_sample``. ``head_options`` go to the head's ``sample`` (e.g.
-        ``{"mode": "map"}``, or for the logistic mixture ``{"log_scale_shift": 0.5}``)."""
+        ``{"mode": "map"}``, or for the logistic mixture ``{"log_scale_shift": 0.5}``); ``cached`` picks
+        the stepper (``stepper``)."""
         from ..sampling import ancestral_sample
 
         return ancestral_sample(
             self, n, y=y, temperature=temperature, known=known, mask=mask, spatial=spatial,
-            generator=generator, progress=progress, head_options=head_options,
+            generator=generator, progress=progress, head_options=head_options, cached=cached,
         )
 
     def save_pretrained(self, directory) -> None:

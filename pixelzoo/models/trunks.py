@@ -24,8 +24,9 @@ class Trunk(nn.Module):
     let the spatial map at pixel ``q`` reach outputs at pixels after ``q`` and, at ``q`` itself, only
     feature groups ``>=`` the channel's group: a map given per sub-pixel (a head's per-position
     inputs, e.g. PixelIQN's tau) is then an autoregressive input like the image.
-    ``row_cache`` trunks offer ``vertical_row_cache`` and ``horizontal_row`` (see
-    ``GatedPixelCNNTrunk``) for exact row-cached sampling.
+
+    A trunk may offer an incremental stepper for sampling (``incremental_stepper``; the Gated
+    PixelCNN's row cache, ``row_cache = True``); the model falls back to the full-forward stepper.
     """
 
     channel_masked: bool = True
@@ -48,6 +49,12 @@ class Trunk(nn.Module):
         if spatial_groups is not None:
             kw["spatial_groups"] = spatial_groups
         return cls(int(image_shape[0]), **options, **kw)
+
+    def incremental_stepper(self, model, n: int, y=None, spatial=None, inputs=None):
+        """A stepper (see ``pixelzoo.models.steppers``) that computes the parameters of each sampled
+        sub-pixel of ``model`` (whose trunk this is) incrementally, or None when this trunk has none
+        (the model then uses the full-forward stepper)."""
+        return None
 
 
 TRUNKS: dict[str, type[Trunk]] = {}
