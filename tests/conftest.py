@@ -32,6 +32,8 @@ TINY_MODELS = {
     "pixeliqn+pixelsnail": dict(trunk="pixelsnail", channels=12, n_blocks=2, attention_every=1, heads=2,
                                 out_res_blocks=1, out_hidden=12, n_cos=4),
     "pixeliqn+pixelcnnpp": dict(trunk="pixelcnnpp", nr_resnet=1, nr_filters=8, dropout=0.0, n_cos=4, out_hidden=12),
+    "pixelsnail+quantile": dict(channels=12, n_blocks=2, attention_every=1, heads=2, out_res_blocks=1, out_hidden=12,
+                                head="quantile", head_options={"n_cos": 4}),
 }
 
 # Registered composite models (several parts trained stage by stage): the single-model checks above

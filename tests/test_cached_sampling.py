@@ -81,6 +81,32 @@ def test_pixeliqn(shape):
     assert len(out.unique()) > 1
 
 
+def test_pixeliqn_inpainting_and_spatial_map():
+    """tau through every layer next to a spatial map, with given sub-pixels skipped."""
+    torch.manual_seed(0)
+    model = sharpen(pixelzoo.create_model("pixeliqn", (3, 4, 5), num_levels=8, channels=12, n_layers=3,
+                                          out_hidden=12, n_cos=3, spatial_channels=2), 3.0)
+    spatial = torch.randn(2, 2, 4, 5, generator=torch.Generator().manual_seed(3))
+    known = torch.randint(0, 8, (2, 3, 4, 5), generator=torch.Generator().manual_seed(4))
+    mask = torch.zeros(3, 4, 5, dtype=torch.bool)
+    mask[:, 1] = True
+    mask[1, 2, 2] = True
+    out = assert_same_images(model, 4, known=known, mask=mask, spatial=spatial, temperature=0.6)
+    assert torch.equal(out[:, mask], known.repeat_interleave(2, 0)[:, mask])
+
+
+def test_continuous_quantile_head():
+    """A continuous level: the cached stepper gives the naive stepper's float images (to rounding: the
+    values are fed back unrounded, so float differences of the two orders of summation remain)."""
+    torch.manual_seed(0)
+    model = sharpen(pixelzoo.create_model("gated_pixelcnn", (3, 4, 5), 256, 2, head="quantile",
+                                          head_options={"continuous": True, "n_cos": 3}, **TINY), 10.0)
+    naive, cached = (ancestral_sample(model, 3, y=1, temperature=0.8, generator=torch.Generator().manual_seed(1),
+                                      cached=flag) for flag in (False, True))
+    assert naive.is_floating_point() and not torch.equal(naive, naive.round())
+    torch.testing.assert_close(cached, naive, rtol=1e-5, atol=1e-5)
+
+
 def test_auto_mode_uses_the_cache_and_naive_trunks_still_work():
     model = gated((1, 3, 4))
     g = torch.Generator().manual_seed(5)

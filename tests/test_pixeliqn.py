@@ -167,6 +167,20 @@ def test_samples_are_the_rounded_quantiles_at_the_drawn_tau(temperature):
     assert torch.equal(q.round().clamp(0, 6).long(), x)
 
 
+@pytest.mark.parametrize("trunk, kw", [("pixelsnail", dict(channels=12, n_blocks=2, attention_every=1, heads=2,
+                                                             out_res_blocks=1)),
+                                       ("pixelcnnpp", dict(nr_resnet=1, nr_filters=8, dropout=0.0))])
+def test_samples_are_the_rounded_quantiles_on_other_trunks(trunk, kw):
+    """The same on any trunk: PixelSNAIL (tau through every block), PixelCNN++ (its trunk once per
+    pixel in sampling, the output layer reading the pixel's earlier channels)."""
+    model = pixelzoo.create_model("pixeliqn", (3, 3, 4), num_levels=7, num_classes=3, trunk=trunk, n_cos=4,
+                                  out_hidden=12, **kw).eval()
+    y = torch.tensor([0, 1, 2])
+    x = model.sample(3, y=y, temperature=0.9, generator=torch.Generator().manual_seed(5))
+    tau = model.sampling_inputs(3, 0.9, torch.Generator().manual_seed(5))["tau"]
+    assert torch.equal(model.quantile(x, tau, y).round().clamp(0, 6).long(), x)
+
+
 def test_tau_range_zero_gives_the_conditional_medians_deterministically():
     model = make().eval()
     a = model.sample(3, y=0, temperature=0.0, generator=torch.Generator().manual_seed(1))

@@ -6,7 +6,8 @@ from .categorical import CategoricalHead
 from .logistic_mixture import LogisticMixtureHead
 from .quantile import QuantileHead, huber_quantile_loss
 
-HEADS: dict[str, type[Head]] = {"categorical": CategoricalHead, "logistic_mixture": LogisticMixtureHead}
+HEADS: dict[str, type[Head]] = {"categorical": CategoricalHead, "logistic_mixture": LogisticMixtureHead,
+                                "quantile": QuantileHead}
 
 
 def create_head(name: str, num_levels: int, channels: int, **options) -> Head:
@@ -19,6 +20,5 @@ def create_head(name: str, num_levels: int, channels: int, **options) -> Head:
         raise ConfigError(f"bad options for head {name!r}: {e}") from e
 
 
-# QuantileHead is not in HEADS: its tau must reach the network, which the ``pixeliqn`` model does.
 __all__ = ["HEADS", "CategoricalHead", "Head", "LogisticMixtureHead", "QuantileHead", "create_head",
            "huber_quantile_loss"]

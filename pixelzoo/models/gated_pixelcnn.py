@@ -12,7 +12,6 @@ import torch
 import torch.nn as nn
 
 from ..registry import register_model
-from ..heads import create_head
 from ..nn import (
     ConditioningBias,
     GroupedPointwise,
@@ -23,7 +22,9 @@ from ..nn import (
     gate,
     gate_groups,
 )
-from .autoregressive import AutoregressiveModel, Trunk
+from .autoregressive import AutoregressiveModel, build_autoregressive
+from .steppers import Stepper
+from .trunks import Trunk, register_trunk
 
 
 def conditioning_out_groups(channels: int, n_groups: int) -> torch.Tensor:
@@ -53,7 +54,7 @@ class GatedLayer(nn.Module):
         v_pre, v_new = self.vertical(v, cv)
         return v_new, self.horizontal(h, self.v_to_h(down_shift(v_pre)), ch)
 
-    # The three parts of ``forward``, also run separately by the row-cached sampler
+    # The three parts of ``forward``, also run separately by the row-cached stepper
     # (``GatedPixelCNNTrunk.vertical_row_cache`` / ``horizontal_row``).
     def conditioning(self, y, spatial, size):
         """The conditioning bias split into its vertical and horizontal halves (cv, ch), each
@@ -78,6 +79,7 @@ class GatedLayer(nn.Module):
         return h_new if self.first else h + h_new
 
 
+@register_trunk("gated_pixelcnn")
 class GatedPixelCNNTrunk(Trunk):
     channel_masked = True
     row_causal = True
@@ -153,13 +155,47 @@ class GatedPixelCNNTrunk(Trunk):
             h = layer.horizontal(h, v_in[..., :w], None if ch is None else ch[..., :w])
         return h
 
+    def incremental_stepper(self, model, n, y=None, spatial=None, inputs=None) -> "RowCacheStepper":
+        return RowCacheStepper(model, n, y, spatial, inputs)
+
+
+class RowCacheStepper(Stepper):
+    """The Gated PixelCNN's incremental stepper (in the spirit of Ramachandran et al. 2017): per row
+    ``i`` the vertical stack runs once on the rows above (``vertical_row_cache``, at the row's first
+    sub-pixel to sample) and each layer keeps what it passes down to row ``i``; per sub-pixel only the
+    horizontal stack runs, on row ``i``, columns ``0..j`` (``horizontal_row``). Both are exact crops of
+    the full forward pass, so it gives the full-forward stepper's parameters. The trunk sees the same
+    (cropped) inputs: its spatial map ``model.trunk_spatial`` of the cropped ``spatial`` and head inputs;
+    ``model.params_from_features`` turns the features at (i, j) into that sub-pixel's parameters."""
+
+    def __init__(self, model, n, y=None, spatial=None, inputs=None):
+        super().__init__(model, n, y, spatial, inputs)
+        self.trunk: GatedPixelCNNTrunk = model.trunk
+        self._row: int | None = None
+        self._cache: list | None = None
+
+    def _trunk_spatial(self, rows: slice):
+        return self.model.trunk_spatial(self.spatial_rows(rows), **self.inputs_at(rows))
+
+    def params(self, x, i, j, c):
+        model = self.model
+        if self._row != i:  # once per row, at its first sub-pixel to sample
+            above = self._trunk_spatial(slice(0, i)) if i else None  # row 0 has nothing above
+            self._cache = self.trunk.vertical_row_cache(model.scale(x[:, :, :i]), self.y, above,
+                                                        self._trunk_spatial(slice(i, i + 1)))
+            self._row = i
+        feats = self.trunk.horizontal_row(model.scale(x[:, :, i : i + 1, : j + 1]), self._cache)[..., j : j + 1]
+        at = (slice(i, i + 1), slice(j, j + 1))
+        return model.params_from_features(feats, model.scale(x[:, :, at[0], at[1]]),
+                                          **self.inputs_at(*at))[:, c, :, 0, 0]
+
 
 @register_model("gated_pixelcnn")
 def build_gated_pixelcnn(image_shape, num_levels, num_classes=None, channels=64, n_layers=8, kernel_size=3,
                          first_kernel_size=7, out_hidden=None, dropout=0.0, spatial_channels=0,
                          head="categorical", head_options=None) -> AutoregressiveModel:
-    c = image_shape[0]
-    trunk = GatedPixelCNNTrunk(c, channels, n_layers, kernel_size, first_kernel_size, num_classes,
-                               spatial_channels, dropout)
-    head_module = create_head(head, num_levels, c, **(head_options or {}))
-    return AutoregressiveModel(trunk, head_module, image_shape, num_levels, num_classes, spatial_channels, out_hidden)
+    """A Gated PixelCNN (``GatedPixelCNNTrunk``) with the categorical head by default."""
+    return build_autoregressive("gated_pixelcnn", image_shape, num_levels, num_classes, head=head,
+                                head_options=head_options, out_hidden=out_hidden, spatial_channels=spatial_channels,
+                                channels=channels, n_layers=n_layers, kernel_size=kernel_size,
+                                first_kernel_size=first_kernel_size, dropout=dropout)

@@ -35,7 +35,6 @@ import torch.nn.functional as F
 
 from ..registry import register_model
 from ..errors import ConfigError
-from ..heads import create_head
 from ..nn import (
     ConditioningBias,
     DownRightShiftedConv2d,
@@ -46,7 +45,8 @@ from ..nn import (
     down_shift,
     right_shift,
 )
-from .autoregressive import AutoregressiveModel, Trunk
+from .autoregressive import AutoregressiveModel, build_autoregressive
+from .trunks import Trunk, register_trunk
 
 MAX_RESOLUTIONS = 3
 
@@ -100,9 +100,18 @@ def max_resolutions(height: int, width: int, limit: int = MAX_RESOLUTIONS) -> in
     return r
 
 
+@register_trunk("pixelcnnpp")
 class PixelCNNPPTrunk(Trunk):
     channel_masked = False
     row_causal = False
+
+    @classmethod
+    def from_shape(cls, image_shape, num_classes=None, spatial_channels=0, spatial_groups=None, **options):
+        """Spatial conditioning here is not causal per position (``spatial_groups`` must be None)."""
+        if spatial_groups is not None:
+            raise ConfigError("the PixelCNN++ trunk has no causal spatial conditioning (spatial_groups)")
+        c, h, w = (int(s) for s in image_shape)
+        return cls(c, (h, w), num_classes=num_classes, spatial_channels=spatial_channels, **options)
 
     def __init__(self, image_channels, image_size, nr_resnet=5, nr_filters=160, n_resolutions=None,
                  dropout=0.5, num_classes=None, spatial_channels=0):
@@ -203,7 +212,7 @@ def build_pixelcnnpp(image_shape, num_levels, num_classes=None, nr_resnet=5, nr_
                      head_options=None) -> AutoregressiveModel:
     """PixelCNN++ with a logistic-mixture head by default (``head_options`` e.g. ``{"n_mix": 10}``).
     ``n_resolutions`` None takes the most (up to 3) that the image size allows."""
-    c, h, w = image_shape
-    trunk = PixelCNNPPTrunk(c, (h, w), nr_resnet, nr_filters, n_resolutions, dropout, num_classes, spatial_channels)
-    head_module = create_head(head, num_levels, c, **(head_options or {}))
-    return AutoregressiveModel(trunk, head_module, image_shape, num_levels, num_classes, spatial_channels, out_hidden)
+    return build_autoregressive("pixelcnnpp", image_shape, num_levels, num_classes, head=head,
+                                head_options=head_options, out_hidden=out_hidden, spatial_channels=spatial_channels,
+                                nr_resnet=nr_resnet, nr_filters=nr_filters, n_resolutions=n_resolutions,
+                                dropout=dropout)

@@ -38,7 +38,6 @@ import torch.nn.functional as F
 
 from ..registry import register_model
 from ..errors import ConfigError
-from ..heads import create_head
 from ..nn import (
     ConditioningBias,
     GroupedPointwise,
@@ -50,7 +49,8 @@ from ..nn import (
     gate_groups,
 )
 from ..nn.attention import CausalSelfAttention2d
-from .autoregressive import AutoregressiveModel, Trunk
+from .autoregressive import AutoregressiveModel, build_autoregressive
+from .trunks import Trunk, register_trunk
 from .gated_pixelcnn import conditioning_out_groups
 
 
@@ -94,6 +94,7 @@ class OutputResidualBlock(nn.Module):
         return h + self.conv2(F.elu(self.conv1(F.elu(h))))
 
 
+@register_trunk("pixelsnail")
 class PixelSNAILTrunk(Trunk):
     """Gated residual blocks + causal self-attention + 1x1 residual output stack.
 
@@ -170,10 +171,11 @@ def build_pixelsnail(image_shape, num_levels, num_classes=None, channels=64, n_b
                      attention_dropout=None, out_res_blocks=2, spatial_channels=0, out_hidden=None,
                      head="categorical", head_options=None) -> AutoregressiveModel:
     """A PixelSNAIL-style autoregressive model, e.g. the prior over a VQ code map of ``num_levels``
-    codes (``image_shape = (1, H, W)``); also works on colour images (channel-masked)."""
-    c = image_shape[0]
-    trunk = PixelSNAILTrunk(c, channels, n_blocks, kernel_size, attention_every, heads, key_channels,
-                            value_channels, dropout, attention_dropout, out_res_blocks, num_classes,
-                            spatial_channels)
-    head_module = create_head(head, num_levels, c, **(head_options or {}))
-    return AutoregressiveModel(trunk, head_module, image_shape, num_levels, num_classes, spatial_channels, out_hidden)
+    codes (``image_shape = (1, H, W)``); also works on colour images (channel-masked), and with any
+    head (``head="quantile"``: tau through every block, as PixelIQN on this trunk)."""
+    return build_autoregressive("pixelsnail", image_shape, num_levels, num_classes, head=head,
+                                head_options=head_options, out_hidden=out_hidden, spatial_channels=spatial_channels,
+                                channels=channels, n_blocks=n_blocks, kernel_size=kernel_size,
+                                attention_every=attention_every, heads=heads, key_channels=key_channels,
+                                value_channels=value_channels, dropout=dropout, attention_dropout=attention_dropout,
+                                out_res_blocks=out_res_blocks)
