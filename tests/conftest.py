@@ -36,9 +36,10 @@ TINY_MODELS = {
                                 head="quantile", head_options={"n_cos": 4}),
 }
 
-# Registered composite models (several parts trained stage by stage): the single-model checks above
-# do not apply to them; each has its own test file covering causality of its parts, the bound or
-# pipeline, save/load and sampling. A registered model must be in TINY_MODELS or here.
+# Registered composite models (chains of levels whose parts train stage by stage): the single-model
+# checks above do not apply to them; tests/test_registry_composites.py runs the registry-wide checks
+# over each (with its tiny configuration there), and each has its own test file for the rest. A
+# registered model must be in TINY_MODELS or here.
 COMPOSITE_MODELS = {
     "grayscale_pixelcnn": "tests/test_aux_pixelcnn.py",
     "pyramid_pixelcnn": "tests/test_aux_pixelcnn.py",

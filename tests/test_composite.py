@@ -5,6 +5,7 @@ p(v) and a conditional autoregressive model p(x | v) that sees all of v through 
 """
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ import torch.nn as nn
 import pixelzoo
 from pixelzoo import registry
 from pixelzoo.models.hierarchy import Chain, Level, Link, View
+from pixelzoo.models.plan import TrainingPlan, Unit
 from pixelzoo.models.conditional import ConditionalAR
 from pixelzoo.training import load_run_model, resume_run, start_run
 
@@ -118,3 +120,46 @@ def test_a_plain_model_and_a_composite_train_resume_and_sample_through_one_runne
         model, _ = load_run_model(tmp_path / name)
         s = model.sample(2, y=torch.tensor([0, 1]), generator=torch.Generator().manual_seed(0))
         assert s.shape == (2, 1, 8, 8) and int(s.max()) < 17
+
+
+class JointTwoLevel(TwoLevel):
+    """A plan with a joint phase: the prior alone, then one unit updating both parts together (the
+    seam AGAVE's joint training and De Fauw's per-level units use)."""
+
+    def training_plan(self):
+        joint = nn.ModuleDict({"prior": self.parts["prior"], "conditional": self.parts["conditional"]})
+
+        def loss(x, y=None, cond=None):
+            a = self.parts["prior"].loss(cond.long(), y)["loss"]
+            b = self.parts["conditional"].loss(x, y, cond=cond)["loss"]
+            return {"loss": a + b, "prior": a.detach(), "conditional": b.detach()}
+
+        return TrainingPlan([[Unit("prior", self.parts["prior"], partial(self.part_data, "prior"),
+                                   directory="parts/prior")],
+                             [Unit("joint", joint, partial(self.part_data, "conditional"), loss, "parts/joint")]])
+
+
+@pytest.fixture
+def joint_two_level():
+    registry.register_model("test_joint_two_level", JointTwoLevel)
+    yield
+    registry._MODELS.pop("test_joint_two_level")
+
+
+def test_a_unit_updates_several_parts_jointly(joint_two_level, tmp_path):
+    config = {**CONFIG, "model": {"name": "test_joint_two_level"}, "train_parts": {}}
+    result = start_run(config, tmp_path / "run", progress=False, tensorboard=False).train()
+    assert result["parts"]["prior"]["step"] == 3 and result["parts"]["joint"]["step"] == 3
+    assert math.isclose(result["test_bpd"], sum(result["test_bpd_parts"].values()), rel_tol=1e-6)
+    rows = (tmp_path / "run" / "parts" / "joint" / "metrics.jsonl").read_text()
+    assert "train_prior" in rows and "train_conditional" in rows
+    # the joint unit's checkpoint holds both parts; the run loads it after the prior's (plan order)
+    from pixelzoo.training.checkpoint import evaluation_weights
+
+    joint = evaluation_weights(tmp_path / "run" / "parts" / "joint" / "checkpoint.safetensors")
+    assert {k.split(".")[0] for k in joint} == {"prior", "conditional"}
+    model, _ = load_run_model(tmp_path / "run")
+    for k, v in model.parts["prior"].state_dict().items():
+        assert torch.equal(v, joint[f"prior.{k}"])
+    alone = evaluation_weights(tmp_path / "run" / "parts" / "prior" / "checkpoint.safetensors")
+    assert any(not torch.equal(v, joint[f"prior.{k}"]) for k, v in alone.items())  # the joint phase moved it on
