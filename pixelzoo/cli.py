@@ -1,9 +1,11 @@
-"""The ``pixelzoo`` command line: train | sample | evaluate | train-classifier | inpaint | colorize |
-upscale | rejection-sweep | presets | datasets."""
+"""The pixelzoo command line: train | sample | evaluate | train-classifier | inpaint | colorize |
+upscale | rejection-sweep | presets | datasets. `pixelzoo COMMAND --help` explains each."""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,6 +14,26 @@ import numpy as np
 import torch
 
 from .errors import PixelzooError
+
+
+def _number(kind, low=None, strict=False, what=""):
+    """An argparse type: ``kind`` (int or float), at least ``low`` (above it when ``strict``)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if low is not None and (value <= low if strict else value < low):
+            raise argparse.ArgumentTypeError(f"must be {what or ('> ' if strict else '>= ') + str(low)}, got {text}")
+        return value
+    return parse
+
+
+POSITIVE = _number(int, 1, what="a positive integer")
+NON_NEGATIVE = _number(int, 0, what="an integer >= 0")
+TEMPERATURE = _number(float, 0.0, what="a number >= 0")
 
 
 def _cmd_train(args) -> int:
@@ -70,12 +92,13 @@ def _load(run_dir):
 def _cmd_sample(args) -> int:
     from .imaging import save_grid, save_levels_grid
 
+    from .commands.colorize_upscale import class_option
+
     model, _ = _load(args.run_dir)
+    cls = class_option(model, args.cls)
     y = None
     if model.num_classes:
-        y = torch.full((args.n,), args.cls) if args.cls is not None else torch.arange(args.n) % model.num_classes
-    elif args.cls is not None:
-        raise PixelzooError("this model is not class-conditional: --class does not apply")
+        y = torch.full((args.n,), cls) if cls is not None else torch.arange(args.n) % model.num_classes
     g = torch.Generator().manual_seed(args.seed)
     levels = None
     if args.levels:
@@ -203,10 +226,19 @@ def _cmd_upscale(args) -> int:
 
 
 def _cmd_presets(args) -> int:
+    import shutil
+    import textwrap
+
     from .registry import list_presets, load_preset
 
+    width = max(60, shutil.get_terminal_size((100, 24)).columns)
     for name in list_presets():
-        print(f"{name:32s} {load_preset(name).get('description', '')}")
+        text = " ".join(load_preset(name).get("description", "").split())
+        if args.verbose:
+            print(name)
+            print(textwrap.fill(text, width - 1, initial_indent="    ", subsequent_indent="    "))
+        else:
+            print(f"{name:32s} {textwrap.shorten(text, max(20, width - 34), placeholder=' ...')}")
     return 0
 
 
@@ -219,14 +251,17 @@ def _cmd_datasets(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="pixelzoo", description=__doc__)
+    p.add_argument("--version", action="version", version=f"pixelzoo {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model from a preset or config file, or resume a run")
     t.add_argument("config", nargs="?", help="preset name (see `pixelzoo presets`) or path to a JSON run config")
     t.add_argument("--data", help="data set name, replacing the preset's (see `pixelzoo datasets`)")
     t.add_argument("--data-dir", help="folder (or file) the data set is read from")
-    t.add_argument("--steps", type=int, help="number of training steps (with --resume: the new total)")
+    t.add_argument("--steps", type=POSITIVE, help="number of training steps (with --resume: the new total)")
     t.add_argument("--out", help="run directory to create (default runs/PRESET; never overwrites a run)")
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override a config value, e.g. --set model.channels=32 --set train.lr=3e-4 (repeatable)")
@@ -238,10 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="draw samples from a trained run: a PNG grid and an .npz of the images")
     s.add_argument("run_dir")
-    s.add_argument("-n", type=int, default=64, help="number of images (default 64)")
-    s.add_argument("--class", dest="cls", type=int, help="class of every sample (default: classes in turn)")
-    s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (0: most likely value)")
-    s.add_argument("--seed", type=int, default=0, help="random seed")
+    s.add_argument("-n", type=POSITIVE, default=64, help="number of images (default 64)")
+    s.add_argument("--class", dest="cls", type=NON_NEGATIVE, help="class of every sample (default: classes in turn)")
+    s.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="softmax temperature (0: most likely value)")
+    s.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed")
     s.add_argument("--levels", action="store_true",
                    help="grayscale/pyramid models: one row per level, lowest first (the paper's Fig. 2 / Fig. 6)")
     s.add_argument("--out", help="output path without suffix (default RUN_DIR/samples/sample-TIME)")
@@ -256,17 +291,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir", nargs="?", help="run directory (omit with --real)")
     e.add_argument("--metrics", help="comma-separated: bpd,fid,is,kid,pr,cas,nn,fid_star (default bpd; "
                                      "with --real: fid,is,kid,pr)")
-    e.add_argument("-n", type=int, default=None,
+    e.add_argument("-n", type=POSITIVE, default=None,
                    help="samples to draw for sample metrics (default: as many as test images); bpd uses only the "
                         "first N test images (default all)")
-    e.add_argument("--batch-size", type=int, default=256, help="evaluation and sampling batch size")
+    e.add_argument("--batch-size", type=POSITIVE, default=256, help="evaluation and sampling batch size")
     e.add_argument("--feature-net", metavar="DIR", help="a saved classifier (pixelzoo train-classifier) instead of "
                                                         "the cached one of the data set")
     e.add_argument("--samples", metavar="NPZ", help="use these samples (images, labels; as `pixelzoo sample` writes) "
                                                     "instead of drawing new ones")
-    e.add_argument("--seed", type=int, default=0, help="random seed of the samples (and of --real's subset)")
-    e.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
-    e.add_argument("--cas-steps", type=int, help="training steps of the CAS classifier (default: the feature network's)")
+    e.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed of the samples (and of --real's subset)")
+    e.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="sampling temperature")
+    e.add_argument("--cas-steps", type=POSITIVE, help="training steps of the CAS classifier (default: the feature network's)")
     e.add_argument("--real", metavar="DATA", help="no run: the real-vs-real floor of data set DATA")
     e.add_argument("--data-dir", help="with --real: folder the data set is read from")
     e.add_argument("--out", help="with --real: also write the result to this JSON file")
@@ -276,8 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("train-classifier", help="train the LeNet feature network of the sample metrics on a data set")
     c.add_argument("data", help="data set name (see `pixelzoo datasets`)")
     c.add_argument("--data-dir", help="folder (or file) the data set is read from")
-    c.add_argument("--steps", type=int, help="training steps (default about 4 epochs, 600 to 2000)")
-    c.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
+    c.add_argument("--steps", type=POSITIVE, help="training steps (default about 4 epochs, 600 to 2000)")
+    c.add_argument("--batch-size", type=POSITIVE, default=128, help="batch size (default 128)")
     c.add_argument("--out", help="directory to create (default classifiers/DATA-lenet; never overwrites one)")
     c.add_argument("--cache", action="store_true", help="also install it in the feature-network cache that "
                                                          "`pixelzoo evaluate` uses ($PIXELZOO_CACHE)")
@@ -286,10 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inpaint", help="complete test images whose top half is given; PNG grid")
     i.add_argument("run_dir")
-    i.add_argument("--images", type=int, default=8, help="number of test images (default 8)")
-    i.add_argument("--completions", type=int, default=4, help="completions per image (default 4)")
-    i.add_argument("--temperature", type=float, default=1.0, help="softmax temperature")
-    i.add_argument("--seed", type=int, default=0, help="random seed (which images, and the draws)")
+    i.add_argument("--images", type=POSITIVE, default=8, help="number of test images (default 8)")
+    i.add_argument("--completions", type=POSITIVE, default=4, help="completions per image (default 4)")
+    i.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="softmax temperature")
+    i.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed (which images, and the draws)")
     i.add_argument("--out", help="output PNG path (default RUN_DIR/samples/inpaint-TIME.png)")
     i.add_argument("--no-progress", action="store_true", help="no progress bar")
     i.set_defaults(func=_cmd_inpaint)
@@ -302,14 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "acceptance rate (the paper's Fig. 7 trade-off). Works for any run whose model samples.")
     r.add_argument("run_dir")
     r.add_argument("--rates", default="1,0.5,0.25,0.1", help="acceptance rates in (0, 1] (default 1,0.5,0.25,0.1)")
-    r.add_argument("-n", type=int, default=1000, help="accepted samples per rate (default 1000); n / min(rate) "
+    r.add_argument("-n", type=_number(int, 2, what="an integer >= 2"), default=1000, help="accepted samples per rate (default 1000); n / min(rate) "
                                                       "candidates are drawn")
-    r.add_argument("--batch-size", type=int, default=64, help="sampling batch size")
+    r.add_argument("--batch-size", type=POSITIVE, default=64, help="sampling batch size")
     r.add_argument("--feature-net", metavar="DIR", help="saved classifier for the metrics (default: the data set's "
                                                         "cached evaluation classifier)")
     r.add_argument("--scorer", metavar="DIR", help="saved classifier that scores candidates (default: the feature network)")
-    r.add_argument("--seed", type=int, default=0, help="random seed of the candidates")
-    r.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    r.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed of the candidates")
+    r.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="sampling temperature")
     r.add_argument("--out", help="JSON path (default RUN_DIR/eval/rejection_sweep.json; the PNG goes next to it)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_rejection_sweep)
@@ -321,24 +356,26 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("run_dir")
         a.add_argument("images", help="`test` (random test images of the run's data) or an .npz with 'images' "
                                       "(and 'labels'), as `pixelzoo sample` writes")
-        a.add_argument("-n", type=int, default=8, help="number of given images (default 8)")
-        a.add_argument("--per-image", type=int, default=4, help="samples per given image (default 4)")
+        a.add_argument("-n", type=POSITIVE, default=8, help="number of given images (default 8)")
+        a.add_argument("--per-image", type=POSITIVE, default=4, help="samples per given image (default 4)")
         if cmd == "colorize":
             a.add_argument("--gray", action="store_true", help="the images are gray views already (default: images, "
                                                                "or gray views when their shape says so)")
         else:
-            a.add_argument("--from-size", type=int, help="resolution to upscale from (default: the lowest level)")
-        a.add_argument("--class", dest="cls", type=int, help="class of every image (default: the images' labels)")
-        a.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+            a.add_argument("--from-size", type=POSITIVE, help="resolution to upscale from (default: the lowest level)")
+        a.add_argument("--class", dest="cls", type=NON_NEGATIVE, help="class of every image (default: the images' labels)")
+        a.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="sampling temperature")
         a.add_argument("--map", action="store_true", help="MAP sampling: a mixture component by its weight, then its mode")
-        a.add_argument("--log-scale-shift", type=float, help="variance reduction: subtract this from the logistics' "
+        a.add_argument("--log-scale-shift", type=_number(float), help="variance reduction: subtract this from the logistics' "
                                                              "log-scales (the paper's log-variance reduction / 2)")
-        a.add_argument("--seed", type=int, default=0, help="random seed (which test images, and the draws)")
+        a.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed (which test images, and the draws)")
         a.add_argument("--out", help=f"output PNG path (default RUN_DIR/samples/{cmd}-TIME.png; the .npz goes next to it)")
         a.add_argument("--no-progress", action="store_true", help="no progress bar")
         a.set_defaults(func=_cmd_colorize if cmd == "colorize" else _cmd_upscale)
 
-    sub.add_parser("presets", help="list the named configurations").set_defaults(func=_cmd_presets)
+    ps = sub.add_parser("presets", help="list the named configurations (a line each; -v: the full descriptions)")
+    ps.add_argument("-v", "--verbose", action="store_true", help="print each preset's full description")
+    ps.set_defaults(func=_cmd_presets)
     sub.add_parser("datasets", help="list the data sets, whether each is available here, and why not").set_defaults(func=_cmd_datasets)
     return p
 
@@ -353,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `pixelzoo presets | head`: the reader has gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ A preset file holds ``{"model": {"name": ..., hyper-parameters}, "data": {"name"
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import inspect
 import json
@@ -93,7 +94,8 @@ def list_models() -> list[str]:
 def create_model(name: str, image_shape, num_levels: int = 256, num_classes: int | None = None, **hparams) -> nn.Module:
     """Build the registered model ``name`` for images of ``image_shape`` (C, H, W)."""
     if name not in _MODELS:
-        raise ConfigError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+        raise ConfigError(f"unknown model {name!r}{did_you_mean(name, list_models())}; registered: "
+                          f"{', '.join(list_models())}")
     image_shape = tuple(int(s) for s in image_shape)
     if len(image_shape) != 3:
         raise ConfigError(f"image_shape must be (C, H, W), got {image_shape}")
@@ -101,6 +103,12 @@ def create_model(name: str, image_shape, num_levels: int = 256, num_classes: int
         return _MODELS[name](image_shape, int(num_levels), num_classes, **hparams)
     except TypeError as e:
         raise ConfigError(f"bad hyper-parameters for model {name!r}: {e}") from e
+
+
+def did_you_mean(name: str, choices) -> str:
+    """``"; did you mean a, b?"`` with the closest of ``choices``, or ``""``."""
+    close = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=0.5)
+    return f"; did you mean {', '.join(close)}?" if close else ""
 
 
 def _preset_root():
@@ -118,7 +126,7 @@ def list_presets() -> list[str]:
 def load_preset(name: str) -> dict:
     """The configuration dict of preset ``name`` (e.g. ``gated_pixelcnn/digits``)."""
     if name not in list_presets():
-        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(list_presets())}")
+        raise ConfigError(f"unknown preset {name!r}{did_you_mean(name, list_presets())}; see `pixelzoo presets`")
     family, leaf = name.split("/", 1)
     text = (_preset_root() / family / f"{leaf}.json").read_text()
     config = json.loads(text)

@@ -40,13 +40,24 @@ def given_images(images: str, config: dict, count: int | None, seed: int):
     return x, y
 
 
-def _labels_for(model, y, cls, n):
+def class_option(model, cls) -> int | None:
+    """The command line's ``--class``, checked against the model's classes."""
+    if cls is None:
+        return None
     if not model.num_classes:
-        if cls is not None:
-            raise ConfigError("this model is not class-conditional: --class does not apply")
+        raise ConfigError("this model is not class-conditional: --class does not apply")
+    if not 0 <= int(cls) < model.num_classes:
+        raise ConfigError(f"--class must lie in [0, {model.num_classes}) for this model's {model.num_classes} "
+                          f"classes, got {cls}")
+    return int(cls)
+
+
+def _labels_for(model, y, cls, n):
+    cls = class_option(model, cls)
+    if not model.num_classes:
         return None
     if cls is not None:
-        return torch.full((n,), int(cls), dtype=torch.long)
+        return torch.full((n,), cls, dtype=torch.long)
     if y is None:
         raise ConfigError("this model is class-conditional and the images carry no labels: give --class")
     return y

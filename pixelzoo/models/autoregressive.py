@@ -250,9 +250,11 @@ class AutoregressiveModel(PixelzooModel):
         value = self.head.training_loss(sp.float(), x, **inputs).mean()
         return {"loss": value, self.head.loss_name: value.detach()}
 
+    @torch.no_grad()
     def bits_per_dim(self, x: torch.Tensor, y: torch.Tensor | None = None, spatial: torch.Tensor | None = None,
                      **inputs) -> torch.Tensor:
-        """Exact bits per dimension of each image, (B,): -log2 p(x) / (C * H * W)."""
+        """Exact bits per dimension of each image, (B,): -log2 p(x) / (C * H * W) (an evaluation: no
+        gradient; ``log_prob`` keeps one)."""
         self._no_likelihood()
         lp = self.log_prob(x, y, spatial, **inputs)
         return -lp.flatten(1).sum(1) / (lp[0].numel() * math.log(2.0))

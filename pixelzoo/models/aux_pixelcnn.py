@@ -244,6 +244,7 @@ class PyramidPixelCNN(Chain):
         #: (C, H, W) of level l (0 = the image, n = the lowest resolution)
         self.level_shapes = shapes
 
+    @torch.no_grad()
     def level_bits_per_dim(self, x, y=None) -> dict[str, torch.Tensor]:
         """Per resolution "HxW", lowest first: the bound of the model of images at that resolution
         (prior + scales up to it) in bits per dimension of that resolution, (B,) (cf. Table 2)."""

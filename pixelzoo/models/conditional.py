@@ -50,6 +50,7 @@ class ConditionalAR(nn.Module):
     def log_prob(self, x, y=None, cond=None) -> torch.Tensor:
         return self.ar.log_prob(x, y, spatial=self.spatial(cond))
 
+    @torch.no_grad()
     def bits_per_dim(self, x, y=None, cond=None) -> torch.Tensor:
         return self.ar.bits_per_dim(x, y, spatial=self.spatial(cond))
 

@@ -241,13 +241,16 @@ class Chain(PixelzooModel):
     def _no_likelihood(self) -> list[str]:
         return [l.part for l in self.links.values() if not getattr(self.parts[l.part], "has_likelihood", False)]
 
+    @torch.no_grad()
     def bits_per_dim_parts(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Each part's bits per dimension *of x*, (B,): they add up to ``bits_per_dim``."""
+        """Each part's bits per dimension *of x*, (B,): they add up to ``bits_per_dim`` (an evaluation:
+        no gradient)."""
         dims = math.prod(self.image_shape) * math.log(2.0)
         return {k: -v / dims for k, v in self.log_prob_parts(x, y).items()}
 
+    @torch.no_grad()
     def bits_per_dim(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """-log2 p(x, levels above) / dims of x: an upper bound on -log2 p(x) / dims, (B,)."""
+        """-log2 p(x, levels above) / dims of x: an upper bound on -log2 p(x) / dims, (B,) (no gradient)."""
         return sum(self.bits_per_dim_parts(x, y).values())
 
     def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -8,6 +8,23 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 
 
+_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def _check_type(name: str, value, annotation: str) -> None:
+    """``value`` of option ``train.name`` against its annotation (``int``, ``float | None``, ...)."""
+    kinds = [k.strip() for k in str(annotation).split("|")]
+    if value is None and "None" in kinds:
+        return
+    for kind in kinds:
+        ok = _TYPES.get(kind, ())
+        if isinstance(value, ok) and not (kind != "bool" and isinstance(value, bool)):
+            return
+    want = " or ".join({"int": "an integer", "float": "a number", "bool": "true/false", "str": "a string",
+                        "None": "null"}.get(k, k) for k in kinds)
+    raise ConfigError(f"train.{name} must be {want}, got {value!r}")
+
+
 @dataclass
 class TrainConfig:
     steps: int = 1000
@@ -34,10 +51,22 @@ class TrainConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise ConfigError(f"unknown train options {unknown}; valid: {sorted(names)}")
+        for f in dataclasses.fields(cls):
+            if f.name in d:
+                _check_type(f.name, d[f.name], f.type)
         cfg = cls(**d)
-        for name, value in (("steps", cfg.steps), ("batch_size", cfg.batch_size), ("checkpoint_every", cfg.checkpoint_every)):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"train.{name} must be a positive integer, got {value!r}")
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "eval_batch_size"):
+            if getattr(cfg, name) < 1:
+                raise ConfigError(f"train.{name} must be a positive integer, got {getattr(cfg, name)!r}")
+        for name in ("eval_every", "sample_every", "num_samples", "seed"):
+            if getattr(cfg, name) < 0:
+                raise ConfigError(f"train.{name} must be an integer >= 0, got {getattr(cfg, name)!r}")
+        for name in ("eval_images", "grad_clip", "time_budget"):
+            value = getattr(cfg, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"train.{name} must be > 0 or null, got {value!r}")
+        if not 0 < cfg.lr_decay <= 1:
+            raise ConfigError(f"train.lr_decay must lie in (0, 1], got {cfg.lr_decay}")
         if cfg.precision not in ("fp32", "bf16"):
             raise ConfigError(f"train.precision must be 'fp32' or 'bf16', got {cfg.precision!r}")
         if not cfg.lr > 0:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_json
-from ..registry import create_model, list_presets, load_preset
+from ..registry import create_model, did_you_mean, list_presets, load_preset
 from .runner import load_plan_weights
 
 RUN_CONFIG = "config.json"
@@ -27,7 +27,8 @@ def load_config(preset_or_path: str) -> dict:
         return load_preset(preset_or_path)
     path = Path(preset_or_path)
     if not path.is_file():
-        raise ConfigError(f"{preset_or_path!r} is neither a preset ({', '.join(list_presets())}) nor a config file")
+        raise ConfigError(f"{preset_or_path!r} is neither a preset nor a config file"
+                          f"{did_you_mean(preset_or_path, list_presets())}; see `pixelzoo presets`")
     try:
         config = json.loads(path.read_text())
     except json.JSONDecodeError as e:

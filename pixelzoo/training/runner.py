@@ -45,6 +45,28 @@ def load_plan_weights(plan, run_dir: str | Path, names=None) -> None:
         load_state_strict(unit.module, evaluation_weights(path), str(path))
 
 
+def check_parts(plan, config: dict, parts: list[str] | None) -> None:
+    """``--part`` names and the config's ``train_parts`` must name units of the plan."""
+    names = plan.names
+    if parts and plan.is_single:
+        raise ConfigError(f"--part applies to composite models; {config['model']['name']} has no parts")
+    unknown = sorted(set(parts or []) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown part(s) {unknown}; this model's parts are {names}")
+    for name in config.get("train_parts", {}):
+        if name not in names:
+            raise ConfigError(f"train_parts names {name!r}, which is not a part of this model ({names})")
+
+
+def unit_steps(plan, run_dir) -> dict:
+    """The step each unit's checkpoint holds (0 without one); a corrupt checkpoint raises CheckpointError."""
+    out = {}
+    for unit in plan.units:
+        path = unit.path(run_dir) / CHECKPOINT_NAME
+        out[unit.name] = read_checkpoint(path)[0] if path.is_file() else 0
+    return out
+
+
 class PlanRunner:
     """Trains ``model.training_plan()`` in ``run_dir``; ``parts`` limits training to the named units."""
 
@@ -57,15 +79,7 @@ class PlanRunner:
         self.run_dir = Path(run_dir)
         self.progress = progress
         self.tensorboard = tensorboard
-        names = self.plan.names
-        if parts and self.plan.is_single:
-            raise ConfigError(f"--part applies to composite models; {config['model']['name']} has no parts")
-        unknown = sorted(set(parts or []) - set(names))
-        if unknown:
-            raise ConfigError(f"unknown part(s) {unknown}; this model's parts are {names}")
-        for name in config.get("train_parts", {}):
-            if name not in names:
-                raise ConfigError(f"train_parts names {name!r}, which is not a part of this model ({names})")
+        check_parts(self.plan, config, parts)
         self.only = list(parts) if parts else None
         self._trainers: dict = {}
         self.cfg = part_train_config(config, self.plan.units[0].name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -12,7 +13,7 @@ from ..errors import ConfigError
 from . import distributed
 from .config import TrainConfig
 from .run import build_model, new_run_dir, read_run_config, resolve_model_config, write_run_config
-from .runner import PlanRunner
+from .runner import PlanRunner, check_parts, part_train_config, unit_steps
 
 
 def load_data(data_cfg: dict):
@@ -25,7 +26,9 @@ def load_data(data_cfg: dict):
 
 def start_run(config: dict, out_dir: str | os.PathLike, parts: list[str] | None = None, progress: bool = True,
               tensorboard: bool = True):
-    """A runner for a new run of ``config`` in a new directory ``out_dir`` (never overwriting one).
+    """A runner for a new run of ``config`` in a new directory: ``out_dir``, or ``out_dir-1``, ... when
+    ``out_dir`` holds a run already (never overwriting one; said on stderr). ``runner.run_dir`` is the
+    directory used.
     For composite models, ``parts`` limits training to the named parts. Under ``torchrun`` every
     process calls it (every unit trains data-parallel); process 0 makes the directory and the others
     use the same."""
@@ -35,8 +38,11 @@ def start_run(config: dict, out_dir: str | os.PathLike, parts: list[str] | None 
     resolved = {**config, "model": resolve_model_config(config["model"], splits), "train": train_cfg.to_dict()}
     torch.manual_seed(train_cfg.seed)  # the initial weights are part of what the seed fixes
     model = build_model(resolved["model"])
+    check_parts(model.training_plan(), resolved, parts)  # before anything is written
     run_dir = distributed.broadcast_object(str(new_run_dir(out_dir)) if distributed.is_main() else None)
     if distributed.is_main():
+        if Path(run_dir) != Path(out_dir):
+            print(f"pixelzoo: {out_dir} holds a run already; this run is {run_dir}", file=sys.stderr)
         write_run_config(run_dir, resolved)
     distributed.barrier()
     return PlanRunner(model, splits, resolved, run_dir, parts, progress=progress, tensorboard=tensorboard)
@@ -44,16 +50,32 @@ def start_run(config: dict, out_dir: str | os.PathLike, parts: list[str] | None 
 
 def resume_run(run_dir: str | os.PathLike, steps: int | None = None, parts: list[str] | None = None,
                progress: bool = True, tensorboard: bool = True):
-    """A runner that continues ``run_dir`` from its last checkpoint(s), optionally to a new step count."""
+    """A runner that continues ``run_dir`` from its last checkpoint(s), optionally to a new step count.
+
+    Refused, with nothing written, when a checkpoint is unreadable or when ``steps`` would train
+    nothing (at or below the step every unit has reached); ``config.json`` is rewritten with the new
+    ``steps`` only once the run is known to go on."""
     distributed.init_from_env()
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
-    distributed.barrier()  # every process has read the config before process 0 rewrites it
     if steps is not None:
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ConfigError(f"steps must be a positive integer, got {steps!r}")
         config["train"]["steps"] = steps
-        if distributed.is_main():
-            write_run_config(run_dir, config)
     splits = load_data(config["data"])
     torch.manual_seed(config["train"].get("seed", 0))
     model = build_model(config["model"])
-    return PlanRunner(model, splits, config, run_dir, parts, progress=progress, tensorboard=tensorboard)
+    plan = model.training_plan()
+    check_parts(plan, config, parts)
+    reached = unit_steps(plan, run_dir)  # reads every checkpoint: a corrupt one fails here
+    if steps is not None:
+        targets = {u.name: part_train_config(config, u.name).steps for u in plan.units}
+        if all(reached[n] >= targets[n] for n in targets):
+            where = (f"step {reached[None]}" if plan.is_single else
+                     "steps " + ", ".join(f"{n}: {s}" for n, s in reached.items()))
+            raise ConfigError(f"{run_dir} is at {where}; --steps {steps} would train nothing: give more steps")
+    runner = PlanRunner(model, splits, config, run_dir, parts, progress=progress, tensorboard=tensorboard)
+    distributed.barrier()  # every process has read the config before process 0 rewrites it
+    if steps is not None and distributed.is_main():
+        write_run_config(run_dir, config)
+    return runner
