@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .errors import PixelzooError
+from .threads import set_threads
 
 
 def _number(kind, low=None, strict=False, what=""):
@@ -377,12 +378,17 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("-v", "--verbose", action="store_true", help="print each preset's full description")
     ps.set_defaults(func=_cmd_presets)
     sub.add_parser("datasets", help="list the data sets, whether each is available here, and why not").set_defaults(func=_cmd_datasets)
+    for command in sub.choices.values():  # every command, last so that none is missed
+        command.add_argument("--threads", type=POSITIVE, metavar="N",
+                             help="intra-op CPU threads (default: $PIXELZOO_THREADS, else the cores this process "
+                                  "may use, shared among torchrun's local processes)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        set_threads(getattr(args, "threads", None))
         return args.func(args)
     except PixelzooError as e:
         print(f"pixelzoo {args.command}: error: {e}", file=sys.stderr)

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -11,10 +13,15 @@ def _seed():
 def single_thread():
     """Run the tests with one intra-op thread. Their tensors are tiny; on a busy 2-core machine two
     threads per op make such tests 10-100x slower (spinning), one thread does not."""
-    before = torch.get_num_threads()
+    before, env = torch.get_num_threads(), os.environ.get("PIXELZOO_THREADS")
     torch.set_num_threads(1)
+    os.environ["PIXELZOO_THREADS"] = "1"  # the command line (main) sets its threads from it
     yield
     torch.set_num_threads(before)
+    if env is None:
+        os.environ.pop("PIXELZOO_THREADS", None)
+    else:
+        os.environ["PIXELZOO_THREADS"] = env
 
 
 # The smallest configuration of every registered model, for the registry-wide tests. A model that

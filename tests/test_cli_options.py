@@ -151,3 +151,25 @@ def test_evaluation_results_carry_no_gradient(run_dir):
     x3 = torch.randint(0, 8, (2, 3, 4, 4))
     assert not gray.bits_per_dim(x3).requires_grad
     assert not any(v.requires_grad for v in gray.bits_per_dim_parts(x3).values())
+
+
+def test_threads_from_the_option_the_environment_or_the_cores(monkeypatch, capsys):
+    from pixelzoo import threads
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 8)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert threads.default_threads() == 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "3")          # torchrun's processes share the cores
+    assert threads.default_threads() == 2
+    monkeypatch.setenv("PIXELZOO_THREADS", "3")
+    try:
+        assert threads.set_threads() == 3 and torch.get_num_threads() == 3
+        assert threads.set_threads(2) == 2 and torch.get_num_threads() == 2
+        monkeypatch.setenv("PIXELZOO_THREADS", "two")
+        with pytest.raises(pixelzoo.ConfigError, match="PIXELZOO_THREADS must be a positive integer"):
+            threads.set_threads()
+        assert main(["datasets"]) == 2
+        assert "PIXELZOO_THREADS must be a positive integer, got 'two'" in capsys.readouterr().err
+        assert main(["datasets", "--threads", "1"]) == 0 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(1)

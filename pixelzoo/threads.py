@@ -1,0 +1,57 @@
+"""Intra-op threads: how many CPU threads one process uses for its tensor operations.
+
+Asked for by ``--threads N`` or ``PIXELZOO_THREADS``; otherwise the cores this process may run on
+(its CPU affinity), shared among the processes that ``torchrun`` starts on this machine
+(``LOCAL_WORLD_SIZE``). PyTorch's own default is every physical core of the machine whatever else
+runs there; two processes that each take every core of a 2-core machine run 10-100x slower on
+small tensors (threads spinning against each other).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .errors import ConfigError
+
+ENV = "PIXELZOO_THREADS"
+
+
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """The cores this process may use, divided among the local processes of a torchrun, at least 1."""
+    try:
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local = 1
+    return max(1, available_cores() // local)
+
+
+def parse_threads(value, what: str = "--threads") -> int:
+    try:
+        n = int(value)
+        if str(value).strip() != str(n) and not isinstance(value, int):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be a positive integer, got {value!r}") from None
+    if n < 1:
+        raise ConfigError(f"{what} must be a positive integer, got {value!r}")
+    return n
+
+
+def set_threads(n: int | None = None) -> int:
+    """Set and return the intra-op threads: ``n``, else ``$PIXELZOO_THREADS``, else ``default_threads()``."""
+    if n is None:
+        env = os.environ.get(ENV)
+        n = parse_threads(env, ENV) if env not in (None, "") else default_threads()
+    else:
+        n = parse_threads(n)
+    torch.set_num_threads(n)
+    return n
