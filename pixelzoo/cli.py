@@ -68,8 +68,10 @@ def _load(run_dir):
 
 
 def _cmd_sample(args) -> int:
-    from .imaging import save_grid, save_levels_grid
+    from .imaging import save_class_grid, save_grid, save_levels_grid
 
+    if args.scale is not None and args.scale < 1:
+        raise PixelzooError(f"--scale must be a positive integer, got {args.scale}")
     model, _ = _load(args.run_dir)
     y = None
     if model.num_classes:
@@ -90,9 +92,12 @@ def _cmd_sample(args) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "samples" / f"sample-{time.strftime('%Y%m%d-%H%M%S')}"
     out.parent.mkdir(parents=True, exist_ok=True)
     if levels is not None:
-        save_levels_grid(levels, out.with_suffix(".png"))
+        save_levels_grid(levels, out.with_suffix(".png"), scale=args.scale,
+                         column_labels=None if y is None else y.tolist())
+    elif y is not None:  # one class per column, labelled
+        save_class_grid(x, y, model.num_levels, out.with_suffix(".png"), scale=args.scale)
     else:
-        save_grid(x, model.num_levels, out.with_suffix(".png"))
+        save_grid(x, model.num_levels, out.with_suffix(".png"), scale=args.scale)
     np.savez_compressed(out.with_suffix(".npz"), images=x.numpy().astype(np.uint8),
                         labels=(y.numpy() if y is not None else np.zeros(0, np.int64)))
     print(f"samples: {out.with_suffix('.png')} and {out.with_suffix('.npz')}")
@@ -244,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed")
     s.add_argument("--levels", action="store_true",
                    help="grayscale/pyramid models: one row per level, lowest first (the paper's Fig. 2 / Fig. 6)")
+    s.add_argument("--scale", type=int, help="enlarge every image by this integer factor (default: the smallest "
+                                             "making the grid at least 512 pixels wide); class-conditional models: "
+                                             "one class per column, labelled")
     s.add_argument("--out", help="output path without suffix (default RUN_DIR/samples/sample-TIME)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_sample)
