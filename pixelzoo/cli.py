@@ -154,8 +154,7 @@ def _cmd_rejection_sweep(args) -> int:
     print("rate     " + "  ".join(f"{k.split('[')[0]:>10s}" for k in keys))
     for row in report["results"]:
         print(f"{row['acceptance_rate']:<8g} " + "  ".join(f"{row[k]:10.4f}" for k in keys))
-    print(f"written to {report['json']}" + (f" and {report['plot']}" if report.get("plot") else
-                                             f" ({report.get('plot_skipped', 'no plot')})"))
+    print(f"written to {report['json']} and {report['plot']}")
     return 0
 
 
