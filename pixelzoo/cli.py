@@ -1,5 +1,5 @@
 """The ``pixelzoo`` command line: train | sample | evaluate | train-classifier | inpaint | colorize |
-upscale | rejection-sweep | presets | datasets."""
+upscale | rejection-sweep | plot | presets | datasets."""
 
 from __future__ import annotations
 
@@ -206,6 +206,15 @@ def _cmd_upscale(args) -> int:
     return 0
 
 
+def _cmd_plot(args) -> int:
+    from .commands.plot import plot_runs
+
+    result = plot_runs(args.runs, out=args.out, metrics=args.metrics)
+    lines = sorted({label for series in result["series"].values() for label in series})
+    print(f"curves of {len(lines)} line(s) ({', '.join(lines)}) in panels {', '.join(result['panels'])}: {result['png']}")
+    return 0
+
+
 def _cmd_presets(args) -> int:
     from .registry import list_presets, load_preset
 
@@ -344,6 +353,17 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("--out", help=f"output PNG path (default RUN_DIR/samples/{cmd}-TIME.png; the .npz goes next to it)")
         a.add_argument("--no-progress", action="store_true", help="no progress bar")
         a.set_defaults(func=_cmd_colorize if cmd == "colorize" else _cmd_upscale)
+
+    pl = sub.add_parser("plot", help="PNG of the training and test curves of one or more runs, on shared axes",
+                        description="Plot the curves of runs from their metrics.jsonl: a panel per metric against "
+                                    "the step (by default training and test bits/dim, or the loss for models without "
+                                    "a likelihood), a line per run and, for composite models, per part (RUN/part); "
+                                    "a composite's final whole-model bits/dim is a dashed line.")
+    pl.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    pl.add_argument("--out", help="output PNG (default FIRST_RUN/curves.png)")
+    pl.add_argument("--metrics", help="comma-separated panels instead of the default: train_loss, train_bpd, "
+                                      "test_bpd, test_loss, lr, images_per_s")
+    pl.set_defaults(func=_cmd_plot)
 
     sub.add_parser("presets", help="list the named configurations").set_defaults(func=_cmd_presets)
     sub.add_parser("datasets", help="list the data sets, whether each is available here, and why not").set_defaults(func=_cmd_datasets)

@@ -86,3 +86,13 @@ def test_sample_grid_scale_and_one_labelled_class_per_column(run_dir, tmp_path, 
     assert Image.open(tmp_path / "d.png").size[0] == 1 + 10 * (8 * 7 + 1)                 # >= 512 wide
     assert main(["sample", str(run_dir), "--scale", "0", "--no-progress"]) == 2
     assert "--scale must be a positive integer" in capsys.readouterr().err
+
+
+def test_plot_reads_a_real_run(run_dir, tmp_path, capsys):
+    from pixelzoo.commands.plot import plot_runs
+
+    assert main(["plot", str(run_dir), "--out", str(tmp_path / "curves.png")]) == 0
+    assert "curves.png" in capsys.readouterr().out and (tmp_path / "curves.png").stat().st_size > 1000
+    r = plot_runs([run_dir], out=tmp_path / "again.png")
+    assert r["panels"] == ["train_bpd", "test_bpd"] and str(run_dir) in r["series"]["train_bpd"]
+    assert r["full"]["test_bpd"][str(run_dir)][0][-1] >= 6    # the final evaluation on the whole test set

@@ -21,10 +21,10 @@ from ..errors import ConfigError
 
 # the metrics a panel can show, in panel order, with their axis labels
 METRICS = {
-    "train_loss": "training loss (nats/dim; the model's loss without a likelihood)",
+    "train_loss": "training loss",    # nats/dim, or the loss of a model without a likelihood
     "train_bpd": "training bits/dim",
     "test_bpd": "test bits/dim",
-    "test_loss": "test loss (no likelihood)",
+    "test_loss": "test loss",
     "lr": "learning rate",
     "images_per_s": "training images/s",
 }
@@ -127,11 +127,17 @@ def parse_metrics(text) -> list[str] | None:
 
 def plot_runs(run_dirs, out=None, metrics=None, title: str | None = None) -> dict:
     """One PNG of the curves of ``run_dirs``: a panel per metric against the step, a line per run
-    (per part for composites). ``metrics``: the panels (names of :data:`METRICS`); by default the
-    training and the test panel, each series drawn in the first of (bits/dim, loss) it has, so a
-    model without a likelihood shows its loss. ``out``: the PNG (default ``RUN/curves.png`` of the
-    first run). Returns {"png": path, "panels": [metric, ...], "series": {metric: {label: (steps,
-    values)}}, "finals": {run: test_bpd_full}} -- exactly what was drawn."""
+    (per part for composites), one colour per line across the panels.
+
+    ``metrics``: the panels (names of :data:`METRICS`); by default a training and a test panel,
+    each series drawn in the first of (bits/dim, loss) it has, so a model without a likelihood shows
+    its loss. In a test panel the evaluation on the whole test set at the end of training
+    (``test_bpd_full`` / ``test_loss_full``) is a star at its step, and a composite's whole-model
+    bound a dashed horizontal line. ``out``: the PNG (default ``RUN/curves.png`` of the first run).
+
+    Returns exactly what was drawn: {"png": path, "panels": [metric, ...], "series": {metric:
+    {label: (steps, values)}}, "full": {metric: {label: (steps, values)}}, "finals": {run:
+    whole-model test_bpd_full}}."""
     run_dirs = list(run_dirs)
     if not run_dirs:
         raise ConfigError("give at least one run directory")
@@ -145,41 +151,51 @@ def plot_runs(run_dirs, out=None, metrics=None, title: str | None = None) -> dic
                 raise ConfigError(f"{name} is given twice")
         all_series.update(s)
         finals.update(f)
-    drawn: dict[str, dict] = {}
+
+    def has(c, m):
+        return m in c or f"{m}_full" in c
+
+    wanted: dict[str, list[str]] = {}
     if metrics is None:
         for choices in DEFAULT_PANELS:
             for label, c in all_series.items():
-                key = next((m for m in choices if m in c), None)
+                key = next((m for m in choices if has(c, m)), None)
                 if key is not None:
-                    drawn.setdefault(key, {})[label] = c[key]
-        drawn = {m: drawn[m] for m in METRICS if m in drawn}
+                    wanted.setdefault(key, []).append(label)
+        wanted = {m: wanted[m] for m in METRICS if m in wanted}
     else:
-        for m in metrics:
-            drawn[m] = {label: c[m] for label, c in all_series.items() if m in c}
-    drawn = {m: v for m, v in drawn.items() if v}
-    if not drawn:
+        wanted = {m: [label for label, c in all_series.items() if has(c, m)] for m in metrics}
+    drawn = {m: {label: all_series[label][m] for label in labels if m in all_series[label]} for m, labels in wanted.items()}
+    full = {m: {label: all_series[label][f"{m}_full"] for label in labels if f"{m}_full" in all_series[label]}
+            for m, labels in wanted.items()}
+    panels = [m for m in wanted if drawn[m] or full[m]]
+    if not panels:
         have = sorted({k for c in all_series.values() for k in c})
         raise ConfigError(f"nothing to plot: the runs log none of {metrics or [m for c in DEFAULT_PANELS for m in c]} "
                           f"(they log {have})")
-    panels = list(drawn)
+    colour = {label: f"C{k % 10}" for k, label in enumerate(all_series)}
     fig = Figure(figsize=(6 * len(panels), 4.2))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, m in zip(axes, panels):
         for label, (steps, values) in drawn[m].items():
-            ax.plot(steps, values, "o-" if len(steps) < 2 else "-", label=label, markersize=3)
+            ax.plot(steps, values, "o-" if len(steps) < 2 else "-", color=colour[label], label=label, markersize=3)
+        for label, (steps, values) in full[m].items():
+            ax.plot(steps, values, "*", color=colour[label], markersize=10,
+                    label=f"{label} (whole test set)" if label not in drawn[m] else None)
         if m == "test_bpd":
             for k, (label, value) in enumerate(finals.items()):
-                ax.axhline(value, linestyle="--", linewidth=1, color=f"C{(len(drawn[m]) + k) % 10}",
-                           label=f"{label} (whole model, {value:.3f})")
+                ax.axhline(value, linestyle="--", linewidth=1, color=f"C{(len(all_series) + k) % 10}",
+                           label=f"{label}: whole model {value:.3f}")
         ax.set_xlabel("step")
         ax.set_ylabel(METRICS[m])
-        ax.set_title(m)
+        ax.set_title(m + (" (stars: whole test set at the end)" if full[m] else ""), fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title or "training curves: " + ", ".join(_labels(run_dirs)))
     fig.tight_layout()
     out = Path(out) if out is not None else Path(run_dirs[0]) / "curves.png"
     if out.suffix.lower() != ".png":
-        out = out.with_suffix(out.suffix + ".png") if out.suffix else out.with_suffix(".png")
+        out = out.with_name(out.name + ".png")
     png = save_figure(fig, out)
-    return {"png": png, "panels": panels, "series": drawn, "finals": finals}
+    return {"png": png, "panels": panels, "series": {m: drawn[m] for m in panels},
+            "full": {m: full[m] for m in panels if full[m]}, "finals": finals}
