@@ -1,5 +1,5 @@
 """The pixelzoo command line: train | sample | evaluate | train-classifier | inpaint | colorize |
-upscale | rejection-sweep | presets | datasets. `pixelzoo COMMAND --help` explains each."""
+upscale | rejection-sweep | plot | presets | datasets. `pixelzoo COMMAND --help` explains each."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def _load(run_dir):
 
 
 def _cmd_sample(args) -> int:
-    from .imaging import save_grid, save_levels_grid
+    from .imaging import save_class_grid, save_grid, save_levels_grid
 
     from .commands.colorize_upscale import class_option
 
@@ -114,9 +114,12 @@ def _cmd_sample(args) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "samples" / f"sample-{time.strftime('%Y%m%d-%H%M%S')}"
     out.parent.mkdir(parents=True, exist_ok=True)
     if levels is not None:
-        save_levels_grid(levels, out.with_suffix(".png"))
+        save_levels_grid(levels, out.with_suffix(".png"), scale=args.scale,
+                         column_labels=None if y is None else y.tolist())
+    elif y is not None:  # one class per column, labelled
+        save_class_grid(x, y, model.num_levels, out.with_suffix(".png"), scale=args.scale)
     else:
-        save_grid(x, model.num_levels, out.with_suffix(".png"))
+        save_grid(x, model.num_levels, out.with_suffix(".png"), scale=args.scale)
     np.savez_compressed(out.with_suffix(".npz"), images=x.numpy().astype(np.uint8),
                         labels=(y.numpy() if y is not None else np.zeros(0, np.int64)))
     print(f"samples: {out.with_suffix('.png')} and {out.with_suffix('.npz')}")
@@ -173,8 +176,7 @@ def _cmd_rejection_sweep(args) -> int:
     print("rate     " + "  ".join(f"{k.split('[')[0]:>10s}" for k in keys))
     for row in report["results"]:
         print(f"{row['acceptance_rate']:<8g} " + "  ".join(f"{row[k]:10.4f}" for k in keys))
-    print(f"written to {report['json']}" + (f" and {report['plot']}" if report.get("plot") else
-                                             f" ({report.get('plot_skipped', 'no plot')})"))
+    print(f"written to {report['json']} and {report['plot']}")
     return 0
 
 
@@ -223,6 +225,15 @@ def _cmd_upscale(args) -> int:
                         seed=args.seed, out=args.out, progress=not args.no_progress)
     cols = ("original, " if r["with_original"] else "") + f"{r['from_size']}-pixel level, {r['per_image']} upscalings"
     print(f"upscaling grid ({cols} per row): {r['png']}; samples: {r['npz']}")
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from .commands.plot import plot_runs
+
+    result = plot_runs(args.runs, out=args.out, metrics=args.metrics)
+    lines = sorted({label for series in result["series"].values() for label in series})
+    print(f"curves of {len(lines)} line(s) ({', '.join(lines)}) in panels {', '.join(result['panels'])}: {result['png']}")
     return 0
 
 
@@ -280,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed")
     s.add_argument("--levels", action="store_true",
                    help="grayscale/pyramid models: one row per level, lowest first (the paper's Fig. 2 / Fig. 6)")
+    s.add_argument("--scale", type=POSITIVE, help="enlarge every image by this integer factor (default: the smallest "
+                                             "making the grid at least 512 pixels wide); class-conditional models: "
+                                             "one class per column, labelled")
     s.add_argument("--out", help="output path without suffix (default RUN_DIR/samples/sample-TIME)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_sample)
@@ -373,6 +387,17 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("--out", help=f"output PNG path (default RUN_DIR/samples/{cmd}-TIME.png; the .npz goes next to it)")
         a.add_argument("--no-progress", action="store_true", help="no progress bar")
         a.set_defaults(func=_cmd_colorize if cmd == "colorize" else _cmd_upscale)
+
+    pl = sub.add_parser("plot", help="PNG of the training and test curves of one or more runs, on shared axes",
+                        description="Plot the curves of runs from their metrics.jsonl: a panel per metric against "
+                                    "the step (by default training and test bits/dim, or the loss for models without "
+                                    "a likelihood), a line per run and, for composite models, per part (RUN/part); "
+                                    "a composite's final whole-model bits/dim is a dashed line.")
+    pl.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    pl.add_argument("--out", help="output PNG (default FIRST_RUN/curves.png)")
+    pl.add_argument("--metrics", help="comma-separated panels instead of the default: train_loss, train_bpd, "
+                                      "test_bpd, test_loss, lr, images_per_s")
+    pl.set_defaults(func=_cmd_plot)
 
     ps = sub.add_parser("presets", help="list the named configurations (a line each; -v: the full descriptions)")
     ps.add_argument("-v", "--verbose", action="store_true", help="print each preset's full description")

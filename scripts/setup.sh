@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs pixelzoo on a fresh machine: the CPU build of PyTorch (from the machine's local wheel, never
-# a multi-GB CUDA build), the package itself with its test extras, and, where apt-get can be used,
-# Debian's Fashion-MNIST (tests that need it are skipped with a reason where it cannot be installed).
+# a multi-GB CUDA build), the package itself with its dependencies (matplotlib and TensorBoard among them)
+# and its test extras, and, where apt-get can be used, Debian's Fashion-MNIST (tests that need it are
+# skipped with a reason where it cannot be installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore

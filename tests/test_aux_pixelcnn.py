@@ -278,9 +278,11 @@ def test_colorize_command_end_to_end(gray_run, tmp_path, capsys):
     assert main(["upscale", str(run), "test", "--no-progress"]) == 2
     assert "needs a pyramid_pixelcnn run" in capsys.readouterr().err
     # Fig. 2: gray views above their colour samples; the colour row's view is the gray row
-    assert main(["sample", str(run), "-n", "3", "--levels", "--out", str(tmp_path / "lv"), "--no-progress"]) == 0
+    assert main(["sample", str(run), "-n", "3", "--levels", "--scale", "4", "--out", str(tmp_path / "lv"),
+                 "--no-progress"]) == 0
     grid = np.asarray(Image.open(tmp_path / "lv.png"))
-    assert grid.shape[:2] == (1 + 2 * 33, 1 + 3 * 33)  # two rows (gray, colour) of three 8x8 samples shown at 32
+    strip = grid.shape[0] - (1 + 2 * 33)  # class-conditional: each sample's class above its column
+    assert grid.shape[1] == 1 + 3 * 33 and 8 <= strip <= 30  # two rows (gray, colour) of three 8x8 samples shown at 32
 
 
 def test_pyramid_trains_on_digits_and_upscales(tmp_path, capsys):
@@ -299,7 +301,7 @@ def test_pyramid_trains_on_digits_and_upscales(tmp_path, capsys):
     assert config["model"]["n_scales"] == 2
     levels = model.level_grid(2, y=torch.tensor([0, 1]))
     assert [tuple(x.shape[-2:]) for x, _ in levels] == [(2, 2), (4, 4), (8, 8)]
-    save_levels_grid(levels, tmp_path / "levels.png")
+    save_levels_grid(levels, tmp_path / "levels.png", scale=4)  # each level at 8 x 4 = 32 pixels
     grid = np.asarray(Image.open(tmp_path / "levels.png"))
     assert grid.shape[:2] == (1 + 3 * 33, 1 + 2 * 33)  # 3 rows (levels) x 2 samples, each enlarged to 32 + padding
 

@@ -68,3 +68,32 @@ def test_console_entry_points_help():
     for cmd in (["pixelzoo"], [sys.executable, "-m", "pixelzoo"]):
         out = subprocess.run([*cmd, "train", "--help"], capture_output=True, text=True, check=True).stdout
         assert "--resume" in out and "--set" in out
+
+
+def test_sample_grid_scale_and_one_labelled_class_per_column(run_dir, tmp_path, capsys):
+    """13 samples of a 10-class model: 10 labelled columns, the last row ragged (classes 0-2 only);
+    --scale sets the enlargement, by default the grid is at least 512 pixels wide."""
+    from PIL import Image
+
+    assert main(["sample", str(run_dir), "-n", "13", "--scale", "2", "--out", str(tmp_path / "s"), "--no-progress"]) == 0
+    grid = np.asarray(Image.open(tmp_path / "s.png").convert("L")).astype(int)
+    strip = grid.shape[0] - (1 + 2 * 17)
+    assert grid.shape[1] == 1 + 10 * 17 and 8 <= strip <= 30
+    assert all(grid[:strip, 1 + c * 17:(c + 1) * 17].min() < 128 for c in range(10))   # a label over every column
+    assert (grid[strip + 18:strip + 34, 1 + 3 * 17:] == 255).all()                       # ragged last row
+    assert list(np.load(tmp_path / "s.npz")["labels"]) == [*range(10), 0, 1, 2]
+    assert main(["sample", str(run_dir), "-n", "13", "--out", str(tmp_path / "d"), "--no-progress"]) == 0
+    assert Image.open(tmp_path / "d.png").size[0] == 1 + 10 * (8 * 7 + 1)                 # >= 512 wide
+    with pytest.raises(SystemExit) as e:
+        main(["sample", str(run_dir), "--scale", "0", "--no-progress"])
+    assert e.value.code == 2 and "argument --scale: must be a positive integer" in capsys.readouterr().err
+
+
+def test_plot_reads_a_real_run(run_dir, tmp_path, capsys):
+    from pixelzoo.commands.plot import plot_runs
+
+    assert main(["plot", str(run_dir), "--out", str(tmp_path / "curves.png")]) == 0
+    assert "curves.png" in capsys.readouterr().out and (tmp_path / "curves.png").stat().st_size > 1000
+    r = plot_runs([run_dir], out=tmp_path / "again.png")
+    assert r["panels"] == ["train_bpd", "test_bpd"] and str(run_dir) in r["series"]["train_bpd"]
+    assert r["full"]["test_bpd"][str(run_dir)][0][-1] >= 6    # the final evaluation on the whole test set

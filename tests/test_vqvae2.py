@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+from PIL import Image
 
 import pixelzoo
 from helpers import dependency_grads, raster_before
@@ -204,6 +205,7 @@ def test_rejection_sweep_command_on_the_run(trained_run, digits, tmp_path):
     assert [r["candidates"] for r in rows] == [10, 20] and all(r["accepted"] == 10 for r in rows)
     for key in ("fid", "is", "precision", "recall"):
         assert all(math.isfinite(r[f"{key}[digits-lenet-128]"]) for r in rows)
+    assert report["plot"] == str(out.with_suffix(".png")) and out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # ----------------------------------------------------------------------- rejection sampling
@@ -290,11 +292,10 @@ def test_rejection_sweep_writes_the_tradeoff(toy_sampler, digits, tmp_path):
     net = saved["feature_net"]
     for key in ("fid", "is", "precision", "recall"):
         assert all(math.isfinite(r[f"{key}[{net}]"]) for r in rows)
-    try:
-        import matplotlib  # noqa: F401
-        assert (tmp_path / "sweep.png").is_file() and saved["plot"]
-    except ImportError:
-        assert saved["plot"] is None and "matplotlib" in saved["plot_skipped"]
+    # the Fig. 7 trade-off plot is always written (matplotlib is a dependency)
+    assert saved["plot"] == str(tmp_path / "sweep.png") and "plot_skipped" not in saved
+    with Image.open(tmp_path / "sweep.png") as png:
+        assert png.format == "PNG" and png.size == (1000, 400)
 
 
 # ----------------------------------------------------------------------- presets

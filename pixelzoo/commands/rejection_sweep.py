@@ -1,7 +1,7 @@
 """The classifier-based rejection sweep (``pixelzoo rejection-sweep``; VQ-VAE-2, Razavi et al. 2019,
 sec. 3.3 and Fig. 7): one pool of candidates, scored once, and FID, Inception Score and improved
-precision/recall of the accepted samples at several acceptance rates, written as JSON and (when
-matplotlib is installed) a PNG plot. The sampling itself is ``pixelzoo.sampling.rejection``."""
+precision/recall of the accepted samples at several acceptance rates, written as JSON and a PNG
+plot of the trade-off. The sampling itself is ``pixelzoo.sampling.rejection``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from ..errors import ConfigError
 from ..evaluation.classifier import canonical_data_name, data_fingerprint, get_feature_network, load_classifier
@@ -19,6 +20,7 @@ from ..io import atomic_write_json
 from ..sampling.rejection import (class_counts, class_scores, draw_candidates, in_request_order,
                                   requested_labels, select_best)
 from ..training import load_data, load_run_model
+from .plot import save_figure
 
 
 def parse_rates(text) -> list[float]:
@@ -48,18 +50,13 @@ def _metric(result: dict, name: str):
     return None
 
 
-def plot_sweep(report: dict, path) -> str | None:
+def plot_sweep(report: dict, path) -> str:
     """The Fig. 7-style PNG (IS against FID; precision against recall; one point per acceptance
-    rate). Returns None when matplotlib is not installed."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
+    rate, labelled with it), written atomically; returns its path."""
     rows = report["results"]
     rates = [r["acceptance_rate"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
     panels = [("fid", "is", "FID", "Inception Score"), ("recall", "precision", "recall", "precision")]
     for ax, (xk, yk, xl, yl) in zip(axes, panels):
         xs, ys = [_metric(r, xk) for r in rows], [_metric(r, yk) for r in rows]
@@ -68,18 +65,14 @@ def plot_sweep(report: dict, path) -> str | None:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-")
             for a, b, r in pts:
                 ax.annotate(f"{r:g}", (a, b), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        else:
+            ax.text(0.5, 0.5, f"{xl} / {yl} not measured", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel(f"{xl} [{report['feature_net']}]")
         ax.set_ylabel(f"{yl} [{report['feature_net']}]")
         ax.grid(alpha=0.3)
     fig.suptitle(f"classifier-based rejection sampling: {report['n']} samples per acceptance rate (labels)")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return str(path)
+    return save_figure(fig, path)
 
 
 @torch.no_grad()
@@ -94,7 +87,7 @@ def rejection_sweep(model, scorer, real_images, rates=(1.0, 0.5, 0.25, 0.1), n: 
     once by ``scorer``; rate ``r`` keeps the best ``n_c`` of the first ``ceil(n_c / r)`` candidates of
     each class, so rate 1 is plain sampling. Metrics use ``feature_net`` (default: the scorer; it
     needs a ``probs`` method for the Inception Score, otherwise IS is skipped). The report is written
-    to ``out`` (JSON) and the plot to ``plot`` (PNG; skipped with a note when matplotlib is missing).
+    to ``out`` (JSON) and the plot to ``plot`` (PNG, :func:`plot_sweep`).
     """
     rates = parse_rates(rates)
     if n < 2:
@@ -150,10 +143,7 @@ def rejection_sweep(model, scorer, real_images, rates=(1.0, 0.5, 0.25, 0.1), n: 
                           "rate 1 is plain sampling"],
     }
     if plot is not None:
-        written = plot_sweep(report, plot)
-        report["plot"] = written
-        if written is None:
-            report["plot_skipped"] = "matplotlib is not installed (pip install matplotlib); no PNG written"
+        report["plot"] = plot_sweep(report, plot)
     if out is not None:
         atomic_write_json(report, out)
     return report

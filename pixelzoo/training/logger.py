@@ -1,4 +1,5 @@
-"""Metrics of a run: ``metrics.jsonl`` (one JSON object per line) and TensorBoard when installed."""
+"""Metrics of a run: ``metrics.jsonl`` (one JSON object per line) and TensorBoard events (TensorBoard is a
+dependency; a broken install without it still writes ``metrics.jsonl``)."""
 
 from __future__ import annotations
 

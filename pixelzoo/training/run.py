@@ -3,7 +3,7 @@
 A run configuration is ``{"model": {...}, "data": {...}, "train": {...}}`` (a preset, or a JSON
 file of the same form). A run directory holds ``config.json`` (the resolved configuration, with the
 model's image shape, levels and classes filled in from the data), ``checkpoint.safetensors``,
-``metrics.jsonl``, ``samples/*.png`` and TensorBoard events when tensorboard is installed.
+``metrics.jsonl``, ``samples/*.png`` and TensorBoard events.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import torch
 
 from ..errors import ConfigError, TrainingError
 from ..evaluation.likelihood import dataset_bits_per_dim_parts
-from ..imaging import save_grid
+from ..imaging import save_class_grid, save_grid
 from ..pretrained import load_state_strict
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME, evaluation_weights, read_checkpoint
@@ -188,7 +188,10 @@ class PlanRunner:
             y = torch.arange(n) % model.num_classes if model.num_classes else None
             x = model.sample(n, y=y, generator=torch.Generator().manual_seed(self.cfg.seed), progress=self.progress)
             path = self.run_dir / "samples" / "final.png"
-            save_grid(x, model.num_levels, path, ncol=model.num_classes if model.num_classes and n % model.num_classes == 0 else None)
+            if y is not None:  # one class per column, labelled
+                save_class_grid(x, y, model.num_levels, path)
+            else:
+                save_grid(x, model.num_levels, path)
             out["samples"] = str(path)
         logger.close()
         return out

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..data import apply_hflip, hflip_mask
 from ..errors import TrainingError
 from ..evaluation.likelihood import dataset_bits_per_dim, dataset_loss
-from ..imaging import save_grid
+from ..imaging import save_class_grid, save_grid
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -116,8 +116,10 @@ class Trainer:
         with self.evaluation_model() as m:
             x = m.sample(n, y=y, generator=g, progress=self.progress, **extras)
         path = self.run_dir / "samples" / f"{name}.png"
-        ncol = self.model.num_classes if self.model.num_classes and n % self.model.num_classes == 0 else None
-        save_grid(x, self.splits.num_levels, path, ncol=ncol)
+        if y is not None:  # one class per column, labelled
+            save_class_grid(x, y, self.splits.num_levels, path)
+        else:
+            save_grid(x, self.splits.num_levels, path)
         return path
 
     # ------------------------------------------------------------------ loop
