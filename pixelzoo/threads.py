@@ -1,10 +1,11 @@
 """Intra-op threads: how many CPU threads one process uses for its tensor operations.
 
 Asked for by ``--threads N`` or ``PIXELZOO_THREADS``; otherwise the cores this process may run on
-(its CPU affinity), shared among the processes that ``torchrun`` starts on this machine
-(``LOCAL_WORLD_SIZE``). PyTorch's own default is every physical core of the machine whatever else
-runs there; two processes that each take every core of a 2-core machine run 10-100x slower on
-small tensors (threads spinning against each other).
+(its CPU affinity) that the machine's load leaves idle (the cores minus the 1-minute load average,
+rounded), shared among the processes that ``torchrun`` starts on this machine
+(``LOCAL_WORLD_SIZE``), at least 1. PyTorch's own default is every physical core whatever else runs
+there; on a 2-core machine that another job keeps busy, two threads per operation ran the demo
+several times slower than one (threads waiting on each other's time slices).
 """
 
 from __future__ import annotations
@@ -25,13 +26,23 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def machine_load() -> float:
+    """The 1-minute load average (0 where the system does not say)."""
+    try:
+        return max(0.0, os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return 0.0
+
+
 def default_threads() -> int:
-    """The cores this process may use, divided among the local processes of a torchrun, at least 1."""
+    """The idle cores this process may use, divided among the local processes of a torchrun, at least 1."""
     try:
         local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     except ValueError:
         local = 1
-    return max(1, available_cores() // local)
+    cores = available_cores()
+    idle = min(cores, max(1, int(cores - machine_load() + 0.5)))
+    return max(1, idle // local)
 
 
 def parse_threads(value, what: str = "--threads") -> int:

@@ -157,10 +157,17 @@ def test_threads_from_the_option_the_environment_or_the_cores(monkeypatch, capsy
     from pixelzoo import threads
 
     monkeypatch.setattr(threads, "available_cores", lambda: 8)
+    monkeypatch.setattr(threads, "machine_load", lambda: 0.2)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     assert threads.default_threads() == 8
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "3")          # torchrun's processes share the cores
     assert threads.default_threads() == 2
+    monkeypatch.setattr(threads, "machine_load", lambda: 5.7)   # other jobs keep 6 of the 8 cores busy
+    assert threads.default_threads() == 1
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert threads.default_threads() == 2
+    monkeypatch.setattr(threads, "machine_load", lambda: 30.0)
+    assert threads.default_threads() == 1
     monkeypatch.setenv("PIXELZOO_THREADS", "3")
     try:
         assert threads.set_threads() == 3 and torch.get_num_threads() == 3
