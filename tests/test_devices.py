@@ -189,6 +189,22 @@ def test_the_run_records_the_precision_and_device_it_used(tmp_path, monkeypatch,
     assert json.loads((trainer.run_dir / "config.json").read_text())["train"]["precision"] == "auto"
 
 
+def test_train_compile_runs_the_loss_through_torch_compile(tmp_path, monkeypatch):
+    """Off by default; on, the unit's loss goes through torch.compile (which is slow to compile on a
+    CPU: benchmarks/device.py measures whether it pays; here a stand-in records the call)."""
+    compiled = []
+
+    def fake_compile(fn, **options):
+        compiled.append(fn)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    start_run(config(1), tmp_path / "off", progress=False, tensorboard=False, device="cpu").train()
+    assert compiled == []
+    trainer = start_run(config(1, compile=True), tmp_path / "on", progress=False, tensorboard=False, device="cpu")
+    assert trainer.train()["step"] == 1 and len(compiled) == 1
+
+
 def test_a_run_loads_onto_a_named_device(tmp_path):
     trainer = start_run(config(2), tmp_path / "r", progress=False, tensorboard=False, device="cpu")
     trainer.train()

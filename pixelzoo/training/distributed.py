@@ -32,10 +32,10 @@ def backend_for(device: torch.device) -> str:
 def init_from_env(device: torch.device | str = "cpu") -> None:
     """Join the process group ``torchrun`` describes if there is one and it is not joined: NCCL when
     training on ``device`` a GPU (this process's, which becomes the current CUDA device), else gloo."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL's collectives (and object broadcasts) use the current GPU
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
-        device = torch.device(device)
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
         dist.init_process_group(backend_for(device))
 
 
