@@ -43,7 +43,8 @@ def _cmd_train(args) -> int:
     if args.resume:
         if args.config or args.set or args.data or args.data_dir or args.out:
             raise PixelzooError("--resume continues a run with its own config; only --steps may change")
-        trainer = resume_run(args.resume, steps=args.steps, parts=args.part, progress=not args.no_progress)
+        trainer = resume_run(args.resume, steps=args.steps, parts=args.part, progress=not args.no_progress,
+                             device=args.device)
         print(f"resuming {trainer.run_dir}, {trainer.status()}")
     else:
         if not args.config:
@@ -58,7 +59,7 @@ def _cmd_train(args) -> int:
         config = apply_overrides(config, args.set or [])
         default_name = Path(args.config).stem if args.config.endswith(".json") else args.config.replace("/", "-")
         out = args.out or Path("runs") / default_name
-        trainer = start_run(config, out, parts=args.part, progress=not args.no_progress)
+        trainer = start_run(config, out, parts=args.part, progress=not args.no_progress, device=args.device)
         if distributed.is_main():
             print(f"run directory: {trainer.run_dir}")
     result = trainer.train()
@@ -84,10 +85,10 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _load(run_dir):
+def _load(run_dir, device=None):
     from .training import load_run_model
 
-    return load_run_model(run_dir)
+    return load_run_model(run_dir, device)
 
 
 def _cmd_sample(args) -> int:
@@ -95,7 +96,7 @@ def _cmd_sample(args) -> int:
 
     from .commands.colorize_upscale import class_option
 
-    model, _ = _load(args.run_dir)
+    model, _ = _load(args.run_dir, args.device)
     cls = class_option(model, args.cls)
     y = None
     if model.num_classes:
@@ -108,9 +109,10 @@ def _cmd_sample(args) -> int:
                                 f"{type(model).__name__} has none")
         levels = model.level_grid(args.n, y=y, temperature=args.temperature, generator=g,
                                   progress=not args.no_progress)
+        levels = [(lv.cpu(), k) for lv, k in levels]
         x = levels[-1][0]
     else:
-        x = model.sample(args.n, y=y, temperature=args.temperature, generator=g, progress=not args.no_progress)
+        x = model.sample(args.n, y=y, temperature=args.temperature, generator=g, progress=not args.no_progress).cpu()
     out = Path(args.out) if args.out else Path(args.run_dir) / "samples" / f"sample-{time.strftime('%Y%m%d-%H%M%S')}"
     out.parent.mkdir(parents=True, exist_ok=True)
     if levels is not None:
@@ -135,7 +137,7 @@ def _cmd_evaluate(args) -> int:
             raise PixelzooError("give either RUN_DIR or --real DATA, not both")
         result = evaluate_real(args.real, args.data_dir, args.metrics or "fid,is,kid,pr", args.n,
                                feature_net=args.feature_net, batch_size=args.batch_size, progress=progress,
-                               seed=args.seed, out=args.out)
+                               seed=args.seed, out=args.out, device=args.device)
         print(f"real-vs-real floor of {result['data']} with feature network {result['feature_net']}")
     else:
         if not args.run_dir:
@@ -144,7 +146,8 @@ def _cmd_evaluate(args) -> int:
             raise PixelzooError("--data-dir and --out apply to --real only (a run evaluation writes RUN_DIR/eval.json)")
         result = evaluate_run(args.run_dir, args.metrics or "bpd", args.n, batch_size=args.batch_size,
                               progress=progress, feature_net=args.feature_net, seed=args.seed,
-                              temperature=args.temperature, samples=args.samples, cas_steps=args.cas_steps)
+                              temperature=args.temperature, samples=args.samples, cas_steps=args.cas_steps,
+                              device=args.device)
         print(f"evaluation of {args.run_dir} (step {result['step']}), written to {Path(args.run_dir) / 'eval.json'}")
     print(format_table(result))
     return 0
@@ -155,7 +158,7 @@ def _cmd_train_classifier(args) -> int:
 
     model, directory, seconds = train_feature_network(args.data, args.data_dir, args.steps, args.out,
                                                       batch_size=args.batch_size, progress=not args.no_progress,
-                                                      install=args.cache)
+                                                      install=args.cache, device=args.device)
     cfg = model.config
     top5 = f", top-5 {cfg['test_top5']:.4f}" if cfg.get("test_top5") is not None else ""
     print(f"feature network {cfg['feature_id']}: test accuracy {cfg['test_accuracy']:.4f}{top5} "
@@ -169,7 +172,7 @@ def _cmd_rejection_sweep(args) -> int:
 
     report = sweep_run(args.run_dir, parse_rates(args.rates), args.n, feature_net=args.feature_net, scorer=args.scorer,
                        batch_size=args.batch_size, seed=args.seed, temperature=args.temperature,
-                       progress=not args.no_progress, out=args.out)
+                       progress=not args.no_progress, out=args.out, device=args.device)
     print(f"classifier-based rejection sampling of {args.run_dir}: {report['n']} samples per rate, "
           f"scored by {report['scorer']}, measured with {report['feature_net']} against {report['reference']}")
     keys = [k for k in report["results"][0] if "[" in k]
@@ -184,7 +187,7 @@ def _cmd_inpaint(args) -> int:
     from .imaging import save_grid
     from .training import load_data
 
-    model, config = _load(args.run_dir)
+    model, config = _load(args.run_dir, args.device)
     test = load_data(config["data"]).test
     g = torch.Generator().manual_seed(args.seed)
     idx = torch.randperm(len(test), generator=g)[: args.images]
@@ -193,7 +196,7 @@ def _cmd_inpaint(args) -> int:
     mask = torch.zeros(model.image_shape, dtype=torch.bool)
     mask[:, : model.image_shape[1] // 2] = True
     fills = model.sample(args.images * args.completions, y=y, known=known, mask=mask, generator=g,
-                         progress=not args.no_progress, temperature=args.temperature)
+                         progress=not args.no_progress, temperature=args.temperature).cpu()
     rows = []
     for k in range(args.images):
         shown = known[k].clone()
@@ -210,7 +213,7 @@ def _cmd_colorize(args) -> int:
 
     r = colorize_command(args.run_dir, args.images, args.n, args.per_image, gray_given=args.gray, cls=args.cls,
                          temperature=args.temperature, map_sampling=args.map, log_scale_shift=args.log_scale_shift,
-                         seed=args.seed, out=args.out, progress=not args.no_progress)
+                         seed=args.seed, out=args.out, progress=not args.no_progress, device=args.device)
     cols = ("original, " if r["with_original"] else "") + f"gray view, {r['per_image']} colourisations"
     print(f"colourisation grid ({cols} per row): {r['png']}; samples: {r['npz']}")
     print(f"psi(colourisation) equals the given gray view at {r['agreement']:.1%} of pixels")
@@ -222,7 +225,7 @@ def _cmd_upscale(args) -> int:
 
     r = upscale_command(args.run_dir, args.images, args.n, args.per_image, from_size=args.from_size, cls=args.cls,
                         temperature=args.temperature, map_sampling=args.map, log_scale_shift=args.log_scale_shift,
-                        seed=args.seed, out=args.out, progress=not args.no_progress)
+                        seed=args.seed, out=args.out, progress=not args.no_progress, device=args.device)
     cols = ("original, " if r["with_original"] else "") + f"{r['from_size']}-pixel level, {r['per_image']} upscalings"
     print(f"upscaling grid ({cols} per row): {r['png']}; samples: {r['npz']}")
     return 0
@@ -260,6 +263,15 @@ def _cmd_datasets(args) -> int:
     for d in available_datasets():
         print(f"{d['name']:14s} {'yes' if d['available'] else 'no ':3s}  {d['detail']}")
     return 0
+
+
+def _add_device_option(sub, commands) -> None:
+    """``--device`` on each of ``commands`` (checked when the command runs: a bad or absent device
+    is a ConfigError, exit code 2)."""
+    for name in commands:
+        sub.choices[name].add_argument(
+            "--device", metavar="DEVICE", help="auto (default: CUDA when present, else the CPU; or "
+                                               "$PIXELZOO_DEVICE), cpu, cuda or cuda:N")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -399,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "test_bpd, test_loss, lr, images_per_s")
     pl.set_defaults(func=_cmd_plot)
 
+    _add_device_option(sub, ("train", "sample", "evaluate", "train-classifier", "inpaint", "rejection-sweep",
+                             "colorize", "upscale"))
     ps = sub.add_parser("presets", help="list the named configurations (a line each; -v: the full descriptions)")
     ps.add_argument("-v", "--verbose", action="store_true", help="print each preset's full description")
     ps.set_defaults(func=_cmd_presets)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from .devices import resolve_device
 from .errors import CheckpointError
 from .io import atomic_write_json, load_tensors, save_tensors
 from .models.hierarchy import Chain
@@ -65,6 +66,8 @@ def load_state_strict(model: nn.Module, tensors: dict[str, torch.Tensor], source
 
 
 def load_pretrained(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """The model saved in ``directory``, in eval mode on ``map_location`` ("cpu", "cuda", "cuda:N",
+    "auto", a ``torch.device``; None: ``$PIXELZOO_DEVICE`` or auto), wherever it was saved from."""
     from .registry import create_model
 
     directory = Path(directory)
@@ -76,13 +79,14 @@ def load_pretrained(directory: str | os.PathLike, map_location: str | torch.devi
         name = config.pop("name")
     except (json.JSONDecodeError, KeyError, AttributeError, TypeError) as e:
         raise CheckpointError(f"{config_path} is not a valid model config: {e}") from e
-    model = create_model(name, **config)
+    device = resolve_device(map_location)
+    model = create_model(name, **config).to(device)
     parts = _parts(model)
     if parts is None:
-        load_state_strict(model, load_tensors(directory / WEIGHTS_NAME, map_location), str(directory / WEIGHTS_NAME))
+        load_state_strict(model, load_tensors(directory / WEIGHTS_NAME, device), str(directory / WEIGHTS_NAME))
     else:
         for part_name, part in parts.items():
             path = directory / PARTS_DIR / part_name / WEIGHTS_NAME
-            load_state_strict(part, load_tensors(path, map_location), str(path))
+            load_state_strict(part, load_tensors(path, device), str(path))
     model.eval()
     return model

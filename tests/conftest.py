@@ -3,6 +3,11 @@ import os
 import pytest
 import torch
 
+# The suite runs on the CPU everywhere, GPU machines included (PIXELZOO_DEVICE=cuda runs it on a GPU);
+# set here, at import, so the processes the tests start (the CLI, torchrun) inherit it.
+# tests/test_cuda.py asks for its devices by name.
+os.environ.setdefault("PIXELZOO_DEVICE", "cpu")
+
 
 @pytest.fixture(autouse=True)
 def _seed():

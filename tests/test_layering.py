@@ -12,7 +12,7 @@ PACKAGE = Path(pixelzoo.__file__).parent
 # bottom first; a module may import its own layer and the ones below it
 LAYERS = [
     ["errors"],
-    ["io", "imaging", "views", "nn", "heads", "data", "threads"],
+    ["io", "devices", "imaging", "views", "nn", "heads", "data", "threads"],
     ["sampling"],
     ["models", "registry", "pretrained"],
     ["training", "evaluation"],

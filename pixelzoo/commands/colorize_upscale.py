@@ -89,10 +89,11 @@ def _write_given_grid(model, run_dir, out, what: str, original, shown, samples, 
 
 def colorize_command(run_dir, images: str, count: int = 8, per_image: int = 4, gray_given: bool = False,
                      cls=None, temperature: float = 1.0, map_sampling: bool = False, log_scale_shift=None,
-                     seed: int = 0, out=None, progress: bool = True) -> dict:
+                     seed: int = 0, out=None, progress: bool = True, device=None) -> dict:
     """``pixelzoo colorize``: a PNG grid with one row per given image, [original (when known), its
-    gray view, ``per_image`` colourisations], and an .npz of the colourisations."""
-    model, config = load_run_model(run_dir)
+    gray view, ``per_image`` colourisations], and an .npz of the colourisations; sampled on ``device``
+    (None: ``$PIXELZOO_DEVICE`` or auto)."""
+    model, config = load_run_model(run_dir, device)
     if not isinstance(model, GrayscalePixelCNN):
         raise ConfigError(f"{run_dir} is a {config['model']['name']} run; colorize needs a grayscale_pixelcnn run")
     x, y = given_images(images, config, count, seed)
@@ -107,7 +108,8 @@ def colorize_command(run_dir, images: str, count: int = 8, per_image: int = 4, g
     y = _labels_for(model, y, cls, gray.shape[0])
     g = torch.Generator().manual_seed(seed)
     samples = model.colorize(gray, per_image, y=y, temperature=temperature,
-                             head_options=_head_options(map_sampling, log_scale_shift), generator=g, progress=progress)
+                             head_options=_head_options(map_sampling, log_scale_shift), generator=g,
+                             progress=progress).cpu()
     agreement = float(model.view_agreement(samples, gray.repeat_interleave(per_image, 0)).mean())
     shown = gray_to_image(gray, model.gray_levels, model.num_levels, model.image_shape[0])
     written = _write_given_grid(model, run_dir, out, "colorize", original, shown, samples, per_image, y, gray=gray)
@@ -117,10 +119,11 @@ def colorize_command(run_dir, images: str, count: int = 8, per_image: int = 4, g
 
 def upscale_command(run_dir, images: str, count: int = 8, per_image: int = 4, from_size: int | None = None,
                     cls=None, temperature: float = 1.0, map_sampling: bool = False, log_scale_shift=None,
-                    seed: int = 0, out=None, progress: bool = True) -> dict:
+                    seed: int = 0, out=None, progress: bool = True, device=None) -> dict:
     """``pixelzoo upscale``: a PNG grid with one row per given image, [original (when known), its
-    low-resolution level (enlarged), ``per_image`` upscalings], and an .npz of the upscalings."""
-    model, config = load_run_model(run_dir)
+    low-resolution level (enlarged), ``per_image`` upscalings], and an .npz of the upscalings;
+    sampled on ``device`` (None: ``$PIXELZOO_DEVICE`` or auto)."""
+    model, config = load_run_model(run_dir, device)
     if not isinstance(model, PyramidPixelCNN):
         raise ConfigError(f"{run_dir} is a {config['model']['name']} run; upscale needs a pyramid_pixelcnn run")
     x, y = given_images(images, config, count, seed)
@@ -140,7 +143,7 @@ def upscale_command(run_dir, images: str, count: int = 8, per_image: int = 4, fr
     names = [f"scale_{k}" for k in range(model.n_scales - level + 1, model.n_scales + 1)]
     g = torch.Generator().manual_seed(seed)
     samples = model.upscale(low, per_image, y=y, temperature=temperature, head_options={n: opts for n in names},
-                            generator=g, progress=progress)
+                            generator=g, progress=progress).cpu()
     shown = upsample_nearest(low, 2 ** level)
     written = _write_given_grid(model, run_dir, out, "upscale", original, shown, samples, per_image, y, low=low)
     return {**written, "from_size": sizes[level], "with_original": original is not None, "images": int(low.shape[0]),

@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import load_dataset
+from ..devices import resolve_device
 from ..errors import CheckpointError, ConfigError, DataError
 from ..evaluation.classifier import (cache_root, canonical_data_name, data_fingerprint, feature_id_for, get_feature_network,
                          load_classifier, save_classifier, train_classifier)
@@ -47,13 +48,13 @@ def parse_metrics(text: str | list[str] | None, default=("bpd",), allowed=RUN_ME
     return out
 
 
-def _feature_net(feature_net, data_name: str, splits, cache_dir, progress: bool):
+def _feature_net(feature_net, data_name: str, splits, cache_dir, progress: bool, device="cpu"):
     """A saved classifier directory (checked against the data), a ready network, or the cached /
-    newly trained one of the data set."""
+    newly trained one of the data set; the first and the last on ``device``."""
     if feature_net is None:
-        return get_feature_network(data_name, splits=splits, cache_dir=cache_dir, progress=progress)
+        return get_feature_network(data_name, splits=splits, cache_dir=cache_dir, progress=progress, device=device)
     if isinstance(feature_net, (str, Path)):
-        return load_classifier(feature_net, fingerprint=data_fingerprint(data_name, splits))
+        return load_classifier(feature_net, fingerprint=data_fingerprint(data_name, splits), map_location=device)
     return feature_net
 
 
@@ -127,7 +128,8 @@ def _step_tag(step) -> str:
 # --------------------------------------------------------------------------------------- run
 def evaluate_run(run_dir, metrics=("bpd",), n: int | None = None, *, batch_size: int = 256, progress: bool = True,
                  feature_net=None, cache_dir=None, seed: int = 0, temperature: float = 1.0, samples=None,
-                 cas_steps: int | None = None, nn_k: int = 5, nn_rows: int = 10, write: bool = True) -> dict:
+                 cas_steps: int | None = None, nn_k: int = 5, nn_rows: int = 10, write: bool = True,
+                 device=None) -> dict:
     """Evaluate the model of ``run_dir`` and write ``RUN_DIR/eval.json`` (merged with an existing one
     of the same checkpoint step).
 
@@ -141,11 +143,14 @@ def evaluate_run(run_dir, metrics=("bpd",), n: int | None = None, *, batch_size:
       CAS tests on it; ``nn`` compares with the training set.
     * The feature network is ``feature_net`` (a saved classifier directory, checked against the
       data, or a network), else the data set's cached one (trained on first use).
+    * Everything runs on ``device`` ("auto", "cpu", "cuda", "cuda:N"; None: ``$PIXELZOO_DEVICE`` or
+      auto), whichever device the run trained on.
     """
 
     wanted = parse_metrics(metrics)
     run_dir = Path(run_dir)
-    model, config = load_run_model(run_dir)
+    device = resolve_device(device)
+    model, config = load_run_model(run_dir, device)
     data_name = canonical_data_name(config["data"]["name"])
     splits = load_data(config["data"])
     test = splits.test
@@ -174,7 +179,7 @@ def evaluate_run(run_dir, metrics=("bpd",), n: int | None = None, *, batch_size:
             result["bpd_skipped"] = "the model has no likelihood"
 
     if sample_wanted:
-        net = _feature_net(feature_net, data_name, splits, cache_dir, progress)
+        net = _feature_net(feature_net, data_name, splits, cache_dir, progress, device)
         net_id = feature_network_id(net)
         result["feature_net"] = net_id
         if isinstance(feature_net, (str, Path)):
@@ -204,7 +209,7 @@ def evaluate_run(run_dir, metrics=("bpd",), n: int | None = None, *, batch_size:
             if y is None:
                 raise ConfigError("CAS needs the samples' class labels; the samples file has none")
             result.update(classification_accuracy_score(x, y, test, net=net, steps=cas_steps, data_name=data_name,
-                                                        progress=progress, seed=seed))
+                                                        progress=progress, seed=seed, device=device))
             notes.append(f"CAS: a classifier trained only on the {x.shape[0]} samples, tested on {ref}; "
                          "real_top1: the feature network (trained on real data) on the same test set")
         if "nn" in wanted:
@@ -262,14 +267,15 @@ def _get_samples(model, run_dir, samples, n, step, splits, batch_size, seed, tem
 # --------------------------------------------------------------------------------------- real vs real
 def evaluate_real(data_name: str, data_dir=None, metrics=("fid", "is", "kid", "pr"), n: int | None = None, *,
                   feature_net=None, cache_dir=None, batch_size: int = 256, progress: bool = True, seed: int = 0,
-                  out=None) -> dict:
+                  out=None, device=None) -> dict:
     """The real-vs-real floor of a data set: the test set against an equally large random training
-    subset, with the data set's feature network (or ``feature_net``). Written to ``out`` if given."""
+    subset, with the data set's feature network (or ``feature_net``) on ``device``. Written to
+    ``out`` if given."""
 
     wanted = parse_metrics(metrics, allowed=SAMPLE_METRICS)
     splits = load_dataset(data_name, data_dir)
     name = canonical_data_name(data_name)
-    net = _feature_net(feature_net, name, splits, cache_dir, progress)
+    net = _feature_net(feature_net, name, splits, cache_dir, progress, resolve_device(device))
     values = real_vs_real(splits, net, wanted, n=n, seed=seed, batch_size=batch_size, progress=progress)
     k = values.pop("n")
     result = {"data": name, "feature_net": feature_network_id(net), "n": k, **values,
@@ -284,17 +290,19 @@ def evaluate_real(data_name: str, data_dir=None, metrics=("fid", "is", "kid", "p
 
 # --------------------------------------------------------------------------------------- train-classifier
 def train_feature_network(data_name: str, data_dir=None, steps: int | None = None, out=None, *,
-                          batch_size: int = 128, progress: bool = True, install: bool = False):
+                          batch_size: int = 128, progress: bool = True, install: bool = False, device=None):
     """Train the LeNet feature network of a data set and save it in ``out`` (default
     ``classifiers/<data>-lenet``; a taken directory gets a ``-1``, ``-2`` ... suffix); with
-    ``install`` also into the cache that :func:`get_feature_network` reads. Returns
-    ``(model, directory, seconds)``."""
+    ``install`` also into the cache that :func:`get_feature_network` reads; trained on ``device``.
+    Returns ``(model, directory, seconds)``."""
 
+    device = resolve_device(device)  # a bad or absent device fails before anything is made
     name = canonical_data_name(data_name)
     splits = load_dataset(name, data_dir)
     directory = new_run_dir(out if out is not None else Path("classifiers") / f"{name}-lenet")
     t0 = time.perf_counter()
-    model = train_classifier(splits, name, steps=steps, batch_size=batch_size, progress=progress, log_dir=directory)
+    model = train_classifier(splits, name, steps=steps, batch_size=batch_size, progress=progress, log_dir=directory,
+                             device=device)
     seconds = time.perf_counter() - t0
     save_classifier(model, directory)
     if install:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from ..devices import resolve_device
 from ..errors import ConfigError
 from ..evaluation.classifier import canonical_data_name, data_fingerprint, get_feature_network, load_classifier
 from ..evaluation.sample_quality import compute_features, feature_network_id, sample_quality
@@ -151,16 +152,18 @@ def rejection_sweep(model, scorer, real_images, rates=(1.0, 0.5, 0.25, 0.1), n: 
 
 def sweep_run(run_dir, rates=(1.0, 0.5, 0.25, 0.1), n: int = 1000, *, feature_net=None, scorer=None,
               batch_size: int = 64, seed: int = 0, temperature=1.0, progress: bool = True, out=None,
-              cache_dir=None) -> dict:
+              cache_dir=None, device=None) -> dict:
     """:func:`rejection_sweep` on the model of a run directory against its data set's test images.
 
     ``feature_net`` / ``scorer``: saved classifier directories (checked against the run's data) or
     networks; by default the data set's cached evaluation classifier (trained on first use), which
     then both scores and measures. Writes ``out`` (default ``RUN_DIR/eval/rejection_sweep.json``)
-    and the PNG next to it.
+    and the PNG next to it. The model and the networks run on ``device`` (None: ``$PIXELZOO_DEVICE``
+    or auto).
     """
     run_dir = Path(run_dir)
-    model, config = load_run_model(run_dir)
+    device = resolve_device(device)
+    model, config = load_run_model(run_dir, device)
     if not callable(getattr(model, "sample", None)):
         raise ConfigError(f"{type(model).__name__} has no sample method")
     splits = load_data(config["data"])
@@ -168,9 +171,9 @@ def sweep_run(run_dir, rates=(1.0, 0.5, 0.25, 0.1), n: int = 1000, *, feature_ne
 
     def network(spec):
         if spec is None:
-            return get_feature_network(data_name, splits=splits, cache_dir=cache_dir, progress=progress)
+            return get_feature_network(data_name, splits=splits, cache_dir=cache_dir, progress=progress, device=device)
         if isinstance(spec, (str, Path)):
-            return load_classifier(spec, fingerprint=data_fingerprint(data_name, splits))
+            return load_classifier(spec, fingerprint=data_fingerprint(data_name, splits), map_location=device)
         return spec
 
     net = network(feature_net)

@@ -34,6 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..devices import resolve_device
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io import atomic_write_json, load_tensors, save_tensors
 
@@ -197,7 +198,7 @@ def fingerprint_mismatch(have: dict | None, want: dict) -> list[str]:
 
 
 def load_classifier(directory, fingerprint: dict | None = None, map_location="cpu") -> nn.Module:
-    """The saved classifier in ``directory``, in eval mode.
+    """The saved classifier in ``directory``, in eval mode on ``map_location`` (a device).
 
     With ``fingerprint`` (see :func:`data_fingerprint`), raise :class:`CheckpointError` unless the
     classifier was trained on exactly that data.
@@ -219,7 +220,9 @@ def load_classifier(directory, fingerprint: dict | None = None, map_location="cp
     hparams = {k: v for k, v in config.items() if k not in _RECORD_KEYS}
     model = create_classifier(config["name"], **hparams)
     model.config = config
-    load_state_strict(model, load_tensors(directory / WEIGHTS_NAME, map_location), str(directory / WEIGHTS_NAME))
+    device = resolve_device(map_location)
+    model.to(device)
+    load_state_strict(model, load_tensors(directory / WEIGHTS_NAME, device), str(directory / WEIGHTS_NAME))
     return model.eval()
 
 
@@ -296,9 +299,10 @@ def _device_of(net) -> torch.device:
 # --------------------------------------------------------------------------------------- training
 def train_classifier(splits, data_name: str, steps: int | None = None, batch_size: int = 128,
                      lr: float = 2e-3, flip: bool | None = None, seed: int = 0, progress: bool = True,
-                     log_dir=None, arch: str = "lenet", **hparams) -> nn.Module:
-    """Train a classifier on ``splits.train`` with the pixelzoo Trainer; return it in eval mode with
-    its config holding the data fingerprint, feature id and test accuracy.
+                     log_dir=None, arch: str = "lenet", device=None, **hparams) -> nn.Module:
+    """Train a classifier on ``splits.train`` with the pixelzoo Trainer on ``device``
+    (``pixelzoo.devices.resolve_device``; None: ``$PIXELZOO_DEVICE`` or auto); return it in eval mode,
+    on that device, with its config holding the data fingerprint, feature id and test accuracy.
 
     ``steps`` defaults to :func:`default_steps`; ``flip`` (random horizontal flips) defaults to off
     for digit data and on otherwise; the learning rate decays to a tenth over the run. The Trainer's
@@ -318,7 +322,7 @@ def train_classifier(splits, data_name: str, steps: int | None = None, batch_siz
     torch.manual_seed(seed)
     model = create_classifier(arch, splits.image_shape, splits.num_levels, splits.num_classes, **hparams)
     with tempfile.TemporaryDirectory(prefix="pixelzoo-classifier-") as tmp:
-        trainer = Trainer(model, splits, cfg, tmp, progress=progress, tensorboard=False)
+        trainer = Trainer(model, splits, cfg, tmp, progress=progress, tensorboard=False, device=resolve_device(device))
         result = trainer.train()
         if log_dir is not None:
             Path(log_dir).mkdir(parents=True, exist_ok=True)
@@ -348,14 +352,15 @@ def cache_root(cache_dir=None) -> Path:
 
 def get_feature_network(data_name: str, data_dir=None, cache_dir=None, train_if_missing: bool = True, *,
                         splits=None, data_options: dict | None = None, steps: int | None = None,
-                        progress: bool = True) -> nn.Module:
+                        progress: bool = True, device=None) -> nn.Module:
     """The feature network of a data set: the cached classifier whose fingerprint matches the data,
     or, on first use (``train_if_missing``), one trained now and saved to the cache.
 
     ``splits`` (already loaded data) saves loading the data set again; ``data_options`` are
     :func:`pixelzoo.data.load_dataset` options (e.g. ``{"pad_to": 32}``). The cache holds one
     directory per data fingerprint, ``<data>-lenet-128-<hash>``; ``steps`` only applies when
-    training (default :func:`default_steps`).
+    training (default :func:`default_steps`). The network is loaded onto (or trained on) ``device``
+    (None: ``$PIXELZOO_DEVICE`` or auto).
     """
     if splits is None:
         from ..data import load_dataset
@@ -366,7 +371,7 @@ def get_feature_network(data_name: str, data_dir=None, cache_dir=None, train_if_
     directory = cache_root(cache_dir) / f"{fid_name}-{fp['hash'][:10]}"
     if (directory / CONFIG_NAME).is_file():
         try:
-            return load_classifier(directory, fingerprint=fp)
+            return load_classifier(directory, fingerprint=fp, map_location=resolve_device(device))
         except CheckpointError as e:
             if not train_if_missing:
                 raise
@@ -377,7 +382,7 @@ def get_feature_network(data_name: str, data_dir=None, cache_dir=None, train_if_
     n_steps = int(steps) if steps is not None else default_steps(len(splits.train))
     print(f"pixelzoo: training the feature network {fid_name} on {len(splits.train)} {fp['data']} images "
           f"({n_steps} steps; once per data set, cached in {directory})", file=sys.stderr)
-    model = train_classifier(splits, data_name, steps=n_steps, progress=progress)
+    model = train_classifier(splits, data_name, steps=n_steps, progress=progress, device=device)
     save_classifier(model, directory)
     print(f"pixelzoo: feature network {fid_name}: test accuracy {model.config['test_accuracy']:.4f}", file=sys.stderr)
     return model

@@ -1,4 +1,5 @@
-"""Bits per dimension over a data set, and the held-out loss of models without a likelihood."""
+"""Bits per dimension over a data set, and the held-out loss of models without a likelihood; on the
+model's device (batches are moved there)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,21 @@ import math
 import torch
 from tqdm.auto import tqdm
 
+from ..devices import module_device, to_device
+
 
 def _batches(model, dataset, batch_size: int, n: int, progress: bool, desc: str):
-    """(x, y, extras) for the first ``n`` images; labels only for class-conditional models."""
+    """(x, y, extras) for the first ``n`` images, on the model's device; labels only for
+    class-conditional models."""
+    device = module_device(model)
     for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
         stop = min(start + batch_size, n)
         x = dataset.images[start:stop].long()
         y = None
         if getattr(model, "num_classes", None) and dataset.labels is not None:
             y = dataset.labels[start:stop]
-        yield x, y, {k: v[start:stop] for k, v in dataset.extras.items()}
+        yield (to_device(x, device), to_device(y, device),
+               {k: to_device(v[start:stop], device) for k, v in dataset.extras.items()})
 
 
 @torch.no_grad()
@@ -69,7 +75,8 @@ def dataset_loss(model, dataset, batch_size: int = 256, max_images: int | None =
     model.eval()
     total = 0.0
     try:
-        with torch.random.fork_rng(devices=[]):
+        device = module_device(model)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             for x, y, extras in _batches(model, dataset, batch_size, n, progress, "held-out loss"):
                 total += loss(x, y, **extras)["loss"].item() * x.shape[0]

@@ -171,7 +171,7 @@ def sample_quality(generated, real, net, metrics: Iterable[str] = SAMPLE_METRICS
 def classification_accuracy_score(samples, labels, test, *, net=None, steps: int | None = None,
                                   batch_size: int = 128, flip: bool | None = None, data_name: str | None = None,
                                   arch: dict | None = None, progress: bool = False, seed: int = 0,
-                                  name: str | None = None) -> dict:
+                                  name: str | None = None, device=None) -> dict:
     """Classification Accuracy Score (Ravuri & Vinyals 2019): train the classifier architecture only
     on class-conditional ``samples`` with their conditioning ``labels``, and report its top-1 (and
     top-5, where there are >= 5 classes) accuracy on the real labelled ``test`` set.
@@ -179,7 +179,8 @@ def classification_accuracy_score(samples, labels, test, *, net=None, steps: int
     With ``net`` (the feature network, trained on real data) its accuracy on the same test set is
     reported next to it (``real_top1[ID]``), and its architecture, step count and flip setting are
     reused unless given; ``arch`` overrides the architecture (``{"name": "lenet", "channels": ...}``).
-    Returns ``cas_top1[ID]``, ``cas_top5[ID]``, ``real_top1[ID]``, ``real_top5[ID]``.
+    Returns ``cas_top1[ID]``, ``cas_top5[ID]``, ``real_top1[ID]``, ``real_top5[ID]``. The classifier
+    trains on ``device`` (None: the device of ``net``, else ``$PIXELZOO_DEVICE`` or auto).
     """
     from ..data import DataSplits, ImageDataset
     from .classifier import _RECORD_KEYS, classifier_accuracy, train_classifier
@@ -209,8 +210,10 @@ def classification_accuracy_score(samples, labels, test, *, net=None, steps: int
     if flip is None:
         flip = training.get("flip")
     data_name = data_name or (config.get("fingerprint") or {}).get("data") or test.name.split("/")[0]
+    if device is None and isinstance(net, nn.Module):
+        device = _device_of(net)
     clf = train_classifier(splits, data_name, steps=steps, batch_size=batch_size, flip=flip, seed=seed,
-                           progress=progress, arch=arch_name, **arch)
+                           progress=progress, arch=arch_name, device=device, **arch)
     net_id = feature_network_id(net, name) if net is not None else (name or clf.config["feature_id"])
     out = {metric_key("cas_top1", net_id): clf.config["test_accuracy"]}
     if clf.config.get("test_top5") is not None:
@@ -232,10 +235,11 @@ def reconstruct_images(model, images, batch_size: int = 256, progress: bool = Fa
                           f"reconstruct(x) method (an autoencoder such as VQ-VAE-2); {type(model).__name__} has none")
     x = as_images(images, "real images")
     was_training = getattr(model, "training", False)
+    device = _device_of(model)
     if isinstance(model, nn.Module):
         model.eval()
     try:
-        parts = [as_images(rec(x[s:s + batch_size]), "reconstructions")
+        parts = [as_images(rec(x[s:s + batch_size].to(device)), "reconstructions").cpu()
                  for s in tqdm(range(0, x.shape[0], batch_size), desc="reconstructions", disable=not progress, leave=False)]
     finally:
         if was_training:

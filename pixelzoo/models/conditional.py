@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..devices import module_device
 from ..errors import ConfigError
 from .autoregressive import AutoregressiveModel
 
@@ -42,6 +43,8 @@ class ConditionalAR(nn.Module):
     def spatial(self, cond: torch.Tensor) -> torch.Tensor:
         if cond is None:
             raise ConfigError("this part is conditioned on the level above it: pass cond=")
+        if isinstance(cond, torch.Tensor):  # a given level may come from the CPU
+            cond = cond.to(module_device(self.cond_net))
         return self.cond_net(cond)
 
     def loss(self, x, y=None, cond=None) -> dict:

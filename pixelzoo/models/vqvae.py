@@ -34,6 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..devices import module_device
 from ..errors import ConfigError
 from ..nn.quantizer import VectorQuantizer
 from .levels import check_levels, scale_levels
@@ -312,7 +313,8 @@ class VQVAE2(nn.Module):
     def decode_to_levels(self, codes: list[torch.Tensor]) -> torch.Tensor:
         """Code maps, top first ((B, H, W) or (B, 1, H, W)) -> integer images (B, C, H, W) long, in
         eval mode (the training flag is restored)."""
-        maps = [(c[:, 0] if c.dim() == 4 else c).long() for c in codes]
+        device = module_device(self)
+        maps = [(c[:, 0] if c.dim() == 4 else c).long().to(device) for c in codes]
         was_training = self.training
         self.eval()
         try:

@@ -48,6 +48,7 @@ import torch
 import torch.nn as nn
 
 from ..registry import register_model
+from ..devices import module_device
 from ..errors import ConfigError
 from ..heads import create_head
 from ..nn import HorizontalConv, VerticalConv, feature_groups
@@ -264,6 +265,7 @@ class VQVAE2Model(Chain):
         if level < 1 or len(codes_above) != level:
             raise ConfigError(f"level {level} is conditioned on the {level} code map(s) above it, got {len(codes_above)}")
         h, w = self.code_shapes[level - 1]
+        device = module_device(self)  # given maps may come from the CPU, sampled ones from the model's device
         maps = []
         for j, c in enumerate(codes_above):
             if c.dim() == 4 and c.shape[1] == 1:
@@ -271,7 +273,7 @@ class VQVAE2Model(Chain):
             hj, wj = self.code_shapes[j]
             if tuple(c.shape[1:]) != (hj, wj):
                 raise ConfigError(f"code map of level {self.level_names[j]} must be (B, {hj}, {wj}), got {tuple(c.shape)}")
-            maps.append(c.repeat_interleave(h // hj, dim=1).repeat_interleave(w // wj, dim=2))
+            maps.append(c.to(device).repeat_interleave(h // hj, dim=1).repeat_interleave(w // wj, dim=2))
         return torch.stack(maps, dim=1)
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -7,6 +7,12 @@ for every sub-pixel that is not given, in raster order, takes its parameters fro
 draws it with ``model.head.sample``. The default stepper crops and runs the full forward pass; a
 trunk may supply an incremental one (the Gated PixelCNN's row cache), which gives the same
 parameters, so with the same head draws in the same order it gives the same images.
+
+It runs on the model's device and returns the images there. The draws come from ``generator`` on
+its own device: with a CPU generator (``torch.Generator()``) the parameters of each sub-pixel are
+copied to the CPU for the draw, so a seed gives the same draws on every device; a generator on the
+model's GPU (``torch.Generator("cuda")``) draws there; without one, the global generator of the
+model's device draws.
 """
 
 from __future__ import annotations
@@ -91,6 +97,7 @@ def ancestral_sample(model, n: int, y=None, temperature: float = 1.0, known=None
     y = _labels(y, n, model)
     x, given = prepare_known(model, n, known, mask)
     device = next(model.parameters()).device
+    draw_device = device if generator is None else generator.device
     x, given = x.to(device), given.to(device)
     if y is not None:
         y = y.to(device)
@@ -113,7 +120,10 @@ def ancestral_sample(model, n: int, y=None, temperature: float = 1.0, known=None
                     if bool(given[:, c, i, j].all()):
                         continue
                     sp = stepper.params(x, i, j, c)
+                    if draw_device != sp.device:
+                        sp = sp.to(draw_device)
                     draw = head.sample(sp, temperature=temperature, generator=generator, **head_options)
+                    draw = draw.to(device)
                     x[:, c, i, j] = torch.where(given[:, c, i, j], x[:, c, i, j], draw.to(x.dtype))
         steps.close()
     finally:

@@ -1,6 +1,7 @@
 """Training checkpoints: one safetensors file holding the weights, the Polyak weights and the
 optimizer state, with the step and the optimizer's non-tensor state as JSON metadata. Written to a
-temporary file and renamed, so the previous checkpoint survives any interruption."""
+temporary file and renamed, so the previous checkpoint survives any interruption. Tensors are
+written from the CPU and read onto it, then copied to the device of the objects they restore."""
 
 from __future__ import annotations
 
@@ -68,13 +69,15 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[int, dict[str, dict[str, t
 
 
 def load_checkpoint(path, model, optimizer=None, polyak=None) -> int:
-    """Restore a checkpoint into the given objects; returns its step."""
+    """Restore a checkpoint into the given objects, on whatever device they are (a checkpoint
+    written on one device loads on any other); returns its step."""
     step, groups, opt_plain = read_checkpoint(path)
     load_state_strict(model, groups["model"], str(path))
     if polyak is not None:
         if set(groups["ema"]) != set(polyak.shadow):
             raise CheckpointError(f"{path} has no matching Polyak weights but the run uses them")
-        polyak.shadow = {k: groups["ema"][k].clone() for k in polyak.shadow}
+        # on the device of the weights they average (the checkpoint is read onto the CPU)
+        polyak.shadow = {k: groups["ema"][k].to(v.device, copy=True) for k, v in polyak.shadow.items()}
     if optimizer is not None:
         try:
             optimizer.load_state_dict(_unflatten_optimizer(groups["optim"], opt_plain))

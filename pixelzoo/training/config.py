@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from ..devices import PRECISIONS
 from ..errors import ConfigError
 
 
@@ -35,7 +36,11 @@ class TrainConfig:
     polyak: float | None = None    # decay of the Polyak (EMA) weights used to evaluate and sample
     flip: bool = False             # random horizontal flips of training images
     seed: int = 0
-    precision: str = "fp32"        # "bf16": bfloat16 autocast for the training forward pass (evaluation stays fp32)
+    # "bf16": bfloat16 autocast for the training forward pass (evaluation stays fp32); "auto": bf16 where
+    # the device runs it natively (CUDA with bf16, a CPU with AVX512-BF16 or AMX), else fp32 (the run's
+    # metrics record which); unset means fp32, the same arithmetic on every machine
+    precision: str = "fp32"
+    compile: bool = False          # torch.compile the unit's loss (see benchmarks/device.py for whether it helps)
     log_every: int = 50
     eval_every: int = 500          # 0: only at the end
     eval_images: int | None = 1000  # test images for the evaluations during training (the final one uses all)
@@ -67,8 +72,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be > 0 or null, got {value!r}")
         if not 0 < cfg.lr_decay <= 1:
             raise ConfigError(f"train.lr_decay must lie in (0, 1], got {cfg.lr_decay}")
-        if cfg.precision not in ("fp32", "bf16"):
-            raise ConfigError(f"train.precision must be 'fp32' or 'bf16', got {cfg.precision!r}")
+        if cfg.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision must be one of {list(PRECISIONS)}, got {cfg.precision!r}")
         if not cfg.lr > 0:
             raise ConfigError(f"train.lr must be > 0, got {cfg.lr}")
         if cfg.polyak is not None and not 0 < cfg.polyak < 1:

@@ -8,6 +8,9 @@ the order of float additions; tested). Random draws inside a step (dropout, Pixe
 seeded per (seed, step, process). Only process 0 writes: run directory, checkpoints, metrics,
 samples and evaluations. The vector quantiser all-reduces its EMA statistics itself.
 
+One code path on every device: on GPUs the processes talk over NCCL, one process per GPU (process
+``LOCAL_RANK`` of a machine uses ``cuda:LOCAL_RANK``); on CPUs over gloo.
+
 Without ``torchrun`` (no ``WORLD_SIZE`` in the environment) everything here is a no-op.
 """
 
@@ -21,10 +24,26 @@ import torch.distributed as dist
 from ..errors import ConfigError
 
 
-def init_from_env() -> None:
-    """Join the process group ``torchrun`` describes (gloo: CPU) if there is one and it is not joined."""
+def backend_for(device: torch.device) -> str:
+    """The process group's backend for training on ``device``: NCCL on GPUs, gloo on CPUs."""
+    return "nccl" if torch.device(device).type == "cuda" else "gloo"
+
+
+def init_from_env(device: torch.device | str = "cpu") -> None:
+    """Join the process group ``torchrun`` describes if there is one and it is not joined: NCCL when
+    training on ``device`` a GPU (this process's, which becomes the current CUDA device), else gloo."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL's collectives (and object broadcasts) use the current GPU
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
-        dist.init_process_group("gloo")
+        dist.init_process_group(backend_for(device))
+
+
+def _comm_device() -> torch.device:
+    """Where the tensors of collectives live: the current GPU under NCCL, else the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def finish() -> None:
@@ -68,7 +87,7 @@ def any_process(flag: bool) -> bool:
     """True on every process when ``flag`` is True on any (a decision all must take together)."""
     if not active():
         return bool(flag)
-    t = torch.tensor(1.0 if flag else 0.0)
+    t = torch.tensor(1.0 if flag else 0.0, device=_comm_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
 
@@ -105,7 +124,8 @@ def average_scalars(values: dict) -> dict:
     if not active() or not values:
         return values
     keys = list(values)
-    t = torch.stack([torch.as_tensor(values[k], dtype=torch.float64).detach().reshape(()) for k in keys])
+    device = _comm_device()
+    t = torch.stack([torch.as_tensor(values[k]).detach().to(device, torch.float64).reshape(()) for k in keys])
     dist.all_reduce(t)
     t /= world_size()
     return {k: t[i] for i, k in enumerate(keys)}

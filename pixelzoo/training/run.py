@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+from ..devices import resolve_device
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_json
 from ..registry import create_model, did_you_mean, list_presets, load_preset
@@ -100,10 +101,13 @@ def write_run_config(run_dir, config: dict) -> None:
     atomic_write_json(config, Path(run_dir) / RUN_CONFIG)
 
 
-def load_run_model(run_dir: str | os.PathLike):
-    """The model of a run with its evaluation weights (Polyak average if kept), in eval mode: every
-    unit of its training plan from its directory."""
+def load_run_model(run_dir: str | os.PathLike, device="cpu"):
+    """The model of a run with its evaluation weights (Polyak average if kept), in eval mode on
+    ``device`` (``pixelzoo.devices.resolve_device``: "cpu", "cuda", "cuda:N", "auto"; None:
+    ``$PIXELZOO_DEVICE`` or auto), whichever device it was trained on: every unit of its training plan
+    from its directory."""
+    device = resolve_device(device)  # a bad or absent device fails first
     config = read_run_config(run_dir)
-    model = build_model(config["model"])
+    model = build_model(config["model"]).to(device)
     load_plan_weights(model.training_plan(), run_dir)
     return model.eval(), config

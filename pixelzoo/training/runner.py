@@ -7,6 +7,8 @@ with ``--part``), and a later stage starts from the trained (Polyak) weights of 
 run resumes unit by unit: finished units are skipped, interrupted ones continue from their
 checkpoint. Every unit trains with the generic ``Trainer``, so every unit trains data-parallel under
 ``torchrun`` with the same guarantees; levels cached for a later stage are written by process 0.
+The whole model moves to the run's device once, so every unit trains there and the encoders of a
+later stage's levels run there; what goes to disk (checkpoints, the level cache) goes from the CPU.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..devices import resolve_device
 from ..errors import ConfigError, TrainingError
 from ..evaluation.likelihood import dataset_bits_per_dim_parts
 from ..imaging import save_class_grid, save_grid
@@ -68,11 +71,13 @@ def unit_steps(plan, run_dir) -> dict:
 
 
 class PlanRunner:
-    """Trains ``model.training_plan()`` in ``run_dir``; ``parts`` limits training to the named units."""
+    """Trains ``model.training_plan()`` in ``run_dir`` on ``device`` (``pixelzoo.devices.resolve_device``;
+    None: ``$PIXELZOO_DEVICE`` or auto); ``parts`` limits training to the named units."""
 
     def __init__(self, model, splits, config: dict, run_dir: str | Path, parts: list[str] | None = None,
-                 progress: bool = True, tensorboard: bool = True):
-        self.model = model
+                 progress: bool = True, tensorboard: bool = True, device=None):
+        self.device = resolve_device(device)
+        self.model = model.to(self.device)
         self.plan = model.training_plan()
         self.splits = splits
         self.config = config
@@ -99,7 +104,7 @@ class PlanRunner:
             distributed.barrier()
             torch.manual_seed(cfg.seed)
             trainer = Trainer(unit.module, data, cfg, directory, progress=self.progress, tensorboard=self.tensorboard,
-                              loss=unit.loss)
+                              loss=unit.loss, device=self.device)
             if trainer.checkpoint_path.is_file():
                 trainer.resume()
             self._trainers[name] = trainer
@@ -186,7 +191,7 @@ class PlanRunner:
         n = self.cfg.num_samples
         if n:
             y = torch.arange(n) % model.num_classes if model.num_classes else None
-            x = model.sample(n, y=y, generator=torch.Generator().manual_seed(self.cfg.seed), progress=self.progress)
+            x = model.sample(n, y=y, generator=torch.Generator().manual_seed(self.cfg.seed), progress=self.progress).cpu()
             path = self.run_dir / "samples" / "final.png"
             if y is not None:  # one class per column, labelled
                 save_class_grid(x, y, model.num_levels, path)

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..data import load_dataset
+from ..devices import resolve_device
 from ..errors import ConfigError
 from . import distributed
 from .config import TrainConfig
@@ -25,14 +26,15 @@ def load_data(data_cfg: dict):
 
 
 def start_run(config: dict, out_dir: str | os.PathLike, parts: list[str] | None = None, progress: bool = True,
-              tensorboard: bool = True):
+              tensorboard: bool = True, device=None):
     """A runner for a new run of ``config`` in a new directory: ``out_dir``, or ``out_dir-1``, ... when
     ``out_dir`` holds a run already (never overwriting one; said on stderr). ``runner.run_dir`` is the
-    directory used.
-    For composite models, ``parts`` limits training to the named parts. Under ``torchrun`` every
-    process calls it (every unit trains data-parallel); process 0 makes the directory and the others
-    use the same."""
-    distributed.init_from_env()
+    directory used. For composite models, ``parts`` limits training to the named parts. ``device``:
+    "auto", "cpu", "cuda" or "cuda:N" (None: ``$PIXELZOO_DEVICE`` or "auto"). Under ``torchrun`` every
+    process calls it (every unit trains data-parallel; "auto" and "cuda" mean this process's GPU);
+    process 0 makes the directory and the others use the same."""
+    device = resolve_device(device)
+    distributed.init_from_env(device)
     train_cfg = TrainConfig.from_dict(config.get("train", {}))
     splits = load_data(config["data"])
     resolved = {**config, "model": resolve_model_config(config["model"], splits), "train": train_cfg.to_dict()}
@@ -45,17 +47,20 @@ def start_run(config: dict, out_dir: str | os.PathLike, parts: list[str] | None 
             print(f"pixelzoo: {out_dir} holds a run already; this run is {run_dir}", file=sys.stderr)
         write_run_config(run_dir, resolved)
     distributed.barrier()
-    return PlanRunner(model, splits, resolved, run_dir, parts, progress=progress, tensorboard=tensorboard)
+    return PlanRunner(model, splits, resolved, run_dir, parts, progress=progress, tensorboard=tensorboard,
+                      device=device)
 
 
 def resume_run(run_dir: str | os.PathLike, steps: int | None = None, parts: list[str] | None = None,
-               progress: bool = True, tensorboard: bool = True):
-    """A runner that continues ``run_dir`` from its last checkpoint(s), optionally to a new step count.
+               progress: bool = True, tensorboard: bool = True, device=None):
+    """A runner that continues ``run_dir`` from its last checkpoint(s), optionally to a new step count,
+    on ``device`` (as in ``start_run``; any device, whichever the run started on).
 
     Refused, with nothing written, when a checkpoint is unreadable or when ``steps`` would train
     nothing (at or below the step every unit has reached); ``config.json`` is rewritten with the new
     ``steps`` only once the run is known to go on."""
-    distributed.init_from_env()
+    device = resolve_device(device)
+    distributed.init_from_env(device)
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     if steps is not None:
@@ -74,7 +79,8 @@ def resume_run(run_dir: str | os.PathLike, steps: int | None = None, parts: list
             where = (f"step {reached[None]}" if plan.is_single else
                      "steps " + ", ".join(f"{n}: {s}" for n, s in reached.items()))
             raise ConfigError(f"{run_dir} is at {where}; --steps {steps} would train nothing: give more steps")
-    runner = PlanRunner(model, splits, config, run_dir, parts, progress=progress, tensorboard=tensorboard)
+    runner = PlanRunner(model, splits, config, run_dir, parts, progress=progress, tensorboard=tensorboard,
+                        device=device)
     distributed.barrier()  # every process has read the config before process 0 rewrites it
     if steps is not None and distributed.is_main():
         write_run_config(run_dir, config)

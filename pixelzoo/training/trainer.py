@@ -4,6 +4,13 @@ Deterministic on CPU and exactly resumable: the batch of step ``t`` and every ra
 the step are functions of (seed, t) alone, and a checkpoint holds weights, Polyak weights and
 optimizer state, so a run stopped and resumed ends with the same weights as one never stopped.
 Under ``torchrun`` it trains data-parallel (see ``distributed``): only process 0 writes.
+
+It trains on the device of its module (or moves the module to ``device``). The batches are drawn on
+the CPU (the same batch on every device) and moved to the device; to a GPU through pinned memory
+without blocking. The data sets are tensors in memory, so a batch is one indexing away and worker
+processes would only add their transfer. ``train.precision`` is resolved for the device
+(``pixelzoo.devices.resolve_precision``) and recorded with the device in every training row of
+``metrics.jsonl`` and in the result; ``train.compile`` runs the loss through ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import apply_hflip, hflip_mask
+from ..devices import autocast, describe_device, module_device, resolve_device, resolve_precision, to_device
 from ..errors import TrainingError
 from ..evaluation.likelihood import dataset_bits_per_dim, dataset_loss
 from ..imaging import save_class_grid, save_grid
@@ -33,10 +41,13 @@ def _step_seed(seed: int, step: int) -> int:
 
 class Trainer:
     def __init__(self, model, splits, config: TrainConfig, run_dir: str | Path, progress: bool = True,
-                 tensorboard: bool = True, loss=None):
+                 tensorboard: bool = True, loss=None, device=None):
         """``model``: the module trained (its parameters, checkpoint, Polyak weights); ``loss``: the
-        unit's loss, or None for ``model.loss`` (looked up at every step)."""
-        self.model = model
+        unit's loss, or None for ``model.loss`` (looked up at every step); ``device``: where to train
+        (see ``pixelzoo.devices.resolve_device``; None: where the module is)."""
+        self.device = module_device(model) if device is None else resolve_device(device)
+        self.model = model.to(self.device)
+        self.precision = resolve_precision(config.precision, self.device)
         self.loss_fn = loss
         self.splits = splits
         self.cfg = config
@@ -65,15 +76,17 @@ class Trainer:
 
     # ------------------------------------------------------------------ data
     def batch(self, step: int):
-        """This process's part of ``global_batch(step)`` (all of it without torchrun)."""
+        """This process's part of ``global_batch(step)`` (all of it without torchrun), on the device."""
         x, y, extras = self.global_batch(step)
         if distributed.world_size() > 1:
             rows = distributed.shard(x.shape[0])
             x, y, extras = x[rows], None if y is None else y[rows], {k: v[rows] for k, v in extras.items()}
-        return x, y, extras
+        dev = self.device
+        return to_device(x, dev), to_device(y, dev), {k: to_device(v, dev) for k, v in extras.items()}
 
     def global_batch(self, step: int):
-        """The training batch of ``step``: epochs are seeded permutations, the last partial batch dropped."""
+        """The training batch of ``step``: epochs are seeded permutations, the last partial batch
+        dropped; on the CPU."""
         data = self.splits.train
         n, bs = len(data), min(self.cfg.batch_size, len(data))
         per_epoch = n // bs
@@ -114,7 +127,7 @@ class Trainer:
         test = self.splits.test
         extras = {k: v[torch.arange(n) % len(test)] for k, v in test.extras.items()}
         with self.evaluation_model() as m:
-            x = m.sample(n, y=y, generator=g, progress=self.progress, **extras)
+            x = m.sample(n, y=y, generator=g, progress=self.progress, **extras).cpu()
         path = self.run_dir / "samples" / f"{name}.png"
         if y is not None:  # one class per column, labelled
             save_class_grid(x, y, self.splits.num_levels, path)
@@ -125,7 +138,13 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def train(self) -> dict:
         cfg = self.cfg
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+        precision_ctx = autocast(self.device, self.precision)
+        loss_fn = torch.compile(self.loss) if cfg.compile else self.loss
+        where = {"device": str(self.device), "precision": self.precision}
+        if self.progress and self.is_main:
+            asked = "" if cfg.precision == self.precision else f" (train.precision {cfg.precision!r})"
+            print(f"training on {describe_device(self.device)} in {self.precision}{asked}"
+                  + (", compiled" if cfg.compile else ""), flush=True)
         start_time = time.perf_counter()
         window_t, window_n, window = time.perf_counter(), 0, {}
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=not self.progress or not self.is_main,
@@ -141,8 +160,8 @@ class Trainer:
             torch.manual_seed(_step_seed(cfg.seed, self.step) + distributed.rank())
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.lr * cfg.lr_decay ** self.step
-            with autocast:
-                out = self.loss(x, y, **extras)
+            with precision_ctx:
+                out = loss_fn(x, y, **extras)
             loss = out["loss"]
             logged = distributed.average_scalars(out)  # over processes: the global batch's values
             if not torch.isfinite(logged["loss"]):  # every process sees the same value and stops
@@ -166,7 +185,7 @@ class Trainer:
                 means = {k: sum(v) / len(v) for k, v in window.items()}
                 ips = window_n / max(now - window_t, 1e-9)
                 self.logger.log(self.step, **{f"train_{k}": v for k, v in means.items()}, images_per_s=ips,
-                                lr=self.optimizer.param_groups[0]["lr"])
+                                lr=self.optimizer.param_groups[0]["lr"], **where)
                 bar.set_postfix({**{k: f"{v:.3f}" for k, v in means.items()}, "img/s": f"{ips:.0f}"})
                 window_t, window_n, window = now, 0, {}
             if not self.is_main:
@@ -180,7 +199,7 @@ class Trainer:
         bar.close()
         self.save()
         result = {"step": self.step, "stopped_by_time_budget": stopped_early,
-                  "train_seconds": round(time.perf_counter() - start_time, 2)}
+                  "train_seconds": round(time.perf_counter() - start_time, 2), **where}
         if not self.is_main:
             result.update(process=distributed.rank(), checkpoint=str(self.checkpoint_path))
             return result
