@@ -30,7 +30,11 @@ def reference():
 
 def build(reference, key):
     configs, tensors = reference
-    cfg = dict(configs[key])
+    cfg = json.loads(json.dumps(configs[key]))
+    for part in ("prior", "conditional"):  # the reference predates exact bin masses below 256 levels
+        spec = cfg.get(part)
+        if spec and spec.get("head", "logistic_mixture" if spec.get("name") == "pixelcnnpp" else None) == "logistic_mixture":
+            spec.setdefault("head_options", {})["exact_masses"] = False
     model = pixelzoo.create_model(cfg.pop("name"), **cfg).eval()
     prefix = f"{key}/weights/"
     model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)

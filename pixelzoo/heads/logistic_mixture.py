@@ -13,9 +13,9 @@ RGB: ``mean_G = mu_G + a x_R``, ``mean_B = mu_B + b x_R + c x_G``). The pixel's 
 level takes the whole left tail, the highest the whole right tail, so the ``K`` masses sum to one.
 This is PixelCNN++'s 256-level rule with ``K`` levels (AGAVE's eq. 8, fewer colour bins, is the same
 idea; AGAVE writes its bins on [0, 256) without tails, we keep PixelCNN++'s grid and tails so that
-K = 256 gives PixelCNN++ exactly). Interior masses are sigmoid differences, evaluated on the side
-of the mean where they do not cancel; below 1e-5 the log-density at the bin centre plus
-``log(2/(K-1))`` is used instead, as PixelCNN++ does.
+K = 256 gives PixelCNN++ exactly). Interior masses are exact at any size below 256 levels
+(``discretized_logistic_log_prob``); at 256 levels, as in PixelCNN++, a mass below 1e-5 is replaced by
+the density at the bin centre times the bin width (``exact_masses=True`` makes them exact there too).
 
 **Sub-pixel decomposition.** The library scores and samples one sub-pixel at a time, so
 ``subpixel_params`` turns the joint into exact conditionals: for channel ``c`` the component
@@ -43,6 +43,52 @@ from .base import Head, full_precision
 SAMPLE_MODES = ("sample", "map")
 
 
+def discretized_logistic_log_prob(level: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor,
+                                  num_levels: int, exact: bool = True) -> torch.Tensor:
+    """log P(level | mean, s) of a logistic discretized to ``num_levels`` = K bins (broadcasting).
+
+    Level ``v`` is the bin of width ``2/(K-1)`` centred at ``2v/(K-1) - 1`` on the [-1, 1] scale; the
+    end bins are open (the lowest takes the left tail, the highest the right tail), so the K masses
+    sum to one. This is AGAVE's eq. 8 (Lucas & Verbeek 2018: b bins of width c = 256/b over the
+    colour range, end bins open) on the model's [-1, 1] scale, and PixelCNN++'s likelihood at K = 256.
+
+    Interior masses ``sigmoid(b) - sigmoid(a)`` (``a < b`` the bin's edges over s) are computed
+    ``exact``ly without cancellation as ``log sigmoid(b) + log sigmoid(-a) + log(1 - exp(a - b))``
+    (the identity ``sigmoid(b) - sigmoid(a) = sigmoid(b) sigmoid(-a) (1 - e^(a-b))``), exact however
+    small the mass. ``exact=False`` is PixelCNN++'s rule: a mass below 1e-5 becomes the density at the
+    bin centre times the bin width, which is off by up to tens of nats at few levels (a rare value far
+    in the tail of a sharp logistic at K = 16), and is kept only to reproduce PixelCNN++ at K = 256.
+    """
+    k1 = num_levels - 1
+    level = level.to(mean.dtype)
+    half = 1.0 / k1
+    centered = level * (2.0 / k1) - 1.0 - mean
+    inv_s = torch.exp(-log_scale)
+    plus_in = inv_s * (centered + half)
+    min_in = inv_s * (centered - half)
+    log_cdf_plus = F.logsigmoid(plus_in)             # lowest level: log sigmoid(upper edge)
+    log_one_minus_cdf_min = F.logsigmoid(-min_in)    # highest level: log (1 - sigmoid(lower edge))
+    if exact:
+        interior = log_cdf_plus + log_one_minus_cdf_min + torch.log(-torch.expm1(min_in - plus_in))
+    else:
+        # sigmoid(plus) - sigmoid(min) == sigmoid(-min) - sigmoid(-plus); take the form whose terms are
+        # not both close to 1, so the difference does not cancel
+        right = centered > 0
+        cdf_delta = torch.where(
+            right,
+            torch.sigmoid(-min_in) - torch.sigmoid(-plus_in),
+            torch.sigmoid(plus_in) - torch.sigmoid(min_in),
+        )
+        abs_mid = (inv_s * centered).abs()  # the logistic density is symmetric
+        log_pdf_mid = -abs_mid - log_scale - 2.0 * torch.log1p(torch.exp(-abs_mid))
+        interior = torch.where(
+            cdf_delta > 1e-5,
+            torch.log(cdf_delta.clamp(min=1e-12)),
+            log_pdf_mid + math.log(2.0 / k1),
+        )
+    return torch.where(level <= 0, log_cdf_plus, torch.where(level >= k1, log_one_minus_cdf_min, interior))
+
+
 class LogisticMixtureHead(Head):
     """PixelCNN++'s discretized logistic mixture over ``num_levels`` levels.
 
@@ -66,7 +112,8 @@ class LogisticMixtureHead(Head):
     has_likelihood = True
     models_channel_order = True
 
-    def __init__(self, num_levels: int, channels: int, n_mix: int = 10, min_log_scale: float = -7.0):
+    def __init__(self, num_levels: int, channels: int, n_mix: int = 10, min_log_scale: float = -7.0,
+                 exact_masses: bool | None = None):
         super().__init__(num_levels, channels)
         if self.num_levels < 2:
             raise ConfigError(f"the logistic mixture needs at least 2 levels, got {num_levels}")
@@ -74,6 +121,10 @@ class LogisticMixtureHead(Head):
             raise ConfigError(f"n_mix must be a positive integer, got {n_mix!r}")
         self.n_mix = int(n_mix)
         self.min_log_scale = float(min_log_scale)
+        if exact_masses not in (None, True, False):
+            raise ConfigError(f"exact_masses must be true, false or null (exact below 256 levels), got {exact_masses!r}")
+        #: exact interior bin masses; None: exact below 256 levels, PixelCNN++'s rule at 256
+        self.exact_masses = self.num_levels < 256 if exact_masses is None else bool(exact_masses)
         self.n_coeffs = self.channels * (self.channels - 1) // 2
         # sampling defaults (not part of the likelihood)
         self.sample_mode = "sample"
@@ -107,32 +158,8 @@ class LogisticMixtureHead(Head):
     # ------------------------------------------------------------------ the 1-D discretized logistic
     def bin_log_prob(self, level: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
         """log P(level | mean, scale) of the discretized logistic (broadcasting); ``level`` holds
-        integer values 0 .. K-1 (any dtype)."""
-        k1 = self.num_levels - 1
-        level = level.to(mean.dtype)
-        half = 1.0 / k1
-        centered = level * (2.0 / k1) - 1.0 - mean
-        inv_s = torch.exp(-log_scale)
-        plus_in = inv_s * (centered + half)
-        min_in = inv_s * (centered - half)
-        log_cdf_plus = F.logsigmoid(plus_in)             # lowest level: log sigmoid(upper edge)
-        log_one_minus_cdf_min = F.logsigmoid(-min_in)    # highest level: log (1 - sigmoid(lower edge))
-        # interior: sigmoid(plus) - sigmoid(min) == sigmoid(-min) - sigmoid(-plus); take the form whose
-        # terms are not both close to 1, so the difference does not cancel
-        right = centered > 0
-        cdf_delta = torch.where(
-            right,
-            torch.sigmoid(-min_in) - torch.sigmoid(-plus_in),
-            torch.sigmoid(plus_in) - torch.sigmoid(min_in),
-        )
-        abs_mid = (inv_s * centered).abs()  # the logistic density is symmetric
-        log_pdf_mid = -abs_mid - log_scale - 2.0 * torch.log1p(torch.exp(-abs_mid))
-        interior = torch.where(
-            cdf_delta > 1e-5,
-            torch.log(cdf_delta.clamp(min=1e-12)),
-            log_pdf_mid + math.log(2.0 / k1),
-        )
-        return torch.where(level <= 0, log_cdf_plus, torch.where(level >= k1, log_one_minus_cdf_min, interior))
+        integer values 0 .. K-1 (any dtype). See ``discretized_logistic_log_prob``."""
+        return discretized_logistic_log_prob(level, mean, log_scale, self.num_levels, self.exact_masses)
 
     # ------------------------------------------------------------------ head interface
     def subpixel_params(self, raw: torch.Tensor, x_scaled: torch.Tensor) -> torch.Tensor:
