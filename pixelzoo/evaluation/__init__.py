@@ -5,6 +5,7 @@ trains on each data set (or any feature network you pass)."""
 from .classifier import (LeNetClassifier, classifier_accuracy, create_classifier, data_fingerprint,
                          get_feature_network, list_classifiers, load_classifier, register_classifier,
                          save_classifier, train_classifier)
+from .bounds import elbo, iwae_bound
 from .likelihood import dataset_bits_per_dim
 from .metrics import fid, frechet_distance, gaussian_stats, inception_score, kid, nearest_neighbours, precision_recall
 from .sample_quality import (classification_accuracy_score, compute_features, compute_probs, feature_network_id,
@@ -19,6 +20,7 @@ __all__ = [
     "create_classifier",
     "data_fingerprint",
     "dataset_bits_per_dim",
+    "elbo",
     "feature_network_id",
     "fid",
     "fid_star",
@@ -26,6 +28,7 @@ __all__ = [
     "gaussian_stats",
     "get_feature_network",
     "inception_score",
+    "iwae_bound",
     "kid",
     "list_classifiers",
     "load_classifier",

@@ -1,4 +1,5 @@
-"""Layers: causal (masked or shifted) convolutions, channel-group masks, conditioning."""
+"""Layers: causal (masked or shifted) convolutions, channel-group masks, conditioning, diagonal Gaussian
+latents (``gaussian``)."""
 
 from .causal import GroupedPointwise, HorizontalConv, VerticalConv, down_shift
 from .conditioning import ConditioningBias, gate
