@@ -24,7 +24,9 @@ as PixelCNN++'s ``init_scale=0.1``), and the output layer (the library's two mas
 
 The strided convolutions keep causality (a low-resolution position ``(I, J)`` reads only what
 high-resolution ``(2I, 2J)`` may read), but feeding only the first rows of an image changes how the
-strides align, so the trunk is not ``row_causal``: the sampler runs it on the whole image each step.
+strides align, so the trunk is not ``row_causal``. Sampling uses an exact incremental stepper
+(``PixelCNNPPStepper``): every map of the trunk computes, per generated pixel, only the positions
+whose inputs that pixel completes, about one forward pass per sample call in all.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from ..nn import (
     right_shift,
 )
 from .autoregressive import AutoregressiveModel, build_autoregressive
+from .pixelcnnpp_stepper import PixelCNNPPStepper
 from .trunks import Trunk, register_trunk
 
 MAX_RESOLUTIONS = 3
@@ -204,6 +207,11 @@ class PixelCNNPPTrunk(Trunk):
                 ul = bul(ul, torch.cat([u, uls.pop()], dim=1), y, spatials[r])
         assert not us and not uls
         return ul
+
+    def incremental_stepper(self, model, n, y=None, spatial=None, inputs=None):
+        """The exact per-position stepper (``pixelzoo.models.pixelcnnpp_stepper``): each map of the
+        trunk computes, per generated pixel, only the positions that pixel completes."""
+        return PixelCNNPPStepper(model, n, y, spatial, inputs)
 
 
 @register_model("pixelcnnpp")

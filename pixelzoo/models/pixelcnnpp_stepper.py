@@ -1,0 +1,273 @@
+"""Exact incremental sampling for the PixelCNN++ trunk (in the sense of Ramachandran et al. 2017).
+
+The trunk is unrolled once per sample call into a graph of *nodes*, one per intermediate map of
+``PixelCNNPPTrunk.forward`` at its own resolution: the input (image + ones), the two input streams,
+each gated ResNet block's ``c1`` and output, the strided down-sampling and transposed up-sampling
+convolutions. Every node keeps its whole map (channel-last, one extra all-zero position standing for
+the zero padding) and knows, for every one of its positions, which input positions it reads (a
+gather index per convolution tap, computed from the layer's kernel, stride, padding and shift).
+
+From those indices follows each position's *ready time*: the number of image pixels (in raster
+order) that must be known before it can be computed (image pixel ``q``: ``q + 1``; a position: the
+largest ready time of what it reads). Per generated pixel ``p`` every node computes exactly its
+positions whose ready time lies in ``(last p, p]``, in the order of the forward pass, so each
+position of each map is computed once per sample call: the work of one forward pass, spread over
+the pixels, in small gathers + matrix products. Down-sampled positions are computed as soon as their
+high-resolution inputs are complete, up-sampled ones as soon as their low-resolution inputs are. The
+conditioning bias of every block (class embedding + 1x1 projection of the spatial map, average-pooled
+for the lower resolutions) is computed once, at creation.
+
+Exact: every position reads the same values as in the full forward pass (dropout is the identity:
+sampling runs in eval mode); only the order of float summation differs (gathered taps and a matrix
+product instead of ``conv2d``). The trunk's features at a pixel ignore that pixel (the trunk does not
+mask colour channels), so it runs once per pixel and the output layer + head once per channel, as in
+the full-forward stepper. Given pixels (inpainting) are caught up on by the next call, like drawn ones.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .steppers import Stepper
+
+
+def _celu(g: torch.Tensor) -> torch.Tensor:
+    """concat_elu along the last (channel) dimension."""
+    return F.elu(torch.cat([g, -g], dim=-1))
+
+
+def conv_index(h_in, w_in, h_out, w_out, kh, kw, stride, pad_top, pad_left, shift=(0, 0)):
+    """Gather index (h_out * w_out, kh * kw) into the flat input (zero slot ``h_in * w_in``) of a
+    convolution with top/left zero padding, its output moved by ``shift`` (down, right) rows/columns
+    (``down_shift`` / ``right_shift``), and the mask (h_out * w_out,) of the outputs it reaches
+    (the rest are the shift's zeros)."""
+    sy, sx = shift
+    y = torch.arange(h_out) - sy
+    x = torch.arange(w_out) - sx
+    ky = torch.arange(kh)
+    kx = torch.arange(kw)
+    iy = stride * y[:, None, None, None] + ky[None, None, :, None] - pad_top      # (h, 1, kh, 1)
+    ix = stride * x[None, :, None, None] + kx[None, None, None, :] - pad_left     # (1, w, 1, kw)
+    inside = (iy >= 0) & (iy < h_in) & (ix >= 0) & (ix < w_in)
+    idx = torch.where(inside, iy * w_in + ix, torch.full_like(iy * ix, h_in * w_in))
+    valid = ((y >= 0)[:, None] & (x >= 0)[None, :])
+    idx = torch.where(valid[:, :, None, None], idx, torch.full_like(idx, h_in * w_in))
+    return idx.reshape(h_out * w_out, kh * kw), valid.reshape(-1)
+
+
+def transposed_index(h_in, w_in, kh, kw, stride, left):
+    """Gather index (s h_in * s w_in, kh * kw) of a transposed convolution with stride ``s`` whose
+    output is cropped to columns ``left .. left + s w_in - 1``: output (y, x) reads input (I, J) with
+    tap (ky, kx) where ``s I + ky = y`` and ``s J + kx = x + left``."""
+    h_out, w_out = stride * h_in, stride * w_in
+    y = torch.arange(h_out)[:, None, None, None] - torch.arange(kh)[None, None, :, None]
+    x = torch.arange(w_out)[None, :, None, None] + left - torch.arange(kw)[None, None, None, :]
+    iy, ix = torch.div(y, stride, rounding_mode="floor"), torch.div(x, stride, rounding_mode="floor")
+    inside = (y % stride == 0) & (x % stride == 0) & (iy >= 0) & (iy < h_in) & (ix >= 0) & (ix < w_in)
+    idx = torch.where(inside, iy * w_in + ix, torch.full_like(iy * ix, h_in * w_in))
+    return idx.reshape(h_out * w_out, kh * kw)
+
+
+class _Node:
+    """One map of the trunk at resolution (h, w): ``value`` (n, h*w + 1, C), the last position zero."""
+
+    def __init__(self, n, h, w, channels, ready, dtype, device):
+        self.h, self.w = h, w
+        self.value = torch.zeros(n, h * w + 1, channels, dtype=dtype, device=device)
+        self.ready = ready  # (h*w,) long
+        ready_sorted, self.order = torch.sort(ready, stable=True)
+        self.order = self.order.to(device)
+        self.counts = torch.searchsorted(ready_sorted, torch.arange(int(ready.max()) + 1), right=True).tolist()
+
+    def ready_padded(self):
+        return torch.cat([self.ready, self.ready.new_zeros(1)])
+
+    def positions(self, done: int, p: int) -> torch.Tensor | None:
+        """Positions with ready time in (done, p]."""
+        top = len(self.counts) - 1
+        lo = self.counts[min(done, top)] if done >= 0 else 0
+        hi = self.counts[min(p, top)]
+        return self.order[lo:hi] if hi > lo else None
+
+
+class _Term:
+    """A (transposed) convolution of node ``src``'s map, optionally of its concat_elu, at a node's positions."""
+
+    def __init__(self, src: _Node, weight, bias, idx, valid=None, celu=False):
+        self.src, self.weight, self.bias, self.celu = src, weight, bias, celu
+        device = src.value.device
+        self.idx = idx.to(device)
+        self.valid = None if valid is None or bool(valid.all()) else valid.to(device)
+        r = src.ready_padded()[idx].amax(dim=1)
+        self.ready = r if valid is None else torch.where(valid, r, torch.zeros_like(r))
+
+    def __call__(self, P: torch.Tensor) -> torch.Tensor:
+        g = self.src.value[:, self.idx[P]]  # (n, |P|, T, C)
+        if self.celu:
+            g = _celu(g)
+        out = F.linear(g.flatten(2), self.weight, self.bias)
+        if self.valid is not None:
+            out = out * self.valid[P, None].to(out.dtype)
+        return out
+
+
+def conv_term(src: _Node, conv, h_out=None, w_out=None, celu=False, shift=(0, 0)) -> _Term:
+    """A ``DownShiftedConv2d`` / ``DownRightShiftedConv2d`` (``pad`` = left, right, top, bottom)."""
+    kh, kw = conv.kernel_size
+    s = conv.stride[0]
+    left, right, top, bottom = conv.pad
+    if h_out is None:
+        h_out = (src.h + top + bottom - kh) // s + 1
+        w_out = (src.w + left + right - kw) // s + 1
+    idx, valid = conv_index(src.h, src.w, h_out, w_out, kh, kw, s, top, left, shift)
+    weight = conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1)
+    return _Term(src, weight, conv.bias, idx, valid, celu)
+
+
+def transposed_term(src: _Node, conv) -> _Term:
+    """A ``DownShiftedConvTranspose2d`` (cropped from column ``left``) / ``DownRightShiftedConvTranspose2d``."""
+    kh, kw = conv.kernel_size
+    idx = transposed_index(src.h, src.w, kh, kw, conv.stride[0], getattr(conv, "left", 0))
+    weight = conv.weight.permute(1, 2, 3, 0).reshape(conv.out_channels, -1)
+    return _Term(src, weight, conv.bias, idx)
+
+
+class PixelCNNPPStepper(Stepper):
+    """The PixelCNN++ trunk's incremental stepper (see the module docstring)."""
+
+    def __init__(self, model, n, y=None, spatial=None, inputs=None):
+        super().__init__(model, n, y, spatial, inputs)
+        trunk = self.trunk = model.trunk
+        self.H, self.W = (int(s) for s in model.image_shape[-2:])
+        self.C = int(model.image_shape[0])
+        w0 = trunk.u_in.weight
+        self.dtype, self.device = w0.dtype, w0.device
+        self.nodes: list = []
+        self._done = -1
+        self._pixel: tuple[int, int] | None = None
+        self._feats: torch.Tensor | None = None
+        with torch.no_grad():
+            self._build(model.trunk_spatial(spatial, **self.inputs))
+
+    # ------------------------------------------------------------------ the graph
+    def _add(self, kind, h, w, channels, ready, **parts):
+        node = _Node(self.n, h, w, channels, ready, self.dtype, self.device)
+        node.kind, node.parts = kind, parts
+        self.nodes.append(node)
+        return node
+
+    def _sum(self, terms, h, w):
+        ready = torch.stack([t.ready for t in terms]).amax(0)
+        return self._add("sum", h, w, terms[0].weight.shape[0], ready, terms=terms)
+
+    def _cond(self, block, spatial, h, w):
+        cond = block.cond(self.y, spatial, (h, w))
+        if not torch.is_tensor(cond):
+            return None
+        cond = cond.to(self.dtype).expand(self.n, -1, -1, -1)
+        return cond.flatten(2).transpose(1, 2).contiguous()  # (n, 1 or h*w, 2F)
+
+    def _block(self, block, x, a_nodes, spatial):
+        h, w = x.h, x.w
+        t1 = conv_term(x, block.conv1, h, w, celu=True)
+        ready = t1.ready
+        shortcut = None
+        if block.shortcut is not None:
+            ready = torch.stack([ready] + [a.ready for a in a_nodes]).amax(0)
+            shortcut = (block.shortcut.weight[:, :, 0, 0], block.shortcut.bias, a_nodes)
+        c1 = self._add("c1", h, w, t1.weight.shape[0], ready, term=t1, shortcut=shortcut)
+        t2 = conv_term(c1, block.conv2, h, w, celu=True)
+        return self._add("out", h, w, x.value.shape[-1], torch.maximum(t2.ready, x.ready), term=t2, x=x,
+                         cond=self._cond(block, spatial, h, w))
+
+    def _build(self, spatial):
+        trunk, H, W = self.trunk, self.H, self.W
+        R = trunk.n_resolutions
+        spatials = [spatial]
+        for _ in range(R - 1):
+            spatials.append(None if spatial is None else F.avg_pool2d(spatials[-1], 2))
+        img = self.image = self._add("image", H, W, self.C + 1, torch.arange(H * W) + 1)
+        u = self._sum([conv_term(img, trunk.u_in, H, W, shift=(1, 0))], H, W)
+        ul = self._sum([conv_term(img, trunk.ul_in_up, H, W, shift=(1, 0)),
+                        conv_term(img, trunk.ul_in_left, H, W, shift=(0, 1))], H, W)
+        us, uls = [u], [ul]
+        for r in range(R):
+            if r > 0:
+                u = self._sum([conv_term(u, trunk.down_u_conv[r - 1])], u.h // 2, u.w // 2)
+                ul = self._sum([conv_term(ul, trunk.down_ul_conv[r - 1])], ul.h // 2, ul.w // 2)
+                us.append(u)
+                uls.append(ul)
+            for bu, bul in zip(trunk.up_u[r], trunk.up_ul[r]):
+                u = self._block(bu, u, [], spatials[r])
+                ul = self._block(bul, ul, [u], spatials[r])
+                us.append(u)
+                uls.append(ul)
+        u, ul = us.pop(), uls.pop()
+        for k, r in enumerate(range(R - 1, -1, -1)):
+            if k > 0:
+                u = self._sum([transposed_term(u, trunk.up_u_deconv[r])], 2 * u.h, 2 * u.w)
+                ul = self._sum([transposed_term(ul, trunk.up_ul_deconv[r])], 2 * ul.h, 2 * ul.w)
+            for bu, bul in zip(trunk.dn_u[k], trunk.dn_ul[k]):
+                u = self._block(bu, u, [us.pop()], spatials[r])
+                ul = self._block(bul, ul, [u, uls.pop()], spatials[r])
+        assert not us and not uls
+        self.final = ul
+        late = ul.ready > torch.arange(H * W)
+        if bool(late.any()):  # the trunk would see the pixel itself or later ones
+            raise AssertionError(f"PixelCNN++ features at {int(late.nonzero()[0])} read later pixels")
+
+    # ------------------------------------------------------------------ evaluation
+    def _compute(self, node, P, x):
+        parts = node.parts
+        if node.kind == "image":
+            i, j = torch.div(P, self.W, rounding_mode="floor"), P % self.W
+            pix = self.model.scale(x[:, :, i, j]).to(self.dtype)  # (n, C, |P|)
+            node.value[:, P, : self.C] = pix.transpose(1, 2)
+            node.value[:, P, self.C] = 1.0
+        elif node.kind == "sum":
+            out = parts["terms"][0](P)
+            for t in parts["terms"][1:]:
+                out = out + t(P)
+            node.value[:, P] = out
+        elif node.kind == "c1":
+            out = parts["term"](P)
+            if parts["shortcut"] is not None:
+                weight, bias, a_nodes = parts["shortcut"]
+                a = torch.cat([a.value[:, P] for a in a_nodes], dim=-1)
+                out = out + F.linear(_celu(a), weight, bias)
+            node.value[:, P] = out
+        else:  # "out": c2 = conv2(concat_elu(c1)) + cond, x + value * sigmoid(gate)
+            c2 = parts["term"](P)
+            cond = parts["cond"]
+            if cond is not None:
+                c2 = c2 + (cond if cond.shape[1] == 1 else cond[:, P])
+            value, gate = c2.chunk(2, dim=-1)
+            node.value[:, P] = parts["x"].value[:, P] + value * torch.sigmoid(gate)
+
+    def advance(self, x: torch.Tensor, p: int) -> None:
+        """Compute every position whose inputs are the image's pixels before ``p`` (raster index)."""
+        if p < self._done:
+            raise RuntimeError(f"the PixelCNN++ stepper goes in raster order: pixel {p} after {self._done}")
+        if p == self._done:
+            return
+        with torch.no_grad():
+            for node in self.nodes:
+                P = node.positions(self._done, p)
+                if P is not None:
+                    self._compute(node, P, x)
+        self._done = p
+
+    def features(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        """The trunk's features (n, F, 1, 1) at pixel (i, j): the full forward pass's ``[..., i, j]``."""
+        p = i * self.W + j
+        self.advance(x, p)
+        return self.final.value[:, p, :, None, None]
+
+    def params(self, x, i, j, c):
+        model = self.model
+        if self._pixel != (i, j):
+            self._feats, self._pixel = self.features(x, i, j), (i, j)
+        at = (slice(i, i + 1), slice(j, j + 1))
+        return model.params_from_features(self._feats, model.scale(x[:, :, at[0], at[1]]),
+                                          **self.inputs_at(*at))[:, c, :, 0, 0]
