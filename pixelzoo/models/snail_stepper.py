@@ -29,7 +29,8 @@ input layer's buffer, which holds the pixel itself: the next call rewrites it fr
 one position-wise input, not a column through the layers. When that
 channel (or the whole pixel, or whole rows) is given, the next call catches up: every position
 before the one asked for is (re)computed from the final image, in raster order, before it.
-Without attention the horizontal stream of earlier rows is never read again, so the catch-up runs
+A given row is caught up in one pass over the row (its attention queries masked as in the layer);
+without attention the horizontal stream of earlier rows is never read again, so the catch-up runs
 only over the vertical rows and the current row.
 
 Every step runs the same modules and weights as the trunk's ``forward`` on crops of the same inputs,
@@ -78,7 +79,7 @@ class SnailStepper(Stepper):
         self.row: int | None = None  # the row the horizontal buffers are set up for
         self.stale_input: int | None = None  # a committed position whose image input was not yet final
         self._cond: dict[int, list] = {}
-        self.positions = None
+        self.positions: dict[int, torch.Tensor] = {}
         self.keys: dict[int, torch.Tensor] = {}
         self.values: dict[int, torch.Tensor] = {}
         self.att_inputs: dict[int, torch.Tensor] = {}
@@ -139,47 +140,77 @@ class SnailStepper(Stepper):
         buf[:, :, :, conv.half + j] = col[:, :, :, 0]
         return F.conv2d(buf[:, :, :, j : j + conv.half + 1], self.h_weights[k], conv.bias)
 
-    def _attend(self, b: int, a: torch.Tensor, i: int, j: int) -> torch.Tensor:
-        """The attention layer after block ``b`` at position (i, j), given its input ``a`` (n, F, 1, 1)
-        there; caches the position's key and value (and its input, for the next query)."""
+    def _attend(self, b: int, a: torch.Tensor, i: int, j0: int) -> torch.Tensor:
+        """The attention layer after block ``b`` at columns ``j0 .. j0 + L - 1`` of row ``i``, given its
+        input ``a`` (n, F, 1, L) there; caches those positions' keys and values (and inputs, for the
+        next queries)."""
         att = self.attention[b]
-        n, hw, nh = self.n, self.height * self.width, att.heads
-        p = i * self.width + j
+        n, hw, nh, length = self.n, self.height * self.width, att.heads, a.shape[-1]
+        p0 = i * self.width + j0
         if b not in self.keys:
             dk, dv = att.key_channels // nh, att.value_channels // nh
             self.keys[b] = a.new_zeros(n, nh, dk, hw)
             self.values[b] = a.new_zeros(n, nh, hw, dv)
             if not att.include_self:
                 self.att_inputs[b] = a.new_zeros(n, a.shape[1], hw)
-        if att.pos_freq and self.positions is None:
-            self.positions = {}
         pos = None
         if att.pos_freq:
             if att.pos_freq not in self.positions:
                 self.positions[att.pos_freq] = sinusoidal_positions(self.height, self.width, att.pos_freq,
                                                                     device=a.device, dtype=a.dtype)
-            pos = self.positions[att.pos_freq][None, :, i : i + 1, j : j + 1].expand(n, -1, -1, -1)
+            pos = self.positions[att.pos_freq][None, :, i : i + 1, j0 : j0 + length].expand(n, -1, -1, -1)
 
         def with_pos(t):
             return t if pos is None else torch.cat([t, pos], dim=1)
 
         xp = with_pos(a)
-        self.keys[b][:, :, :, p] = att.key(xp).view(n, nh, -1)
-        self.values[b][:, :, p, :] = att.value(xp).view(n, nh, -1)
+        span = slice(p0, p0 + length)
+        self.keys[b][:, :, :, span] = att.key(xp).view(n, nh, -1, length)
+        self.values[b][:, :, span, :] = att.value(xp).view(n, nh, -1, length).transpose(2, 3)
         if att.include_self:
-            q_in, m = xp, p + 1
+            q_in, m = xp, p0 + length
+        else:  # queries from the previous positions' inputs, with these positions' codes
+            self.att_inputs[b][:, :, span] = a[:, :, 0]
+            prev = self.att_inputs[b][:, :, p0 - 1 : p0] if p0 else a.new_zeros(n, a.shape[1], 1)
+            q_in, m = with_pos(torch.cat([prev, a[:, :, 0, : length - 1]], dim=-1).unsqueeze(2)), p0 + length - 1
+        if m == 0:  # the first position alone attends to nothing
+            out = a.new_zeros(n, att.value_channels, 1, length)
         else:
-            self.att_inputs[b][:, :, p] = a[:, :, 0, 0]
-            prev = self.att_inputs[b][:, :, p - 1, None, None] if p else torch.zeros_like(a)
-            q_in, m = with_pos(prev), p
-        if m == 0:  # the first position attends to nothing
-            out = a.new_zeros(n, att.value_channels, 1, 1)
-        else:
-            q = att.query(q_in).view(n, nh, -1, 1).transpose(2, 3)  # (n, nh, 1, dk)
+            q = att.query(q_in).view(n, nh, -1, length).transpose(2, 3)  # (n, nh, L, dk)
             scores = (q @ self.keys[b][..., :m]) / math.sqrt(q.shape[-1])
-            probs = att.dropout(scores.softmax(-1))
-            out = (probs @ self.values[b][:, :, :m]).transpose(2, 3).reshape(n, att.value_channels, 1, 1)
+            has_keys = None
+            if length > 1:  # a span: each query sees the keys up to itself (or before it)
+                keys_at = torch.arange(m, device=a.device)[None, :]
+                query_at = torch.arange(p0, p0 + length, device=a.device)[:, None]
+                allowed = keys_at <= query_at if att.include_self else keys_at < query_at
+                if p0 == 0 and not att.include_self:  # position 0 has no key: as the layer does
+                    allowed[0, 0] = True
+                    has_keys = (torch.arange(length, device=a.device) > 0).to(scores.dtype)[:, None]
+                scores = scores.masked_fill(~allowed, float("-inf"))
+            probs = scores.softmax(-1)
+            if has_keys is not None:
+                probs = probs * has_keys
+            probs = att.dropout(probs)
+            out = (probs @ self.values[b][:, :, :m]).transpose(2, 3).reshape(n, att.value_channels, 1, length)
         return att.out(out)
+
+    def _whole_row(self, x: torch.Tensor, r: int) -> None:
+        """Catch up on row ``r``, every position of it final (given): the horizontal stream over the whole
+        row at once, for the attention layers' caches (the only state later rows read from it)."""
+        trunk = self.trunk
+        self._advance_rows(x, r)
+        h = self._row_conv(0, trunk.input_features(self.model.scale(x[:, :, r : r + 1]))) + self.v_in[0]
+        for b, block in enumerate(trunk.blocks):
+            t = self._row_conv(1 + 2 * b, F.elu(h)) + self.v_in[b + 1]
+            t = self._row_conv(2 + 2 * b, F.elu(t)) + self.h_cond[b]
+            h = h + block.dropout(gate(t))
+            if b in self.attention:
+                h = h + self._attend(b, F.elu(h), r, 0)
+        self.row = None  # its horizontal buffers were not filled
+
+    def _row_conv(self, k: int, row: torch.Tensor) -> torch.Tensor:
+        conv = self.h_convs[k]
+        return F.conv2d(F.pad(row, (conv.half, 0, 0, 0)), self.h_weights[k], conv.bias)
 
     def _position(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
         """The trunk's features (n, F, 1, 1) at (i, j); writes the position's column into every cache."""
@@ -194,13 +225,17 @@ class SnailStepper(Stepper):
                 h = h + self._attend(b, F.elu(h), i, j)
         return trunk.out_stack(h)
 
-    def _advance(self, x: torch.Tensor, p: int) -> torch.Tensor:
-        i, j = divmod(p, self.width)
-        while self.v_rows_done < i:  # rows above are final: their vertical rows
+    def _advance_rows(self, x: torch.Tensor, i: int) -> None:
+        """Ready for row ``i`` (rows above final): their vertical rows, row ``i``'s horizontal setup."""
+        while self.v_rows_done < i:
             self._vertical_row(x, self.v_rows_done)
             self.v_rows_done += 1
         if self.row != i:
             self._start_row(i)
+
+    def _advance(self, x: torch.Tensor, p: int) -> torch.Tensor:
+        i, j = divmod(p, self.width)
+        self._advance_rows(x, i)
         return self._position(x, i, j)
 
     def features(self, x: torch.Tensor, i: int, j: int, c: int) -> torch.Tensor:
@@ -211,8 +246,14 @@ class SnailStepper(Stepper):
             self._refresh_input(x, self.stale_input)
             self.stale_input = None
         start = self.done if self.attention else max(self.done, i * self.width)
-        for q in range(start, p):  # catch up on skipped (given) positions
-            self._advance(x, q)
+        q = start
+        while q < p:  # catch up on skipped (given) positions: whole rows at once
+            if q % self.width == 0 and q + self.width <= i * self.width:
+                self._whole_row(x, q // self.width)
+                q += self.width
+            else:
+                self._advance(x, q)
+                q += 1
         feats = self._advance(x, p)
         if c == self.channels - 1:
             # no feature reads a pixel's last channel: computed for it, the column is final, except

@@ -16,7 +16,8 @@ it draws, in raster order (rows, columns, then channels), calls ``stepper.params
 
 A stepper keeps whatever state it likes between calls. The default, ``FullForwardStepper``, keeps
 only the last pixel's trunk features; a trunk may supply an incremental one
-(``Trunk.incremental_stepper``, e.g. the Gated PixelCNN's row cache), which must give the same
+(``Trunk.incremental_stepper``, e.g. the Gated PixelCNN's row cache or PixelSNAIL's per-layer caches
+in ``snail_stepper``), which must give the same
 parameters as the default.
 """
 
