@@ -9,6 +9,8 @@ from pixelzoo.errors import ConfigError
 from pixelzoo.heads import create_head
 from pixelzoo.models.autoregressive import AutoregressiveModel
 from pixelzoo.models.gated_pixelcnn import GatedPixelCNNTrunk, RowCacheStepper
+from pixelzoo.models.pixelcnnpp_stepper import PixelCNNPPStepper
+from pixelzoo.models.snail_stepper import SnailStepper
 from pixelzoo.models.steppers import FullForwardStepper, Stepper
 from pixelzoo.sampling import ancestral_sample
 
@@ -98,11 +100,18 @@ def test_the_model_picks_the_stepper():
     assert type(gated.stepper(2, cached=True)) is RowCacheStepper
     assert type(gated.stepper(2, cached=False)) is FullForwardStepper
     snail = pixelzoo.create_model("pixelsnail", (1, 3, 3), 5, channels=8, n_blocks=1, out_res_blocks=1)
-    assert type(snail.stepper(2)) is FullForwardStepper
+    assert type(snail.stepper(2)) is SnailStepper
+    assert type(snail.stepper(2, cached=False)) is FullForwardStepper
+    pp = pixelzoo.create_model("pixelcnnpp", (1, 3, 3), 5, nr_resnet=1, nr_filters=8, dropout=0.0)
+    assert type(pp.stepper(2)) is PixelCNNPPStepper
+    assert type(pp.stepper(2, cached=False)) is FullForwardStepper
+    plain = pixelzoo.create_model("pixelcnnpp", (1, 3, 3), 5, nr_resnet=1, nr_filters=8, dropout=0.0)
+    plain.trunk.incremental_stepper = lambda *args, **kwargs: None  # a trunk without an incremental stepper
+    assert type(plain.stepper(2)) is FullForwardStepper
     with pytest.raises(ConfigError, match="incremental stepper"):
-        snail.stepper(2, cached=True)
+        plain.stepper(2, cached=True)
     with pytest.raises(ConfigError, match="incremental stepper"):
-        ancestral_sample(snail, 2, cached=True)
+        ancestral_sample(plain, 2, cached=True)
 
 
 @pytest.mark.parametrize("trunk, options", [

@@ -313,9 +313,9 @@ class AutoregressiveModel(PixelzooModel):
                 return stepper
             if cached:
                 raise ConfigError(
-                    f"cached sampling needs a trunk with an incremental stepper (e.g. the Gated PixelCNN's "
-                    f"row-cached one); {type(self.trunk).__name__} in {type(self).__name__} has none: "
-                    f"sample with cached=None or cached=False")
+                    f"cached sampling needs a trunk with an incremental stepper (the registered trunks have one: "
+                    f"the Gated PixelCNN's row-cached one, PixelCNN++'s and PixelSNAIL's per-layer caches); "
+                    f"{type(self.trunk).__name__} in {type(self).__name__} has none: sample with cached=None or cached=False")
         return FullForwardStepper(self, n, y, spatial, inputs)
 
     @torch.no_grad()

@@ -52,6 +52,7 @@ from ..nn.attention import CausalSelfAttention2d
 from .autoregressive import AutoregressiveModel, build_autoregressive
 from .trunks import Trunk, register_trunk
 from .gated_pixelcnn import conditioning_out_groups
+from .snail_stepper import SnailStepper
 
 
 class GatedResidualBlock(nn.Module):
@@ -155,7 +156,13 @@ class PixelSNAILTrunk(Trunk):
                     )
         self.out_stack = nn.Sequential(*(OutputResidualBlock(channels, c) for _ in range(out_res_blocks)))
 
+    def input_features(self, x):
+        """What the two input layers read at each position: the scaled image itself (position-wise;
+        a subclass may embed it, e.g. VQ-VAE-2's ``CodeSNAILTrunk``)."""
+        return x
+
     def forward(self, x, y=None, spatial=None):
+        x = self.input_features(x)
         v = self.in_v(x)
         h = self.in_h(x) + self.in_v_to_h(down_shift(v))
         for b, block in enumerate(self.blocks):
@@ -163,6 +170,10 @@ class PixelSNAILTrunk(Trunk):
             if str(b) in self.attention:
                 h = h + self.attention[str(b)](F.elu(h))
         return self.out_stack(h)
+
+    def incremental_stepper(self, model, n, y=None, spatial=None, inputs=None):
+        """Per-layer caches (Ramachandran et al. 2017): ``pixelzoo.models.snail_stepper.SnailStepper``."""
+        return SnailStepper(model, n, y, spatial, inputs)
 
 
 @register_model("pixelsnail")

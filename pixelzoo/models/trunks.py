@@ -26,7 +26,8 @@ class Trunk(nn.Module):
     inputs, e.g. PixelIQN's tau) is then an autoregressive input like the image.
 
     A trunk may offer an incremental stepper for sampling (``incremental_stepper``; the Gated
-    PixelCNN's row cache, ``row_cache = True``; PixelCNN++'s per-map stepper); the model falls back to the full-forward stepper.
+    PixelCNN's row cache, ``row_cache = True``; PixelCNN++'s per-map stepper; PixelSNAIL's per-layer
+    caches, ``pixelzoo.models.snail_stepper``); the model falls back to the full-forward stepper.
     """
 
     channel_masked: bool = True

@@ -109,8 +109,8 @@ class CodeSNAILTrunk(PixelSNAILTrunk):
         self.in_h = HorizontalConv(code_embedding, channels, kernel_size, torch.zeros(code_embedding, dtype=torch.long),
                                    feature_groups(channels, 1), include_own=False)
 
-    def forward(self, x, y=None, spatial=None):
-        return super().forward(self.embedding(x), y, spatial)
+    def input_features(self, x):
+        return self.embedding(x)
 
 
 def build_code_prior(code_shape, num_codes: int, num_classes=None, spatial_channels: int = 0, code_embedding=32,

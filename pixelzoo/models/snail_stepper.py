@@ -1,0 +1,276 @@
+"""The PixelSNAIL trunk's incremental stepper (Ramachandran et al. 2017, "Fast generation for
+convolutional autoregressive models"): every causal layer keeps a cache of the inputs it still needs,
+and per position each layer computes only the outputs the next positions need, so drawing a batch
+costs about one forward pass of the trunk (plus, for colour images, one column per channel).
+
+The trunk (``pixelzoo.models.pixelsnail``) has three kinds of causal layer:
+
+* **vertical** convolutions (``VerticalConv``: output row ``r`` reads input rows ``r-k//2 .. r``, every
+  column): once row ``r`` of the image is final, each layer computes its row ``r`` from a buffer of
+  its input's last ``k//2`` rows (zeros above the image, the layer's top padding). Row ``r`` of each
+  layer's output reaches the horizontal stream only through ``down_shift``, i.e. at row ``r + 1``.
+* **horizontal** convolutions (``HorizontalConv``: columns ``j-k//2 .. j`` of the same row): per row a
+  buffer of each layer's input (``k//2`` zero columns on the left, the layer's left padding); per
+  position each layer writes its input column and convolves the window ending there.
+* **attention** (``CausalSelfAttention2d``): a key/value cache over raster positions; per position one
+  new key and value and one query (from the position's own features with ``include_self``, else
+  from the previous position's with this position's code), attending over the keys cached so far.
+  The sinusoidal position code is computed once for the whole map (it depends on ``(i, j)`` only).
+
+The 1x1 parts (``v_to_h``, conditioning biases, gates, the output stack) are position-wise. The
+conditioning bias of a row (class embedding + projection of the trunk's spatial map, which the
+stepper computes once per sample call with ``model.trunk_spatial``) is computed once per row.
+
+Colour channels within a pixel: feature group ``g`` at ``(i, j)`` reads the pixel's channels ``< g``,
+so for channel ``c`` the stepper recomputes the column of ``(i, j)`` through every layer with the
+channels drawn so far (its caches then hold that column, the later groups not yet final). No feature
+reads the pixel's last channel, so the column computed for the last channel is final but for the
+input layer's buffer, which holds the pixel itself: the next call rewrites it from the drawn pixel,
+one position-wise input, not a column through the layers. When that
+channel (or the whole pixel, or whole rows) is given, the next call catches up: every position
+before the one asked for is (re)computed from the final image, in raster order, before it.
+A given row is caught up in one pass over the row (its attention queries masked as in the layer);
+without attention the horizontal stream of earlier rows is never read again, so the catch-up runs
+only over the vertical rows and the current row.
+
+Every step runs the same modules and weights as the trunk's ``forward`` on crops of the same inputs,
+so the parameters equal the full-forward stepper's to float rounding (the sums in a convolution or a
+softmax over fewer terms may be ordered differently).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..nn import gate
+from ..nn.attention import sinusoidal_positions
+from .steppers import Stepper
+
+
+def _at_column(bias, j: int):
+    """A row's conditioning bias (float 0, (n, C, 1, 1) or (n, C, 1, W)) at column ``j``."""
+    if not torch.is_tensor(bias) or bias.shape[-1] == 1:
+        return bias
+    return bias[..., j : j + 1]
+
+
+class SnailStepper(Stepper):
+    """The incremental stepper of ``PixelSNAILTrunk`` (and subclasses that change only the input
+    features, ``input_features``, e.g. VQ-VAE-2's ``CodeSNAILTrunk``); see the module docstring."""
+
+    def __init__(self, model, n, y=None, spatial=None, inputs=None):
+        super().__init__(model, n, y, spatial, inputs)
+        trunk = self.trunk = model.trunk
+        self.channels, self.height, self.width = (int(s) for s in model.image_shape)
+        # the trunk's spatial map, once per sample call (the spatial map and the head's input embedding)
+        self.trunk_map = model.trunk_spatial(spatial, **self.inputs)
+        self.attention = {int(b): att for b, att in trunk.attention.items()}
+        # the horizontal convolutions' masked weights, as their forward computes them
+        self.h_convs = [trunk.in_h] + [conv for block in trunk.blocks for conv in (block.h_conv1, block.h_conv2)]
+        self.h_weights = [conv.weight * conv.mask for conv in self.h_convs]
+        self.v_convs = [trunk.in_v] + [conv for block in trunk.blocks for conv in (block.v_conv1, block.v_conv2)]
+        self.v_buffers: list[torch.Tensor | None] = [None] * len(self.v_convs)
+        self.v_rows_done = 0  # vertical rows computed
+        self.v_last: list[torch.Tensor | None] = [None] * (len(trunk.blocks) + 1)  # each stream's last row
+        self.done = 0  # positions (raster index) whose column in the caches is final
+        self.row: int | None = None  # the row the horizontal buffers are set up for
+        self.stale_input: int | None = None  # a committed position whose image input was not yet final
+        self._cond: dict[int, list] = {}
+        self.positions: dict[int, torch.Tensor] = {}
+        self.keys: dict[int, torch.Tensor] = {}
+        self.values: dict[int, torch.Tensor] = {}
+        self.att_inputs: dict[int, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ per row
+    def _conditioning(self, r: int) -> list:
+        """Per block, the (vertical, horizontal) halves of row ``r``'s conditioning bias."""
+        if r not in self._cond:
+            sp = None if self.trunk_map is None else self.trunk_map[..., r : r + 1, :]
+            out = []
+            for block in self.trunk.blocks:
+                cond = block.cond(self.y, sp, (1, self.width))
+                out.append(cond.chunk(2, dim=1) if torch.is_tensor(cond) else (0.0, 0.0))
+            self._cond = {k: v for k, v in self._cond.items() if k >= r - 1}
+            self._cond[r] = out
+        return self._cond[r]
+
+    def _vertical_conv(self, k: int, row: torch.Tensor) -> torch.Tensor:
+        """Row ``r`` of vertical convolution ``k``'s output from row ``r`` of its input (and its buffer)."""
+        conv = self.v_convs[k]
+        buf = self.v_buffers[k]
+        if buf is None:
+            buf = row.new_zeros(row.shape[0], row.shape[1], conv.half, row.shape[3])
+        window = torch.cat([buf, row], dim=2)
+        self.v_buffers[k] = window[:, :, 1:]
+        return F.conv2d(F.pad(window, (conv.half, conv.half, 0, 0)), conv.weight, conv.bias)
+
+    def _vertical_row(self, x: torch.Tensor, r: int) -> None:
+        """Row ``r`` of every vertical stream (image rows ``<= r`` final)."""
+        trunk = self.trunk
+        v = self._vertical_conv(0, trunk.input_features(self.model.scale(x[:, :, r : r + 1])))
+        self.v_last[0] = v
+        for b, (block, (cv, _)) in enumerate(zip(trunk.blocks, self._conditioning(r))):
+            t = self._vertical_conv(2 + 2 * b, F.elu(self._vertical_conv(1 + 2 * b, F.elu(v)))) + cv
+            v = v + block.dropout(gate(t))
+            self.v_last[b + 1] = v
+
+    def _start_row(self, i: int) -> None:
+        """The horizontal buffers of row ``i`` and what row ``i`` reads from the vertical streams
+        (row ``i - 1`` of each, by ``down_shift``; zeros on row 0)."""
+        trunk = self.trunk
+        last = self.v_last if i else [None] * len(self.v_last)
+        w = trunk.in_v_to_h.weight
+        zeros = torch.zeros(self.n, trunk.out_channels, 1, self.width, dtype=w.dtype, device=w.device)
+        self.v_in = [trunk.in_v_to_h(zeros if last[0] is None else last[0])]
+        for b, block in enumerate(trunk.blocks):
+            self.v_in.append(block.v_to_h(F.elu(zeros if last[b + 1] is None else last[b + 1])))
+        self.h_cond = [ch for _, ch in self._conditioning(i)]
+        self.h_buffers = [None] * len(self.h_convs)
+        self.row = i
+
+    # ------------------------------------------------------------------ per position
+    def _horizontal_conv(self, k: int, col: torch.Tensor, j: int) -> torch.Tensor:
+        conv = self.h_convs[k]
+        if self.h_buffers[k] is None:
+            self.h_buffers[k] = col.new_zeros(col.shape[0], col.shape[1], 1, conv.half + self.width)
+        buf = self.h_buffers[k]
+        buf[:, :, :, conv.half + j] = col[:, :, :, 0]
+        return F.conv2d(buf[:, :, :, j : j + conv.half + 1], self.h_weights[k], conv.bias)
+
+    def _attend(self, b: int, a: torch.Tensor, i: int, j0: int) -> torch.Tensor:
+        """The attention layer after block ``b`` at columns ``j0 .. j0 + L - 1`` of row ``i``, given its
+        input ``a`` (n, F, 1, L) there; caches those positions' keys and values (and inputs, for the
+        next queries)."""
+        att = self.attention[b]
+        n, hw, nh, length = self.n, self.height * self.width, att.heads, a.shape[-1]
+        p0 = i * self.width + j0
+        if b not in self.keys:
+            dk, dv = att.key_channels // nh, att.value_channels // nh
+            self.keys[b] = a.new_zeros(n, nh, dk, hw)
+            self.values[b] = a.new_zeros(n, nh, hw, dv)
+            if not att.include_self:
+                self.att_inputs[b] = a.new_zeros(n, a.shape[1], hw)
+        pos = None
+        if att.pos_freq:
+            if att.pos_freq not in self.positions:
+                self.positions[att.pos_freq] = sinusoidal_positions(self.height, self.width, att.pos_freq,
+                                                                    device=a.device, dtype=a.dtype)
+            pos = self.positions[att.pos_freq][None, :, i : i + 1, j0 : j0 + length].expand(n, -1, -1, -1)
+
+        def with_pos(t):
+            return t if pos is None else torch.cat([t, pos], dim=1)
+
+        xp = with_pos(a)
+        span = slice(p0, p0 + length)
+        self.keys[b][:, :, :, span] = att.key(xp).view(n, nh, -1, length)
+        self.values[b][:, :, span, :] = att.value(xp).view(n, nh, -1, length).transpose(2, 3)
+        if att.include_self:
+            q_in, m = xp, p0 + length
+        else:  # queries from the previous positions' inputs, with these positions' codes
+            self.att_inputs[b][:, :, span] = a[:, :, 0]
+            prev = self.att_inputs[b][:, :, p0 - 1 : p0] if p0 else a.new_zeros(n, a.shape[1], 1)
+            q_in, m = with_pos(torch.cat([prev, a[:, :, 0, : length - 1]], dim=-1).unsqueeze(2)), p0 + length - 1
+        if m == 0:  # the first position alone attends to nothing
+            out = a.new_zeros(n, att.value_channels, 1, length)
+        else:
+            q = att.query(q_in).view(n, nh, -1, length).transpose(2, 3)  # (n, nh, L, dk)
+            scores = (q @ self.keys[b][..., :m]) / math.sqrt(q.shape[-1])
+            has_keys = None
+            if length > 1:  # a span: each query sees the keys up to itself (or before it)
+                keys_at = torch.arange(m, device=a.device)[None, :]
+                query_at = torch.arange(p0, p0 + length, device=a.device)[:, None]
+                allowed = keys_at <= query_at if att.include_self else keys_at < query_at
+                if p0 == 0 and not att.include_self:  # position 0 has no key: as the layer does
+                    allowed[0, 0] = True
+                    has_keys = (torch.arange(length, device=a.device) > 0).to(scores.dtype)[:, None]
+                scores = scores.masked_fill(~allowed, float("-inf"))
+            probs = scores.softmax(-1)
+            if has_keys is not None:
+                probs = probs * has_keys
+            probs = att.dropout(probs)
+            out = (probs @ self.values[b][:, :, :m]).transpose(2, 3).reshape(n, att.value_channels, 1, length)
+        return att.out(out)
+
+    def _whole_row(self, x: torch.Tensor, r: int) -> None:
+        """Catch up on row ``r``, every position of it final (given): the horizontal stream over the whole
+        row at once, for the attention layers' caches (the only state later rows read from it)."""
+        trunk = self.trunk
+        self._advance_rows(x, r)
+        h = self._row_conv(0, trunk.input_features(self.model.scale(x[:, :, r : r + 1]))) + self.v_in[0]
+        for b, block in enumerate(trunk.blocks):
+            t = self._row_conv(1 + 2 * b, F.elu(h)) + self.v_in[b + 1]
+            t = self._row_conv(2 + 2 * b, F.elu(t)) + self.h_cond[b]
+            h = h + block.dropout(gate(t))
+            if b in self.attention:
+                h = h + self._attend(b, F.elu(h), r, 0)
+        self.row = None  # its horizontal buffers were not filled
+
+    def _row_conv(self, k: int, row: torch.Tensor) -> torch.Tensor:
+        conv = self.h_convs[k]
+        return F.conv2d(F.pad(row, (conv.half, 0, 0, 0)), self.h_weights[k], conv.bias)
+
+    def _position(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        """The trunk's features (n, F, 1, 1) at (i, j); writes the position's column into every cache."""
+        trunk = self.trunk
+        e = trunk.input_features(self.model.scale(x[:, :, i : i + 1, j : j + 1]))
+        h = self._horizontal_conv(0, e, j) + self.v_in[0][..., j : j + 1]
+        for b, block in enumerate(trunk.blocks):
+            t = self._horizontal_conv(1 + 2 * b, F.elu(h), j) + self.v_in[b + 1][..., j : j + 1]
+            t = self._horizontal_conv(2 + 2 * b, F.elu(t), j) + _at_column(self.h_cond[b], j)
+            h = h + block.dropout(gate(t))
+            if b in self.attention:
+                h = h + self._attend(b, F.elu(h), i, j)
+        return trunk.out_stack(h)
+
+    def _advance_rows(self, x: torch.Tensor, i: int) -> None:
+        """Ready for row ``i`` (rows above final): their vertical rows, row ``i``'s horizontal setup."""
+        while self.v_rows_done < i:
+            self._vertical_row(x, self.v_rows_done)
+            self.v_rows_done += 1
+        if self.row != i:
+            self._start_row(i)
+
+    def _advance(self, x: torch.Tensor, p: int) -> torch.Tensor:
+        i, j = divmod(p, self.width)
+        self._advance_rows(x, i)
+        return self._position(x, i, j)
+
+    def features(self, x: torch.Tensor, i: int, j: int, c: int) -> torch.Tensor:
+        """The trunk's features (n, F, 1, 1) at (i, j) when sub-pixel (c, i, j) is next: every
+        sub-pixel before it in ``x`` is final (as for ``params``)."""
+        p = i * self.width + j
+        if self.stale_input is not None:  # the last committed pixel is final now: its input column too
+            self._refresh_input(x, self.stale_input)
+            self.stale_input = None
+        start = self.done if self.attention else max(self.done, i * self.width)
+        q = start
+        while q < p:  # catch up on skipped (given) positions: whole rows at once
+            if q % self.width == 0 and q + self.width <= i * self.width:
+                self._whole_row(x, q // self.width)
+                q += self.width
+            else:
+                self._advance(x, q)
+                q += 1
+        feats = self._advance(x, p)
+        if c == self.channels - 1:
+            # no feature reads a pixel's last channel: computed for it, the column is final, except
+            # the input layer's buffer, which holds the pixel itself (refreshed at the next call)
+            self.done, self.stale_input = p + 1, p
+        else:
+            self.done = p
+        return feats
+
+    def _refresh_input(self, x: torch.Tensor, p: int) -> None:
+        i, j = divmod(p, self.width)
+        if self.row == i and self.h_buffers[0] is not None:
+            e = self.trunk.input_features(self.model.scale(x[:, :, i : i + 1, j : j + 1]))
+            self.h_buffers[0][:, :, :, self.h_convs[0].half + j] = e[:, :, :, 0]
+
+    def params(self, x, i, j, c):
+        feats = self.features(x, i, j, c)
+        at = (slice(i, i + 1), slice(j, j + 1))
+        return self.model.params_from_features(feats, self.model.scale(x[:, :, at[0], at[1]]),
+                                               **self.inputs_at(*at))[:, c, :, 0, 0]
