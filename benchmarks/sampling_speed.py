@@ -1,20 +1,24 @@
-"""Sampling speed of a Gated PixelCNN: naive against row-cached ancestral sampling, same process.
+"""Sampling speed of every trunk: the naive sampler against the trunk's incremental stepper and one
+batched forward pass of the same batch, side by side in one process.
 
-The model is the architecture of the ``gated_pixelcnn/fashion-cpu`` preset (28x28, 256 levels, 10
-classes; untrained weights: speed does not depend on them). Both samplers draw ``--n`` images as one
-batch with the same generator seed.
+Cases (untrained weights: speed does not depend on them; 10 classes where the data has them):
 
-The naive sampler runs the trunk on rows 0..i for every pixel of row i, so a full 28x28 image takes
-minutes; it is timed on ``--rows`` rows only, spread evenly over the image (their mean row index is
-the image's, and the naive cost grows linearly with the row index, so the per-pixel figure is the
-full image's). The other rows are given as inpainting context (``known`` / ``mask``: the sampler
-skips them), taken from a full image drawn by the cached sampler. The cached sampler is timed on the
-same rows (the speed-up compares the two there) and on the full image. The two samplers' outputs on
-the timed rows must be identical; ``identical`` records it. ``--repeats`` alternates the samplers
-and keeps each one's best time. A "pixel" is one spatial position of one image (all its channels).
+* ``gated_pixelcnn`` and ``pixelcnnpp`` at their ``fashion-cpu`` preset sizes (28x28 grey, 256 levels);
+* ``pixelsnail`` at 28x28 grey with its defaults (64 channels, 4 blocks, attention every 2; there is
+  no PixelSNAIL preset);
+* ``pixelcnnpp`` at its ``patches-cpu`` size (16x16 RGB, unconditional).
 
-    python benchmarks/sampling_speed.py                    # default: n=8, 4 naive rows, ~1-2 min
-    python benchmarks/sampling_speed.py --rows 1 --repeats 1 --n 2     # smoke run
+For each batch size: the incremental stepper on the full image (``cached=None``, the default of
+``model.sample``); the naive sampler (``cached=False``: a full forward pass per sub-pixel, or per
+pixel where the trunk does not mask colour, rows cropped for row-causal trunks) timed on ``--rows``
+rows spread over the image and extrapolated to the full image (the rows' mean index is the
+image's; the other rows are given, taken from the incremental sample, so both samplers draw the same
+sub-pixels: ``identical`` says whether they drew the same values); and one batched forward pass
+(``log_prob`` without gradients) of the batch. Ratios: naive / incremental (speed-up) and
+incremental / forward (the Ramachandran et al. target is about 1).
+
+    python benchmarks/sampling_speed.py                         # default: batches 1,16,64; 2 naive rows
+    python benchmarks/sampling_speed.py --batches 2 --rows 1    # smoke run
 
 Writes ``benchmarks/results/sampling_speed.json`` (``--out``).
 """
@@ -30,15 +34,19 @@ import torch
 
 ROOT = Path(__file__).resolve().parent
 
+CASES = {
+    "gated_pixelcnn/fashion-cpu": ("preset", "gated_pixelcnn/fashion-cpu", (1, 28, 28), 10),
+    "pixelcnnpp/fashion-cpu": ("preset", "pixelcnnpp/fashion-cpu", (1, 28, 28), 10),
+    "pixelsnail/28x28": ("model", {"name": "pixelsnail"}, (1, 28, 28), 10),
+    "pixelcnnpp/patches-cpu": ("preset", "pixelcnnpp/patches-cpu", (3, 16, 16), None),
+}
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", default="gated_pixelcnn/fashion-cpu", help="preset whose model section is built")
-    p.add_argument("--n", type=int, default=8, help="images drawn in one batch (default 8)")
-    p.add_argument("--rows", type=int, default=4,
-                   help="rows timed for both samplers, spread over the image; 0 = every row (default 4)")
-    p.add_argument("--repeats", type=int, default=2,
-                   help="timing repeats, alternating the samplers; each one's best is reported (default 2)")
+    p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
+    p.add_argument("--batches", default="1,16,64", help="batch sizes (default 1,16,64)")
+    p.add_argument("--rows", type=int, default=2, help="rows the naive sampler is timed on (default 2)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", default=str(ROOT / "results" / "sampling_speed.json"), help="JSON result file")
     p.add_argument("--seed", type=int, default=0)
@@ -52,13 +60,45 @@ def timed_rows(height: int, rows: int) -> list[int]:
     return sorted({round((k + 0.5) * height / rows - 0.5) for k in range(rows)})
 
 
-def timed_sample(model, n, y, seed, cached, known=None, mask=None):
-    from pixelzoo.sampling.ancestral import ancestral_sample
+def build(case):
+    import pixelzoo
+    from pixelzoo.registry import load_preset
 
+    kind, what, shape, classes = CASES[case]
+    cfg = dict(load_preset(what)["model"]) if kind == "preset" else dict(what)
+    name = cfg.pop("name")
+    cfg.pop("class_conditional", None)
+    return pixelzoo.create_model(name, shape, 256, classes, **cfg).eval(), dict(cfg, name=name)
+
+
+def timed(fn):
     t = time.perf_counter()
-    x = ancestral_sample(model, n, y=y, known=known, mask=mask, generator=torch.Generator().manual_seed(seed),
-                         cached=cached)
-    return x, time.perf_counter() - t
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def measure(model, n, rows, seed):
+    c, height, width = model.image_shape
+    y = torch.arange(n) % model.num_classes if model.num_classes else None
+    full, inc_s = timed(lambda: model.sample(n, y=y, generator=torch.Generator().manual_seed(seed)))
+    _, fwd_s = timed(lambda: torch.no_grad()(model.log_prob)(full, y))
+    rows = timed_rows(height, rows)
+    mask = torch.ones(model.image_shape, dtype=torch.bool)
+    mask[:, rows] = False
+    g = seed + 1
+    naive, naive_s = timed(lambda: model.sample(n, y=y, known=full, mask=mask, cached=False,
+                                                generator=torch.Generator().manual_seed(g)))
+    inc_rows, inc_rows_s = timed(lambda: model.sample(n, y=y, known=full, mask=mask,
+                                                      generator=torch.Generator().manual_seed(g)))
+    naive_full = naive_s * height / len(rows)
+    return {"batch": n, "stepper": type(model.stepper(n)).__name__,
+            "incremental_seconds": round(inc_s, 3), "forward_seconds": round(fwd_s, 4),
+            "naive_seconds_on_rows": round(naive_s, 3), "incremental_seconds_on_rows": round(inc_rows_s, 3),
+            "naive_rows": rows, "naive_seconds_estimate": round(naive_full, 2),
+            "naive_extrapolated": len(rows) < height,
+            "speedup_vs_naive": round(naive_full / inc_s, 1),
+            "incremental_over_forward": round(inc_s / fwd_s, 1),
+            "identical": bool(torch.equal(naive, inc_rows))}
 
 
 def main(argv=None):
@@ -67,55 +107,30 @@ def main(argv=None):
     sys.path.insert(0, str(ROOT.parent))
     sys.path.insert(0, str(ROOT))
     from bench_common import environment, write_result
-    import pixelzoo
-    from pixelzoo.registry import load_preset
 
     start = time.perf_counter()
-    model_cfg = dict(load_preset(args.preset)["model"])
-    name = model_cfg.pop("name")
-    torch.manual_seed(args.seed)
-    model = pixelzoo.create_model(name, (1, 28, 28), 256, 10, **model_cfg).eval()
-    if not model.trunk.row_cache:
-        raise SystemExit(f"{name} has no row-cached sampler")
-    _, height, width = model.image_shape
-    n = args.n
-    y = torch.arange(n) % 10
-
-    # a full image with the cached sampler (timed), then the context for the row-subset runs
-    full, full_seconds = timed_sample(model, n, y, args.seed, cached=True)
-    rows = timed_rows(height, args.rows)
-    mask = torch.ones(model.image_shape, dtype=torch.bool)
-    mask[:, rows] = False
-    best = {"naive": None, "cached": None}
-    outs = {}
-    for r in range(args.repeats):
-        for kind, cached in (("naive", False), ("cached", True)):
-            outs[kind], seconds = timed_sample(model, n, y, args.seed + 1 + r, cached, known=full, mask=mask)
-            best[kind] = seconds if best[kind] is None else min(best[kind], seconds)
-        if not torch.equal(outs["naive"], outs["cached"]):
-            break
-    pixels = n * len(rows) * width
-    result = {
-        "benchmark": "sampling_speed",
-        "preset": args.preset, "model": dict(model_cfg, name=name), "image_shape": list(model.image_shape),
-        "num_levels": 256, "num_classes": 10, "trained": False, "params": sum(p.numel() for p in model.parameters()),
-        "batch": n, "timed_rows": rows, "repeats": args.repeats,
-        "naive": {"seconds": best["naive"], "seconds_per_pixel": best["naive"] / pixels},
-        "cached": {"seconds": best["cached"], "seconds_per_pixel": best["cached"] / pixels,
-                   "full_image_seconds": full_seconds,
-                   "full_image_seconds_per_pixel": full_seconds / (n * height * width)},
-        "speedup_per_pixel": best["naive"] / best["cached"],
-        "naive_full_image_seconds_estimate": best["naive"] / pixels * n * height * width,
-        "identical": bool(torch.equal(outs["naive"], outs["cached"])),
-    }
+    batches = [int(b) for b in args.batches.split(",") if b.strip()]
+    result = {"benchmark": "sampling_speed", "trained": False, "threads": args.threads, "cases": {}}
+    ok = True
+    for case in [c for c in args.cases.split(",") if c.strip()]:
+        if case not in CASES:
+            raise SystemExit(f"unknown case {case!r}; cases: {', '.join(CASES)}")
+        torch.manual_seed(args.seed)
+        model, cfg = build(case)
+        rows = []
+        for n in batches:
+            r = measure(model, n, args.rows, args.seed)
+            rows.append(r)
+            ok = ok and r["identical"]
+            print(f"{case} batch {n}: {r['stepper']} {r['incremental_seconds']:.2f} s, naive ~{r['naive_seconds_estimate']:.1f} s "
+                  f"({r['speedup_vs_naive']}x), {r['incremental_over_forward']} forward passes; identical {r['identical']}",
+                  flush=True)
+        result["cases"][case] = {"model": cfg, "image_shape": list(model.image_shape), "num_classes": model.num_classes,
+                                 "params": sum(p.numel() for p in model.parameters()), "results": rows}
     result["environment"] = environment(args.threads)
     write_result(result, args.out, start)
-    print(f"naive:  {result['naive']['seconds_per_pixel']:.5f} s/pixel on rows {rows} (batch {n})")
-    print(f"cached: {result['cached']['seconds_per_pixel']:.5f} s/pixel on the same rows, "
-          f"{result['cached']['full_image_seconds_per_pixel']:.5f} s/pixel on the full image")
-    print(f"speed-up per pixel: {result['speedup_per_pixel']:.1f}x; identical images: {result['identical']}; "
-          f"written to {args.out}")
-    return 0 if result["identical"] else 1
+    print(f"written to {args.out}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
