@@ -103,16 +103,23 @@ def to_device(t: torch.Tensor | None, device: torch.device) -> torch.Tensor | No
 def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     """The CPU's feature flags: from the text of ``/proc/cpuinfo`` (given, or read), its first
     ``flags`` line (x86) or ``Features`` line (ARM); empty when there is none."""
+    value = _cpuinfo_field(("flags", "features"), cpuinfo)
+    return set(value.split()) if value else set()
+
+
+def _cpuinfo_field(keys: tuple[str, ...], cpuinfo: str | None = None) -> str | None:
+    """The value of the first line of ``/proc/cpuinfo`` (``cpuinfo``: its text) whose key is in
+    ``keys``; None when there is none or the file cannot be read."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
         except OSError:
-            return set()
+            return None
     for line in cpuinfo.splitlines():
         key, sep, value = line.partition(":")
-        if sep and key.strip().lower() in ("flags", "features"):
-            return set(value.split())
-    return set()
+        if sep and key.strip().lower() in keys:
+            return value.strip()
+    return None
 
 
 def cpu_native_bf16(flags: set[str] | None = None) -> bool:
@@ -187,13 +194,6 @@ def describe_device(device: torch.device | str) -> str:
     if device.type == "cuda" and torch.cuda.is_available():
         return f"{device} ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        model = ""
-        try:
-            for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-                if line.lower().startswith("model name"):
-                    model = line.partition(":")[2].strip()
-                    break
-        except OSError:
-            pass
+        model = _cpuinfo_field(("model name",)) or ""
         return f"cpu ({model + ', ' if model else ''}{torch.get_num_threads()} threads)"
     return str(device)

@@ -38,6 +38,7 @@ import torch
 import torch.nn as nn
 
 from ..data.dataset import DataSplits, ImageDataset, image_dtype_for
+from ..devices import module_device
 from ..errors import ConfigError
 from .level_cache import LevelCache, cache_file, fingerprint
 from .plan import PixelzooModel, TrainingPlan, Unit
@@ -278,7 +279,7 @@ class Chain(PixelzooModel):
     def _map(self, fn, images: torch.Tensor, names) -> dict[str, torch.Tensor]:
         """``fn`` (-> a list of levels in ``names``' order) over a data set in chunks, each level in
         the smallest dtype that holds it."""
-        device = next(self.parameters()).device if any(True for _ in self.parameters()) else torch.device("cpu")
+        device = module_device(self)
         out: dict[str, list] = {n: [] for n in names}
         for s in range(0, max(images.shape[0], 1), CHUNK):
             chunk = images[s:s + CHUNK].long().to(device)
