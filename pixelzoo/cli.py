@@ -105,7 +105,7 @@ def _cmd_sample(args) -> int:
     levels = None
     if args.levels:
         if not hasattr(model, "level_grid"):
-            raise PixelzooError(f"--levels needs a model with auxiliary levels (grayscale_pixelcnn, pyramid_pixelcnn); "
+            raise PixelzooError(f"--levels needs a model with auxiliary levels (grayscale_pixelcnn, pyramid_pixelcnn, agave); "
                                 f"{type(model).__name__} has none")
         levels = model.level_grid(args.n, y=y, temperature=args.temperature, generator=g,
                                   progress=not args.no_progress)
@@ -147,7 +147,7 @@ def _cmd_evaluate(args) -> int:
         result = evaluate_run(args.run_dir, args.metrics or "bpd", args.n, batch_size=args.batch_size,
                               progress=progress, feature_net=args.feature_net, seed=args.seed,
                               temperature=args.temperature, samples=args.samples, cas_steps=args.cas_steps,
-                              device=args.device)
+                              iwae_samples=args.iwae_samples, device=args.device)
         print(f"evaluation of {args.run_dir} (step {result['step']}), written to {Path(args.run_dir) / 'eval.json'}")
     print(format_table(result))
     return 0
@@ -231,6 +231,17 @@ def _cmd_upscale(args) -> int:
     return 0
 
 
+def _cmd_reconstruct(args) -> int:
+    from .commands.reconstruct import reconstruct_command
+
+    r = reconstruct_command(args.run_dir, args.images, args.n, args.per_image, cls=args.cls,
+                            temperature=args.temperature, seed=args.seed, out=args.out,
+                            progress=not args.no_progress, device=args.device)
+    print(f"reconstructions (per image: a row of f(z), then a row of samples given it; each row starts with the "
+          f"image): {r['png']}; samples: {r['npz']}")
+    return 0
+
+
 def _cmd_plot(args) -> int:
     from .commands.plot import plot_runs
 
@@ -302,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="softmax temperature (0: most likely value)")
     s.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed")
     s.add_argument("--levels", action="store_true",
-                   help="grayscale/pyramid models: one row per level, lowest first (the paper's Fig. 2 / Fig. 6)")
+                   help="grayscale/pyramid models: one row per level, lowest first (the paper's Fig. 2 / Fig. 6); "
+                        "agave: f(z) above each sample (Lucas & Verbeek's Fig. 3 / Fig. 6)")
     s.add_argument("--scale", type=POSITIVE, help="enlarge every image by this integer factor (default: the smallest "
                                              "making the grid at least 512 pixels wide); class-conditional models: "
                                              "one class per column, labelled")
@@ -316,11 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "run's data set (trained and cached on first use). Or, with --real DATA, the "
                                    "real-vs-real floor: the test set against an equally large training subset.")
     e.add_argument("run_dir", nargs="?", help="run directory (omit with --real)")
-    e.add_argument("--metrics", help="comma-separated: bpd,fid,is,kid,pr,cas,nn,fid_star (default bpd; "
-                                     "with --real: fid,is,kid,pr)")
+    e.add_argument("--metrics", help="comma-separated: bpd,iwae,fid,is,kid,pr,cas,nn,fid_star (default bpd; "
+                                     "with --real: fid,is,kid,pr); iwae: a latent-variable model's (AGAVE) ELBO, "
+                                     "IWAE bound and their terms")
     e.add_argument("-n", type=POSITIVE, default=None,
-                   help="samples to draw for sample metrics (default: as many as test images); bpd uses only the "
-                        "first N test images (default all)")
+                   help="samples to draw for sample metrics (default: as many as test images); bpd and iwae use "
+                        "only the first N test images (default all)")
+    e.add_argument("--iwae-samples", type=POSITIVE, default=150, metavar="K",
+                   help="importance samples per image of the iwae metric (default 150, the AGAVE paper's)")
     e.add_argument("--batch-size", type=POSITIVE, default=256, help="evaluation and sampling batch size")
     e.add_argument("--feature-net", metavar="DIR", help="a saved classifier (pixelzoo train-classifier) instead of "
                                                         "the cached one of the data set")
@@ -400,6 +415,20 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("--no-progress", action="store_true", help="no progress bar")
         a.set_defaults(func=_cmd_colorize if cmd == "colorize" else _cmd_upscale)
 
+    rc = sub.add_parser("reconstruct", help="sampled reconstructions with an agave run: z ~ q(z | x), then x given "
+                                            "f(z); PNG grid (f(z) above the samples) + .npz")
+    rc.add_argument("run_dir")
+    rc.add_argument("images", help="`test` (random test images of the run's data) or an .npz with 'images' "
+                                   "(and 'labels'), as `pixelzoo sample` writes")
+    rc.add_argument("-n", type=POSITIVE, default=8, help="number of given images (default 8)")
+    rc.add_argument("--per-image", type=POSITIVE, default=4, help="draws of z per given image (default 4)")
+    rc.add_argument("--class", dest="cls", type=NON_NEGATIVE, help="class of every image (class-conditional decoders)")
+    rc.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="sampling temperature of the pixel decoder")
+    rc.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed (which test images, and the draws)")
+    rc.add_argument("--out", help="output PNG path (default RUN_DIR/samples/reconstruct-TIME.png; the .npz next to it)")
+    rc.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rc.set_defaults(func=_cmd_reconstruct)
+
     pl = sub.add_parser("plot", help="PNG of the training and test curves of one or more runs, on shared axes",
                         description="Plot the curves of runs from their metrics.jsonl: a panel per metric against "
                                     "the step (by default training and test bits/dim, or the loss for models without "
@@ -412,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=_cmd_plot)
 
     _add_device_option(sub, ("train", "sample", "evaluate", "train-classifier", "inpaint", "rejection-sweep",
-                             "colorize", "upscale"))
+                             "colorize", "upscale", "reconstruct"))
     ps = sub.add_parser("presets", help="list the named configurations (a line each; -v: the full descriptions)")
     ps.add_argument("-v", "--verbose", action="store_true", help="print each preset's full description")
     ps.set_defaults(func=_cmd_presets)

@@ -53,6 +53,7 @@ TINY_MODELS = {
 # over each (with its tiny configuration there), and each has its own test file for the rest. A
 # registered model must be in TINY_MODELS or here.
 COMPOSITE_MODELS = {
+    "agave": "tests/test_agave.py",
     "grayscale_pixelcnn": "tests/test_aux_pixelcnn.py",
     "pyramid_pixelcnn": "tests/test_aux_pixelcnn.py",
     "vqvae2": "tests/test_vqvae2.py",

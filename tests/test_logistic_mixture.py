@@ -10,7 +10,7 @@ import torch
 from scipy.special import expit, logsumexp
 
 from pixelzoo.errors import ConfigError
-from pixelzoo.heads import LogisticMixtureHead, create_head, discretized_logistic_log_prob
+from pixelzoo.heads import LogisticMixtureHead, binned_logistic_log_prob, create_head, discretized_logistic_log_prob
 
 
 
@@ -375,3 +375,49 @@ def test_the_head_uses_exact_masses_below_256_levels():
     assert abs(approx.bin_log_prob(*args).item() - truth) > 60   # nats
     with pytest.raises(ConfigError, match="exact_masses"):
         LogisticMixtureHead(16, 1, exact_masses="yes")
+
+
+# ---------------------------------------------------------------------- eq. 8 over b colour bins of the data
+@pytest.mark.parametrize("bins", [2, 4, 16, 32, 64, 128, 256])
+def test_binned_eq8_sums_to_one_over_the_bins_for_any_mean_and_scale(bins):
+    g = torch.Generator().manual_seed(bins)
+    mean = torch.rand(300, 1, generator=g, dtype=torch.float64) * 6 - 3
+    log_s = torch.rand(300, 1, generator=g, dtype=torch.float64) * 14 - 10
+    lp = binned_logistic_log_prob(torch.arange(bins)[None], mean, log_s, 256, bins)
+    assert torch.isfinite(lp).all()
+    assert (lp.exp().sum(1) - 1).abs().max().item() < 1e-12
+
+
+def test_binned_eq8_at_all_levels_is_the_discretized_logistic():
+    mean, log_s = torch.randn(5, 1, dtype=torch.float64), torch.randn(5, 1, dtype=torch.float64) - 2
+    levels = torch.arange(256)[None]
+    torch.testing.assert_close(binned_logistic_log_prob(levels, mean, log_s, 256, 256),
+                               discretized_logistic_log_prob(levels.double(), mean, log_s, 256), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("y,b,mu,s", [(100, 32, 103.0, 4.0), (0, 16, 30.0, 10.0), (255, 16, 240.0, 2.0),
+                                      (37, 8, 200.0, 3.0), (128, 2, 127.5, 0.5)])
+def test_binned_eq8_is_the_papers_formula_on_its_own_scale(y, b, mu, s):
+    """Eq. 8 as printed, p(y) = sigma((c + c floor(y/c) - mu) / s) - sigma((c floor(y/c) - mu) / s) with
+    c = 256 / b (end bins open), on [0, 256) with mean mu and scale s, in 1000-digit arithmetic; ours
+    takes the same logistic on the data's [-1, 1] scale (level v at 2v/255 - 1, so a point t of [0, 256)
+    sits at 2(t - 1/2)/255 - 1)."""
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 1000
+    c = 256 // b
+    k = y // c
+
+    def sig(t):
+        return one / (one + (-t).exp())
+
+    one = Decimal(1)
+    upper = one if k == b - 1 else sig((Decimal(c * (k + 1)) - Decimal(mu)) / Decimal(s))
+    lower = Decimal(0) if k == 0 else sig((Decimal(c * k) - Decimal(mu)) / Decimal(s))
+    truth = float((upper - lower).ln())
+    mean = torch.tensor(2 * (mu - 0.5) / 255 - 1, dtype=torch.float64)
+    log_scale = torch.tensor(math.log(2 * s / 255), dtype=torch.float64)
+    lp = binned_logistic_log_prob(torch.tensor(k), mean, log_scale, 256, b)
+    assert lp.item() == pytest.approx(truth, rel=1e-9, abs=1e-10)
+    with pytest.raises(ConfigError, match="divid"):
+        binned_logistic_log_prob(torch.tensor(0), mean, log_scale, 256, 3)

@@ -29,8 +29,14 @@ TINY_COMPOSITES = {
                        dropout=0.0),
         bottom_prior=dict(channels=8, n_blocks=2, code_embedding=4, dropout=0.0, cond_embedding=4, cond_channels=8,
                           cond_res_channels=4, cond_blocks=2, spatial_channels=4))),
+    "agave": ((1, 8, 8), 8, dict(
+        vae={"latent_channels": 2, "factor": 4, "hidden": 8, "res_channels": 4, "n_res_blocks": 1},
+        pixel_decoder={"name": "pixelcnnpp", "nr_resnet": 1, "nr_filters": 8, "dropout": 0.0, "head_options": {"n_mix": 2}},
+        embedding={"channels": 8, "n_blocks": 3, "out_channels": 4}, pretrain_condition="aux")),
 }
 CLASSES = 3
+# the autoregressive parts of each composite (the others: VQ-VAE-2's autoencoder, AGAVE's VAE and prior)
+AR_PARTS = {"grayscale_pixelcnn": 2, "pyramid_pixelcnn": 3, "vqvae2": 2, "agave": 1}
 
 
 def test_every_registered_composite_is_checked_here():
@@ -58,7 +64,10 @@ def test_every_unit_has_a_loss_and_every_parameter_a_gradient(name):
     model = make(name)
     data = splits(model)
     plan = model.training_plan()
-    assert plan.names == model.part_names and not plan.is_single
+    assert not plan.is_single
+    # every part with parameters trains in a unit of its own (and AGAVE's joint unit trains them together)
+    trained = [n for n in model.part_names if any(True for _ in model.parts[n].parameters())]
+    assert trained == [n for n in plan.names if n in model.part_names]
     for unit in plan.units:
         part = unit.data(data, None, False)
         x, y = part.train.images[:4].long(), part.train.labels[:4]
@@ -144,17 +153,18 @@ def test_every_autoregressive_part_is_causal_and_sees_its_whole_condition(name):
         ar.float()
         checked += 1
         for given in link.given:   # the first sub-pixel depends on every position of every given level
-            k = model.levels[given].num_levels
+            k = model.levels[given].num_levels  # None: a continuous level (AGAVE's f(z)), moved by 0.5
             base = _first_params(ar, part, link, known, x, y)
             gh, gw = model.levels[given].shape[1:]
             for i in range(gh):
                 for j in range(gw):
                     moved = dict(known)
                     moved[given] = known[given].clone()
-                    moved[given][:, :, i, j] = (moved[given][:, :, i, j] + 1) % k
+                    v = moved[given][:, :, i, j]
+                    moved[given][:, :, i, j] = v + 0.5 if k is None else (v + 1) % k
                     changed = _first_params(ar, part, link, moved, x, y)
                     assert not torch.equal(changed, base), f"{link.part}: sub-pixel 0 ignores {given} at {(i, j)}"
-    assert checked == len(model.part_names) - (1 if name == "vqvae2" else 0)
+    assert checked == AR_PARTS[name]
 
 
 @torch.no_grad()

@@ -17,6 +17,7 @@ from ..devices import resolve_device
 from ..errors import CheckpointError, ConfigError, DataError
 from ..evaluation.classifier import (cache_root, canonical_data_name, data_fingerprint, feature_id_for, get_feature_network,
                          load_classifier, save_classifier, train_classifier)
+from ..evaluation.latent_bounds import dataset_latent_bounds
 from ..evaluation.likelihood import dataset_bits_per_dim
 from ..evaluation.sample_quality import (SAMPLE_METRICS, as_images, classification_accuracy_score, compute_features, fid_star,
                              feature_network_id, nearest_neighbour_grid, real_vs_real, sample_quality)
@@ -24,7 +25,7 @@ from ..io import atomic_write_json, read_metadata
 from ..training import load_data, load_run_model
 from ..training.run import new_run_dir
 
-RUN_METRICS = ("bpd", "fid", "is", "kid", "pr", "cas", "nn", "fid_star")
+RUN_METRICS = ("bpd", "iwae", "fid", "is", "kid", "pr", "cas", "nn", "fid_star")
 _ALIASES = {"fid*": "fid_star", "fidstar": "fid_star", "precision": "pr", "recall": "pr", "bits": "bpd"}
 EVAL_NAME = "eval.json"
 
@@ -129,12 +130,15 @@ def _step_tag(step) -> str:
 def evaluate_run(run_dir, metrics=("bpd",), n: int | None = None, *, batch_size: int = 256, progress: bool = True,
                  feature_net=None, cache_dir=None, seed: int = 0, temperature: float = 1.0, samples=None,
                  cas_steps: int | None = None, nn_k: int = 5, nn_rows: int = 10, write: bool = True,
-                 device=None) -> dict:
+                 iwae_samples: int = 150, device=None) -> dict:
     """Evaluate the model of ``run_dir`` and write ``RUN_DIR/eval.json`` (merged with an existing one
     of the same checkpoint step).
 
     * ``bpd``: test bits/dim (the first ``n`` test images when ``n`` is given), only for a model
       with a likelihood (otherwise reported as skipped).
+    * ``iwae``: a latent-variable model's (AGAVE's) ELBO and importance-weighted bound with
+      ``iwae_samples`` draws per image, the KL, reconstruction and auxiliary terms, on the same images
+      as ``bpd`` (``pixelzoo.evaluation.latent_bounds``).
     * ``fid``, ``is``, ``kid``, ``pr``, ``fid_star``, ``cas``, ``nn``: on ``n`` samples (default:
       as many as test images) drawn with ``seed`` and ``temperature`` (class-conditional: labels
       balanced over the classes), or read from ``samples`` (an ``.npz``). Drawn samples are kept in
@@ -159,7 +163,9 @@ def evaluate_run(run_dir, metrics=("bpd",), n: int | None = None, *, batch_size:
     notes: list[str] = []
 
     # refuse impossible requests before any long computation
-    sample_wanted = [m for m in wanted if m != "bpd"]
+    sample_wanted = [m for m in wanted if m not in ("bpd", "iwae")]
+    if "iwae" in wanted and not callable(getattr(model, "log_weights", None)):
+        raise ConfigError(f"the iwae metric needs a latent-variable model (AGAVE); {type(model).__name__} is not one")
     if "cas" in wanted and not getattr(model, "num_classes", None):
         raise ConfigError("CAS trains a classifier on class-conditional samples; this model is not class-conditional")
     if "cas" in wanted and test.labels is None:
@@ -177,6 +183,12 @@ def evaluate_run(run_dir, metrics=("bpd",), n: int | None = None, *, batch_size:
         else:
             notes.append("bpd skipped: the model has no likelihood")
             result["bpd_skipped"] = "the model has no likelihood"
+
+    if "iwae" in wanted:
+        bounds = dataset_latent_bounds(model, test, iwae_samples, min(batch_size, 64), n, seed, progress)
+        result.update({f"test_{k}" if k.endswith("_bpd") else k: v for k, v in bounds.items()})
+        notes.append(f"iwae: ELBO and IWAE bound with k = {bounds['iwae_samples']} draws per image on the first "
+                     f"{bounds['bound_images']} test images (seed {seed}), in bits per dimension of x")
 
     if sample_wanted:
         net = _feature_net(feature_net, data_name, splits, cache_dir, progress, device)

@@ -3,7 +3,7 @@
 from ..errors import ConfigError
 from .base import Head
 from .categorical import CategoricalHead
-from .logistic_mixture import LogisticMixtureHead, discretized_logistic_log_prob
+from .logistic_mixture import LogisticMixtureHead, binned_logistic_log_prob, discretized_logistic_log_prob
 from .quantile import QuantileHead, huber_quantile_loss
 
 HEADS: dict[str, type[Head]] = {"categorical": CategoricalHead, "logistic_mixture": LogisticMixtureHead,
@@ -21,4 +21,4 @@ def create_head(name: str, num_levels: int, channels: int, **options) -> Head:
 
 
 __all__ = ["HEADS", "CategoricalHead", "Head", "LogisticMixtureHead", "QuantileHead", "create_head",
-           "discretized_logistic_log_prob", "huber_quantile_loss"]
+           "discretized_logistic_log_prob", "binned_logistic_log_prob", "huber_quantile_loss"]

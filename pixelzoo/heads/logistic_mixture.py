@@ -11,9 +11,8 @@ RGB: ``mean_G = mu_G + a x_R``, ``mean_B = mu_B + b x_R + c x_G``). The pixel's 
 
 **Bins.** Level ``v`` of ``K`` sits at ``2v/(K-1) - 1`` with half-width ``1/(K-1)``; the lowest
 level takes the whole left tail, the highest the whole right tail, so the ``K`` masses sum to one.
-This is PixelCNN++'s 256-level rule with ``K`` levels (AGAVE's eq. 8, fewer colour bins, is the same
-idea; AGAVE writes its bins on [0, 256) without tails, we keep PixelCNN++'s grid and tails so that
-K = 256 gives PixelCNN++ exactly). Interior masses are exact at any size below 256 levels
+This is PixelCNN++'s 256-level rule with ``K`` levels. AGAVE's eq. 8 scores a K-level image in b
+coarser colour bins of the same logistic (``binned_logistic_log_prob``; b = K is this rule). Interior masses are exact at any size below 256 levels
 (``discretized_logistic_log_prob``); at 256 levels, as in PixelCNN++, a mass below 1e-5 is replaced by
 the density at the bin centre times the bin width (``exact_masses=True`` makes them exact there too).
 
@@ -49,8 +48,7 @@ def discretized_logistic_log_prob(level: torch.Tensor, mean: torch.Tensor, log_s
 
     Level ``v`` is the bin of width ``2/(K-1)`` centred at ``2v/(K-1) - 1`` on the [-1, 1] scale; the
     end bins are open (the lowest takes the left tail, the highest the right tail), so the K masses
-    sum to one. This is AGAVE's eq. 8 (Lucas & Verbeek 2018: b bins of width c = 256/b over the
-    colour range, end bins open) on the model's [-1, 1] scale, and PixelCNN++'s likelihood at K = 256.
+    sum to one. PixelCNN++'s likelihood at K = 256; ``binned_logistic_log_prob`` with b = K bins.
 
     Interior masses ``sigmoid(b) - sigmoid(a)`` (``a < b`` the bin's edges over s) are computed
     ``exact``ly without cancellation as ``log sigmoid(b) + log sigmoid(-a) + log(1 - exp(a - b))``
@@ -66,27 +64,57 @@ def discretized_logistic_log_prob(level: torch.Tensor, mean: torch.Tensor, log_s
     inv_s = torch.exp(-log_scale)
     plus_in = inv_s * (centered + half)
     min_in = inv_s * (centered - half)
+    if exact:
+        return _interval_log_mass(min_in, plus_in, level <= 0, level >= k1)
     log_cdf_plus = F.logsigmoid(plus_in)             # lowest level: log sigmoid(upper edge)
     log_one_minus_cdf_min = F.logsigmoid(-min_in)    # highest level: log (1 - sigmoid(lower edge))
-    if exact:
-        interior = log_cdf_plus + log_one_minus_cdf_min + torch.log(-torch.expm1(min_in - plus_in))
-    else:
-        # sigmoid(plus) - sigmoid(min) == sigmoid(-min) - sigmoid(-plus); take the form whose terms are
-        # not both close to 1, so the difference does not cancel
-        right = centered > 0
-        cdf_delta = torch.where(
-            right,
-            torch.sigmoid(-min_in) - torch.sigmoid(-plus_in),
-            torch.sigmoid(plus_in) - torch.sigmoid(min_in),
-        )
-        abs_mid = (inv_s * centered).abs()  # the logistic density is symmetric
-        log_pdf_mid = -abs_mid - log_scale - 2.0 * torch.log1p(torch.exp(-abs_mid))
-        interior = torch.where(
-            cdf_delta > 1e-5,
-            torch.log(cdf_delta.clamp(min=1e-12)),
-            log_pdf_mid + math.log(2.0 / k1),
-        )
+    # sigmoid(plus) - sigmoid(min) == sigmoid(-min) - sigmoid(-plus); take the form whose terms are
+    # not both close to 1, so the difference does not cancel
+    right = centered > 0
+    cdf_delta = torch.where(
+        right,
+        torch.sigmoid(-min_in) - torch.sigmoid(-plus_in),
+        torch.sigmoid(plus_in) - torch.sigmoid(min_in),
+    )
+    abs_mid = (inv_s * centered).abs()  # the logistic density is symmetric
+    log_pdf_mid = -abs_mid - log_scale - 2.0 * torch.log1p(torch.exp(-abs_mid))
+    interior = torch.where(
+        cdf_delta > 1e-5,
+        torch.log(cdf_delta.clamp(min=1e-12)),
+        log_pdf_mid + math.log(2.0 / k1),
+    )
     return torch.where(level <= 0, log_cdf_plus, torch.where(level >= k1, log_one_minus_cdf_min, interior))
+
+
+def _interval_log_mass(lower: torch.Tensor, upper: torch.Tensor, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    """log P(lower < u < upper) of a standard logistic u (``lower < upper``, already standardised:
+    (edge - mean) / s), with the interval open to -inf where ``first`` and to +inf where ``last``;
+    exact without cancellation: ``sigmoid(b) - sigmoid(a) = sigmoid(b) sigmoid(-a) (1 - e^(a-b))``."""
+    log_cdf_upper = F.logsigmoid(upper)
+    log_sf_lower = F.logsigmoid(-lower)
+    interior = log_cdf_upper + log_sf_lower + torch.log(-torch.expm1(lower - upper))
+    return torch.where(first, log_cdf_upper, torch.where(last, log_sf_lower, interior))
+
+
+def binned_logistic_log_prob(bin_index: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor,
+                             num_levels: int, bins: int) -> torch.Tensor:
+    """log P(bin | mean, s): AGAVE's eq. 8 (Lucas & Verbeek 2018), a logistic over the colour range
+    split into ``bins`` = b bins of c = K / b levels each (K = ``num_levels``, a multiple of b).
+
+    Bin k holds the levels ``c k .. c (k+1) - 1`` of the data (``pixelzoo.views.quantize``), and the
+    logistic lives on the data's [-1, 1] scale (level v at ``2v/(K-1) - 1``), so its edges are the
+    outer edges of those levels' bins, ``2 (c k - 1/2)/(K-1) - 1`` and ``2 (c (k+1) - 1/2)/(K-1) - 1``;
+    the end bins are open, so the b masses sum to one. With b = K this is
+    ``discretized_logistic_log_prob`` exactly; the paper writes the same bins on [0, 256) (an affine
+    change of the mean and scale). Exact without cancellation at every b (``_interval_log_mass``)."""
+    if bins < 2 or num_levels % bins:
+        raise ConfigError(f"eq. 8 needs 2 <= bins dividing the {num_levels} levels, got {bins}")
+    c, k1 = num_levels // bins, num_levels - 1
+    k = bin_index.to(mean.dtype)
+    inv_s = torch.exp(-log_scale)
+    lower = inv_s * ((2.0 * (c * k - 0.5) / k1 - 1.0) - mean)
+    upper = inv_s * ((2.0 * (c * (k + 1) - 0.5) / k1 - 1.0) - mean)
+    return _interval_log_mass(lower, upper, bin_index <= 0, bin_index >= bins - 1)
 
 
 class LogisticMixtureHead(Head):

@@ -2,7 +2,7 @@
 the composites built on it, training plans. Importing this package registers every model and trunk
 (each module registers its own with ``@register_model`` / ``@register_trunk`` where it is defined)."""
 
-from . import aux_pixelcnn, gated_pixelcnn, pixelcnnpp, pixeliqn, pixelsnail, vqvae2
+from . import agave, aux_pixelcnn, gated_pixelcnn, pixelcnnpp, pixeliqn, pixelsnail, vqvae2
 from .autoregressive import AutoregressiveModel, build_autoregressive
 from .gated_pixelcnn import GatedPixelCNNTrunk, build_gated_pixelcnn
 from .hierarchy import Chain, Encoder, Level, Link, View
@@ -13,6 +13,7 @@ from .trunks import Trunk, list_trunks, register_trunk
 
 __all__ = [
     "AutoregressiveModel",
+    "agave",
     "Chain",
     "Encoder",
     "FullForwardStepper",

@@ -37,19 +37,18 @@ the top or from any given level (colourising and upscaling are ``sample(given=..
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
-from ..registry import create_model, register_model
+from ..registry import register_model
 from ..views import downsample2x, grayscale4
-from .autoregressive import AutoregressiveModel
 from .conditional import ConditionalAR
 from .embedding import EmbeddingNet
 from .hierarchy import Chain, Level, Link, View
+from .part_specs import build_ar_part, part_spec
 
 # ---------------------------------------------------------------------- defaults (tiny, CPU-friendly)
 GRAY_PRIOR = {"name": "gated_pixelcnn", "channels": 32, "n_layers": 6, "kernel_size": 3, "first_kernel_size": 5,
@@ -64,34 +63,6 @@ PYRAMID_CONDITIONAL = {"name": "gated_pixelcnn", "channels": 32, "n_layers": 3, 
 PYRAMID_EMBEDDING = {"channels": 32, "n_blocks": 6, "down_after": [1], "up_after": [3, 5], "out_channels": 32}
 
 
-def _spec(given, default: dict, what: str) -> dict:
-    """``default`` updated by ``given``; when ``given`` names another model, ``default``'s
-    hyper-parameters (which belong to the default model) are not used."""
-    if given is None:
-        return copy.deepcopy(default)
-    if not isinstance(given, dict):
-        raise ConfigError(f"{what} must be a dict of hyper-parameters, got {type(given).__name__}")
-    name = given.get("name", default.get("name"))
-    base = copy.deepcopy(default) if name == default.get("name") else {"name": name}
-    base.update(copy.deepcopy(given))
-    return base
-
-
-def _build_ar(spec: dict, image_shape, num_levels: int, num_classes, what: str, spatial_channels: int = 0):
-    hp = dict(spec)
-    name = hp.pop("name", None)
-    if not name:
-        raise ConfigError(f"{what}: give the trunk's registered model name, e.g. {{'name': 'gated_pixelcnn'}}")
-    if spatial_channels:
-        if "spatial_channels" in hp:
-            raise ConfigError(f"{what}: spatial_channels is set from the embedding's out_channels; do not give it")
-        hp["spatial_channels"] = spatial_channels
-    model = create_model(name, image_shape, num_levels, num_classes, **hp)
-    if not isinstance(model, AutoregressiveModel):
-        raise ConfigError(f"{what}: {name!r} is not an autoregressive model (trunk + head)")
-    return model
-
-
 def _conditional(ar_spec: dict, emb_spec: dict, shape, num_levels, num_classes, in_channels, in_levels,
                  scale_exponent: int, what: str) -> ConditionalAR:
     """p(level | level above): an AR model whose every block gets f_w(level above) from an EmbeddingNet."""
@@ -103,7 +74,7 @@ def _conditional(ar_spec: dict, emb_spec: dict, shape, num_levels, num_classes, 
         raise ConfigError(
             f"{what}: the embedding must change the resolution by 2**{scale_exponent} "
             f"(len(up_after) - len(down_after) == {scale_exponent}), got 2**{net.scale_exponent}")
-    ar = _build_ar(ar_spec, shape, num_levels, num_classes, what, spatial_channels=int(emb_spec["out_channels"]))
+    ar = build_ar_part(ar_spec, shape, num_levels, num_classes, what, spatial_channels=int(emb_spec["out_channels"]))
     return ConditionalAR(ar, net)
 
 
@@ -163,9 +134,9 @@ class GrayscalePixelCNN(Chain):
         g = int(gray_levels)
         num_classes = int(num_classes) if num_classes else None
         view = GrayView(num_levels, g)
-        parts = {"prior": _build_ar(_spec(prior, GRAY_PRIOR, "prior"), (1, h, w), g, num_classes, "prior"),
-                 "conditional": _conditional(_spec(conditional, GRAY_CONDITIONAL, "conditional"),
-                                             _spec(embedding, GRAY_EMBEDDING, "embedding"), (c, h, w), num_levels,
+        parts = {"prior": build_ar_part(part_spec(prior, GRAY_PRIOR, "prior"), (1, h, w), g, num_classes, "prior"),
+                 "conditional": _conditional(part_spec(conditional, GRAY_CONDITIONAL, "conditional"),
+                                             part_spec(embedding, GRAY_EMBEDDING, "embedding"), (c, h, w), num_levels,
                                              num_classes, 1, g, 0, "conditional")}
         super().__init__([Level("image", (c, h, w), int(num_levels)), Level("gray", (1, h, w), g)],
                          [View("image", "gray", view)],
@@ -230,9 +201,9 @@ class PyramidPixelCNN(Chain):
         num_classes = int(num_classes) if num_classes else None
         shapes = [(c, h >> l, w >> l) for l in range(n + 1)]  # level l: 0 = the image, n = the lowest
         names = ["image"] + [f"{s[1]}x{s[2]}" for s in shapes[1:]]
-        parts = {"prior": _build_ar(_spec(prior, PYRAMID_PRIOR, "prior"), shapes[n], num_levels, num_classes, "prior")}
+        parts = {"prior": build_ar_part(part_spec(prior, PYRAMID_PRIOR, "prior"), shapes[n], num_levels, num_classes, "prior")}
         links = [Link("prior", names[n])]
-        cond_spec, emb_spec = _spec(conditional, PYRAMID_CONDITIONAL, "conditional"), _spec(embedding, PYRAMID_EMBEDDING, "embedding")
+        cond_spec, emb_spec = part_spec(conditional, PYRAMID_CONDITIONAL, "conditional"), part_spec(embedding, PYRAMID_EMBEDDING, "embedding")
         for k in range(1, n + 1):
             parts[f"scale_{k}"] = _conditional(cond_spec, emb_spec, shapes[n - k], num_levels, num_classes, c,
                                                num_levels, 1, f"scale_{k}")

@@ -41,6 +41,7 @@ from ..data.dataset import DataSplits, ImageDataset, image_dtype_for
 from ..devices import module_device
 from ..errors import ConfigError
 from .level_cache import LevelCache, cache_file, fingerprint
+from .levels import unscale_levels
 from .plan import PixelzooModel, TrainingPlan, Unit
 
 CHUNK = 256  # images per chunk when a maker runs over a whole data set
@@ -49,7 +50,8 @@ CHUNK = 256  # images per chunk when a maker runs over a whole data set
 @dataclass(frozen=True)
 class Level:
     """A level of the chain: ``shape`` (C, H, W); ``num_levels`` K for a discrete level, None for a
-    continuous one; ``shown``: drawn as an image in level grids (code maps are not)."""
+    continuous one; ``shown``: drawn as an image in level grids (code maps are not; a shown
+    continuous level holds values on the data's [-1, 1] scale and is drawn on the data's levels)."""
 
     name: str
     shape: tuple
@@ -446,4 +448,12 @@ class Chain(PixelzooModel):
         if len(shown) < 2:
             raise ConfigError(f"{type(self).__name__} has no auxiliary levels shown as images")
         lv = self.sample_levels(n, **sample_options)
-        return [(lv[name], self.levels[name].num_levels) for name in shown if name in lv]
+        return [self.shown(name, lv[name]) for name in shown if name in lv]
+
+    def shown(self, name: str, t: torch.Tensor) -> tuple:
+        """(image, K) of a shown level: a continuous one holds values on the data's [-1, 1] scale
+        (a VAE's means) and is shown on the data's levels."""
+        level = self.levels[name]
+        if level.discrete:
+            return t, level.num_levels
+        return unscale_levels(t, self.num_levels), self.num_levels

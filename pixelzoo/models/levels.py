@@ -12,6 +12,13 @@ def scale_levels(x: torch.Tensor, num_levels: int) -> torch.Tensor:
     return x.float() * (2.0 / (num_levels - 1)) - 1.0
 
 
+def unscale_levels(v: torch.Tensor, num_levels: int) -> torch.Tensor:
+    """Floats on the [-1, 1] scale -> the nearest of the K levels (long, clipped to [0, K)): a
+    continuous map on the data's scale (a VAE's means) shown as an image."""
+    k1 = num_levels - 1
+    return ((v.float() + 1.0) * (k1 / 2.0)).round().clamp(0, k1).long()
+
+
 def check_levels(x: torch.Tensor, image_shape: tuple[int, ...], num_levels: int) -> None:
     """Raise ConfigError unless ``x`` is an integer (B, *image_shape) tensor with values in [0, K)."""
     if x.dim() != 4 or tuple(x.shape[1:]) != tuple(image_shape):

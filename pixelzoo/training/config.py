@@ -9,6 +9,7 @@ from ..devices import PRECISIONS
 from ..errors import ConfigError
 
 
+OPTIMIZERS = ("adam", "adamax")
 _TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
 
 
@@ -31,6 +32,7 @@ class TrainConfig:
     steps: int = 1000
     batch_size: int = 64
     lr: float = 1e-3
+    optimizer: str = "adam"        # "adam" or "adamax" (Kingma & Ba 2015, the infinity-norm variant; AGAVE's)
     lr_decay: float = 1.0          # learning rate at step t: lr * lr_decay ** t
     grad_clip: float | None = 1.0  # max global gradient norm; None disables clipping
     polyak: float | None = None    # decay of the Polyak (EMA) weights used to evaluate and sample
@@ -74,6 +76,8 @@ class TrainConfig:
             raise ConfigError(f"train.lr_decay must lie in (0, 1], got {cfg.lr_decay}")
         if cfg.precision not in PRECISIONS:
             raise ConfigError(f"train.precision must be one of {list(PRECISIONS)}, got {cfg.precision!r}")
+        if cfg.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"train.optimizer must be one of {list(OPTIMIZERS)}, got {cfg.optimizer!r}")
         if not cfg.lr > 0:
             raise ConfigError(f"train.lr must be > 0, got {cfg.lr}")
         if cfg.polyak is not None and not 0 < cfg.polyak < 1:

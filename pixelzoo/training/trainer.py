@@ -53,7 +53,8 @@ class Trainer:
         self.cfg = config
         self.run_dir = Path(run_dir)
         self.progress = progress
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        self.optimizer = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax}[config.optimizer](
+            model.parameters(), lr=config.lr)
         self.polyak = Polyak(model, config.polyak) if config.polyak else None
         self.step = 0
         self.is_main = distributed.is_main()
