@@ -8,10 +8,10 @@ half resolution at ``--aux-lambda``), from the preset ``agave/fashion-cpu``:
   depend on lambda or y) for ``--pixel-seconds`` and copied into every run (the paper pretrains it
   apart and in parallel);
 * the VAE is pretrained for ``--vae-seconds``, then everything jointly for ``--joint-seconds``;
-* evaluated on the test set: the ELBO in bits/dim (``--elbo-images``, default all 10,000) with its
+* evaluated on the test set: the ELBO in bits/dim (the first ``--elbo-images``, default 2,000) with its
   terms (KL, the pixel decoder's reconstruction, the auxiliary term, the VAE's own bound on y) and
   the IWAE bound with k = ``--iwae-k`` (150, the paper's) on the first ``--iwae-images``;
-* a grid of f(z) above pixel samples (z ~ N(0, I)) per lambda: ``benchmarks/results/agave_lambda{L}.png``.
+* a grid of f(z) above pixel samples (z ~ N(0, I)) per lambda, next to the JSON: ``agave_lambda{L}.png``.
 
 The baseline is the same pretrained pixel decoder trained on, alone, for ``--vae-seconds +
 --joint-seconds`` more (so AGAVE and it get the same total time); its test bits/dim is an exact
@@ -46,10 +46,11 @@ def parse_args(argv=None):
     p.add_argument("--aux-bins", default="32,16", help="colour levels of y at --aux-lambda (comma-separated)")
     p.add_argument("--aux-factors", default="2", help="downsampling factors of y at --aux-lambda (comma-separated)")
     p.add_argument("--pixel-seconds", type=float, default=240.0, help="pretraining of the shared pixel decoder")
-    p.add_argument("--vae-seconds", type=float, default=45.0, help="pretraining of each VAE")
-    p.add_argument("--joint-seconds", type=float, default=180.0, help="joint training of each configuration")
-    p.add_argument("--elbo-images", type=int, default=None, help="test images of the ELBO (default: all)")
-    p.add_argument("--iwae-images", type=int, default=100, help="test images of the IWAE bound")
+    p.add_argument("--vae-seconds", type=float, default=40.0, help="pretraining of each VAE")
+    p.add_argument("--joint-seconds", type=float, default=150.0, help="joint training of each configuration")
+    p.add_argument("--elbo-images", type=int, default=2000, help="test images of the ELBO and the baseline's NLL "
+                                                                 "(default 2000; 0: all)")
+    p.add_argument("--iwae-images", type=int, default=50, help="test images of the IWAE bound")
     p.add_argument("--iwae-k", type=int, default=150, help="importance samples per image (the paper: 150)")
     p.add_argument("--grid-n", type=int, default=8, help="samples in each lambda's grid")
     p.add_argument("--threads", type=int, default=1)
@@ -57,6 +58,7 @@ def parse_args(argv=None):
     p.add_argument("--out", default=str(ROOT / "results" / "agave.json"))
     p.add_argument("--smoke", action="store_true", help="tiny budgets and few images: checks the script runs")
     args = p.parse_args(argv)
+    args.elbo_images = args.elbo_images or None
     if args.smoke:
         args.pixel_seconds, args.vae_seconds, args.joint_seconds = 4.0, 2.0, 4.0
         args.elbo_images, args.iwae_images, args.iwae_k, args.grid_n = 32, 4, 3, 2
@@ -78,7 +80,8 @@ def base_config(args):
     config = load_config(args.preset)
     config.pop("preset", None)
     config["model"]["pretrain_condition"] = "none"
-    train = dict(config["train"], num_samples=0, eval_every=0, sample_every=0, steps=10**9)
+    # the units' own end-of-training evaluation on a few images only: this script evaluates every model itself
+    train = dict(config["train"], num_samples=0, eval_every=0, sample_every=0, steps=10**9, final_eval_images=64)
     config["train"] = train
     config["train_parts"] = {"vae": {"time_budget": args.vae_seconds},
                              "pixel_decoder": {"time_budget": args.pixel_seconds},
@@ -160,9 +163,9 @@ def main(argv=None):
                "train_seconds": round(seconds, 1), **evaluate(model, test, args)}
         if spec["aux_bins"] is None and spec["aux_factor"] == 1:
             grid = model.level_grid(args.grid_n, generator=torch.Generator().manual_seed(0))
-            path = ROOT / "results" / f"agave_lambda{spec['kl_weight']:g}.png"
+            path = Path(args.out).parent / f"agave_lambda{spec['kl_weight']:g}.png"
             save_levels_grid(grid, path, scale=2)
-            row["grid"] = str(path.relative_to(ROOT.parent))
+            row["grid"] = str(path)
         results["configs"].append(row)
         print(json.dumps(row), file=sys.stderr)
         args_out = Path(args.out)

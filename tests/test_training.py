@@ -107,6 +107,25 @@ def test_train_config_rejects_unknown_and_bad_values():
         TrainConfig.from_dict({"polyak": 1.5})
 
 
+def test_adamax_resumes_exactly_and_the_final_evaluation_takes_its_images(tmp_path):
+    from pixelzoo.data import load_dataset
+    from pixelzoo.evaluation.likelihood import dataset_bits_per_dim
+    from pixelzoo.training import load_run_model
+
+    a, result = run(config(5, optimizer="adamax", final_eval_images=20), tmp_path / "a")
+    assert isinstance(a.single.optimizer, torch.optim.Adamax)
+    b, _ = run(config(3, optimizer="adamax", final_eval_images=20), tmp_path / "b")
+    b2 = resume_run(b.run_dir, steps=5, progress=False, tensorboard=False)
+    b2.train()
+    ta, tb = load_tensors(a.checkpoint_path), load_tensors(b2.checkpoint_path)
+    assert any(k.startswith("optim.") for k in ta) and all(torch.equal(ta[k], tb[k]) for k in ta)
+    model = load_run_model(a.run_dir)[0]
+    expected = dataset_bits_per_dim(model, load_dataset("digits").test, 32, 20)
+    assert result["test_bpd"] == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ConfigError, match="final_eval_images"):
+        TrainConfig.from_dict({"final_eval_images": 0})
+
+
 def test_polyak_average_and_swap():
     model = torch.nn.Linear(2, 1)
     avg = Polyak(model, 0.5)

@@ -45,7 +45,8 @@ class TrainConfig:
     compile: bool = False          # torch.compile the unit's loss (see benchmarks/device.py for whether it helps)
     log_every: int = 50
     eval_every: int = 500          # 0: only at the end
-    eval_images: int | None = 1000  # test images for the evaluations during training (the final one uses all)
+    eval_images: int | None = 1000  # test images for the evaluations during training
+    final_eval_images: int | None = None  # test images for the evaluation at the end (null: all)
     eval_batch_size: int = 32  # large CPU batches of 28x28 feature maps spend their time in memory allocation
     sample_every: int = 0          # 0: only at the end
     num_samples: int = 64
@@ -68,7 +69,7 @@ class TrainConfig:
         for name in ("eval_every", "sample_every", "num_samples", "seed"):
             if getattr(cfg, name) < 0:
                 raise ConfigError(f"train.{name} must be an integer >= 0, got {getattr(cfg, name)!r}")
-        for name in ("eval_images", "grad_clip", "time_budget"):
+        for name in ("eval_images", "final_eval_images", "grad_clip", "time_budget"):
             value = getattr(cfg, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"train.{name} must be > 0 or null, got {value!r}")

@@ -184,7 +184,8 @@ class PlanRunner:
         test = self.splits.test
         logger = MetricsLogger(self.run_dir, self.tensorboard)
         if model.has_likelihood:
-            parts = dataset_bits_per_dim_parts(model, test, self.cfg.eval_batch_size, None, progress=self.progress)
+            parts = dataset_bits_per_dim_parts(model, test, self.cfg.eval_batch_size, self.cfg.final_eval_images,
+                                               progress=self.progress)
             out["test_bpd_parts"] = parts
             out["test_bpd"] = sum(parts.values())  # the bound: its parts add up to it (tested)
             logger.log(0, test_bpd_full=out["test_bpd"], **{f"test_bpd_{n}": v for n, v in out["test_bpd_parts"].items()})

@@ -204,7 +204,7 @@ class Trainer:
         if not self.is_main:
             result.update(process=distributed.rank(), checkpoint=str(self.checkpoint_path))
             return result
-        held_out = self.held_out(None)
+        held_out = self.held_out(cfg.final_eval_images)
         result.update(held_out)
         self.logger.log(self.step, **{f"{k}_full": v for k, v in held_out.items()})
         if cfg.num_samples and hasattr(self.model, "sample"):
