@@ -21,13 +21,20 @@ def image_dtype_for(num_levels: int) -> torch.dtype:
     raise DataError(f"num_levels must be at most 65536, got {num_levels}")
 
 
+def as_input(images: torch.Tensor) -> torch.Tensor:
+    """Stored images as a model takes them: integer levels as int64, a continuous level's values
+    (a VAE's latents) as float32."""
+    return images.float() if images.is_floating_point() else images.long()
+
+
 @dataclass
 class ImageDataset:
-    """Discrete images held in memory.
+    """Images held in memory: discrete levels, or the values of a continuous level.
 
     ``images`` is uint8 (N, C, H, W) with every value in [0, num_levels), num_levels <= 256; maps of
     more levels (VQ code maps of a codebook larger than 256) are int16 (num_levels <= 32768) or int32
-    (num_levels <= 65536). ``labels`` is int64 (N,) with values in [0, num_classes), or None (then
+    (num_levels <= 65536). A continuous level (``num_levels`` None: the latents of a trained encoder,
+    read through a chain's level cache) is float32 with finite values. ``labels`` is int64 (N,) with values in [0, num_classes), or None (then
     ``num_classes`` is None too). ``extras`` holds
     per-image tensors (first dimension N) that a model takes as keyword arguments next to the images,
     e.g. ``cond``: the level above in a hierarchy. The fields are checked on construction
@@ -37,7 +44,7 @@ class ImageDataset:
     name: str
     images: torch.Tensor
     labels: torch.Tensor | None
-    num_levels: int
+    num_levels: int | None
     num_classes: int | None
     source: str
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -59,12 +66,26 @@ class ImageDataset:
         x = self.images
         if not isinstance(x, torch.Tensor):
             raise DataError(f"{where}: images must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4 or min(x.shape[1:]) < 1:
+            raise DataError(f"{where}: images must have shape (N, C, H, W), got {tuple(x.shape)}")
+        if self.num_levels is None:
+            self._validate_continuous(where)
+        else:
+            self._validate_levels(where)
+        self._validate_extras_and_labels(where)
+
+    def _validate_continuous(self, where: str) -> None:
+        x = self.images
+        if x.dtype != torch.float32:
+            raise DataError(f"{where}: a continuous level (num_levels None) is float32, got {x.dtype}")
+        if x.numel() and not torch.isfinite(x).all():
+            raise DataError(f"{where}: a continuous level holds non-finite values")
+
+    def _validate_levels(self, where: str) -> None:
+        x, k = self.images, self.num_levels
         if x.dtype not in IMAGE_DTYPE_LEVELS:
             raise DataError(f"{where}: images must be uint8 (int16 or int32 only for more than 256 levels), "
                             f"got {x.dtype}")
-        if x.dim() != 4 or min(x.shape[1:]) < 1:
-            raise DataError(f"{where}: images must have shape (N, C, H, W), got {tuple(x.shape)}")
-        k = self.num_levels
         if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= 65536:
             raise DataError(f"{where}: num_levels must be an int in [2, 65536], got {k!r}")
         if k > IMAGE_DTYPE_LEVELS[x.dtype]:
@@ -74,6 +95,9 @@ class ImageDataset:
             raise DataError(f"{where}: image value {int(x.max())} is outside [0, {k})")
         if x.numel() and x.dtype != torch.uint8 and int(x.min()) < 0:
             raise DataError(f"{where}: image value {int(x.min())} is outside [0, {k})")
+
+    def _validate_extras_and_labels(self, where: str) -> None:
+        x = self.images
         for key, value in self.extras.items():
             if not isinstance(value, torch.Tensor) or value.dim() < 1 or value.shape[0] != x.shape[0]:
                 desc = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__

@@ -8,6 +8,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
+from ..data.dataset import as_input
 from ..devices import module_device, to_device
 
 
@@ -17,7 +18,7 @@ def _batches(model, dataset, batch_size: int, n: int, progress: bool, desc: str)
     device = module_device(model)
     for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
         stop = min(start + batch_size, n)
-        x = dataset.images[start:stop].long()
+        x = as_input(dataset.images[start:stop])
         y = None
         if getattr(model, "num_classes", None) and dataset.labels is not None:
             y = dataset.labels[start:stop]

@@ -27,6 +27,13 @@ auxiliary term is not part of it): ``log_prob_parts`` gives its two shares for o
 work as for every chain. ``log_weights`` gives k importance log-weights per image for the IWAE
 bound of Burda et al. (``pixelzoo.evaluation.latent_bounds``).
 
+**A learned sampling prior** (``latent_prior``; Ostrovski et al. 2018's proposal to model a VAE's
+latents with an AIQN): an autoregressive model with a continuous head over the z map (the implicit
+quantile head with ``continuous=True``, or the ``gaussian_mixture`` likelihood head as its baseline),
+trained in a last stage on the means of q(z | x) of the trained encoder (read through the level
+cache); ``sample`` then draws z from it instead of N(0, I). The bound stays the ELBO under N(0, I),
+the prior the VAE was trained with.
+
 **Training plan** (section 4.1): stage 1, the VAE (auxiliary reconstruction + lambda KL) and the
 pixel decoder pretrained apart, as independent units (parallel processes with ``--part``); the pixel
 decoder then sees no f(z): its conditioning input is a constant (``pretrain_condition="none"``, an
@@ -39,6 +46,7 @@ everything trained together on eq. 7 (the paper: Adamax, lr 0.002, no decay; the
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -49,6 +57,7 @@ from ..registry import register_model
 from ..views import upsample_nearest
 from .conditional import ConditionalAR
 from .embedding import EmbeddingNet
+from .autoregressive import AutoregressiveModel
 from .hierarchy import Chain, Encoder, Level, Link
 from .levels import check_levels
 from .part_specs import build_ar_part, part_spec
@@ -120,7 +129,7 @@ class AGAVE(Chain):
     """See the module docstring. Build it with ``pixelzoo.create_model("agave", ...)``."""
 
     def __init__(self, vae: GaussianVAE, pixel_decoder: ConditionalAR, num_classes=None,
-                 pretrain_condition: str = "none"):
+                 pretrain_condition: str = "none", latent_prior: AutoregressiveModel | None = None):
         if pretrain_condition not in PRETRAIN_CONDITIONS:
             raise ConfigError(f"pretrain_condition must be one of {list(PRETRAIN_CONDITIONS)}, got {pretrain_condition!r}")
         levels = [Level("image", vae.image_shape, vae.num_levels),
@@ -129,9 +138,11 @@ class AGAVE(Chain):
         makers = [Encoder("image", ("means", "z"), "vae", "encode_levels")]
         links = [Link("prior", "z"), Link("vae", "means", ("z",), method="decode_means"),
                  Link("pixel_decoder", "image", ("means",))]
-        parts = {"prior": StandardNormalPrior(vae.latent_shape), "vae": vae, "pixel_decoder": pixel_decoder}
+        prior = StandardNormalPrior(vae.latent_shape) if latent_prior is None else latent_prior
+        parts = {"prior": prior, "vae": vae, "pixel_decoder": pixel_decoder}
         super().__init__(levels, makers, links, parts, [["vae", "pixel_decoder"], ["prior"]], num_classes)
         self.pretrain_condition = pretrain_condition
+        self.learned_prior = latent_prior is not None
 
     @property
     def vae(self) -> GaussianVAE:
@@ -196,18 +207,19 @@ class AGAVE(Chain):
         for _ in range(int(k)):
             z = reparameterise(mean, log_var, generator)
             log_q = gaussian_log_prob(z, mean, log_var).flatten(1).sum(1)
-            log_p_z = standard_normal_log_prob(z).flatten(1).sum(1)
+            log_p_z = standard_normal_log_prob(z).flatten(1).sum(1)  # the prior the VAE was trained with
             out.append(self.pixel_log_prob(x, self.vae.decode(z), y) + log_p_z - log_q)
         return torch.stack(out)
 
     # ------------------------------------------------------------------ training plan
     def training_plan(self) -> TrainingPlan:
         alone = PixelDecoderAlone(self.pixel_decoder, self.vae, self.pretrain_condition)
-        return TrainingPlan([
-            [Unit("vae", self.vae, loss=self.vae.loss, directory="parts/vae"),
-             Unit("pixel_decoder", alone, loss=alone.loss, directory="parts/pixel_decoder")],
-            [Unit("joint", self, loss=self.joint_loss, directory="parts/joint")],
-        ])
+        stages = [[Unit("vae", self.vae, loss=self.vae.loss, directory="parts/vae"),
+                   Unit("pixel_decoder", alone, loss=alone.loss, directory="parts/pixel_decoder")],
+                  [Unit("joint", self, loss=self.joint_loss, directory="parts/joint")]]
+        if self.learned_prior:  # on the means of q(z | x) of the trained encoder, through the level cache
+            stages.append([Unit("prior", self.parts["prior"], partial(self.part_data, "prior"), None, "parts/prior")])
+        return TrainingPlan(stages)
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
@@ -234,6 +246,19 @@ class AGAVE(Chain):
         return out if levels else out["image"]
 
 
+def _latent_prior(spec: dict | None, vae: GaussianVAE, num_classes) -> AutoregressiveModel | None:
+    """The learned sampling prior over z (an autoregressive model with a continuous head), or None."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"latent_prior must be a dict naming a registered autoregressive model, got {spec!r}")
+    prior = build_ar_part(spec, vae.latent_shape, 2, num_classes, "latent_prior")  # 2 levels: unused, continuous
+    if not prior.continuous:
+        raise ConfigError("latent_prior: z is continuous; give a continuous head, e.g. "
+                          "{'head': 'quantile', 'head_options': {'continuous': true}} or {'head': 'gaussian_mixture'}")
+    return prior
+
+
 def _pixel_decoder(spec: dict, emb_spec: dict, vae: GaussianVAE, num_classes) -> ConditionalAR:
     c, h, w = vae.image_shape
     embed = MeansEmbedding(c, vae.aux_factor, emb_spec)
@@ -245,11 +270,15 @@ def _pixel_decoder(spec: dict, emb_spec: dict, vae: GaussianVAE, num_classes) ->
 @register_model("agave")
 def build_agave(image_shape, num_levels, num_classes=None, kl_weight: float = 12.0, aux_bins: int | None = None,
                 aux_factor: int = 1, vae: dict | None = None, pixel_decoder: dict | None = None,
-                embedding: dict | None = None, pretrain_condition: str = "none") -> AGAVE:
+                embedding: dict | None = None, pretrain_condition: str = "none",
+                latent_prior: dict | None = None) -> AGAVE:
     """AGAVE (see the module docstring): ``kl_weight`` lambda; y = x downsampled by ``aux_factor``
     (1, 2, 4, ...) and quantised to ``aux_bins`` colour bins (default: all levels); ``vae``,
     ``pixel_decoder`` (a registered autoregressive model, PixelCNN++ by default) and ``embedding``
-    (the network from f(z) into the pixel decoder) are hyper-parameter dicts over small CPU defaults."""
+    (the network from f(z) into the pixel decoder) are hyper-parameter dicts over small CPU defaults;
+    ``latent_prior``: a learned sampling prior over z (a registered autoregressive model with a
+    continuous head: the AIQN prior of Ostrovski et al. with ``head="quantile"``, or the likelihood
+    baseline ``head="gaussian_mixture"``), trained after the joint phase; None: N(0, I)."""
     vae_spec = part_spec(vae, VAE, "vae")
     for key in ("kl_weight", "aux_bins", "aux_factor"):
         if key in vae_spec:
@@ -261,4 +290,4 @@ def build_agave(image_shape, num_levels, num_classes=None, kl_weight: float = 12
         raise ConfigError(f"vae: bad hyper-parameters: {e}") from e
     decoder = _pixel_decoder(part_spec(pixel_decoder, PIXEL_DECODER, "pixel_decoder"),
                              part_spec(embedding, EMBEDDING, "embedding"), vae_part, num_classes)
-    return AGAVE(vae_part, decoder, num_classes, pretrain_condition)
+    return AGAVE(vae_part, decoder, num_classes, pretrain_condition, _latent_prior(latent_prior, vae_part, num_classes))

@@ -37,7 +37,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ..data.dataset import DataSplits, ImageDataset, image_dtype_for
+from ..data.dataset import DataSplits, ImageDataset, as_input, image_dtype_for
 from ..devices import module_device
 from ..errors import ConfigError
 from .level_cache import LevelCache, cache_file, fingerprint
@@ -284,7 +284,7 @@ class Chain(PixelzooModel):
         device = module_device(self)
         out: dict[str, list] = {n: [] for n in names}
         for s in range(0, max(images.shape[0], 1), CHUNK):
-            chunk = images[s:s + CHUNK].long().to(device)
+            chunk = as_input(images[s:s + CHUNK]).to(device)
             for n, v in zip(names, fn(chunk)):
                 lv = self.levels[n]
                 out[n].append(v.to("cpu", image_dtype_for(lv.num_levels) if lv.discrete else torch.float32))

@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import apply_hflip, hflip_mask
+from ..data.dataset import as_input
 from ..devices import autocast, describe_device, module_device, resolve_device, resolve_precision, to_device
 from ..errors import TrainingError
 from ..evaluation.likelihood import dataset_bits_per_dim, dataset_loss
@@ -96,7 +97,7 @@ class Trainer:
             g = torch.Generator().manual_seed(_step_seed(self.cfg.seed, -1 - epoch))
             self._perm, self._perm_epoch = torch.randperm(n, generator=g), epoch
         idx = self._perm[k * bs:(k + 1) * bs]
-        x = data.images[idx].long()
+        x = as_input(data.images[idx])
         extras = {k: v[idx] for k, v in data.extras.items()}
         if self.cfg.flip:  # the images and their per-image maps (levels of a chain) mirrored alike
             mask = hflip_mask(x.shape[0], torch.Generator().manual_seed(_step_seed(self.cfg.seed, step)))
@@ -120,6 +121,12 @@ class Trainer:
                 return {"test_bpd": dataset_bits_per_dim(m, self.splits.test, self.cfg.eval_batch_size, max_images)}
             return {"test_loss": dataset_loss(m, self.splits.test, self.cfg.eval_batch_size, max_images, self.cfg.seed,
                                               loss=self.loss_fn)}
+
+    @property
+    def draws_samples(self) -> bool:
+        """Sample grids are drawn when asked for (``num_samples``), the unit samples, and its level is
+        an image (a continuous level, a VAE's latents, is not shown)."""
+        return bool(self.cfg.num_samples) and hasattr(self.model, "sample") and self.splits.num_levels is not None
 
     def write_samples(self, name: str) -> Path:
         n = self.cfg.num_samples
@@ -193,7 +200,7 @@ class Trainer:
                 continue  # evaluations, samples and checkpoints: process 0 only
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
                 self.logger.log(self.step, **self.held_out(cfg.eval_images))
-            if cfg.sample_every and cfg.num_samples and hasattr(self.model, "sample") and self.step % cfg.sample_every == 0 and self.step < cfg.steps:
+            if cfg.sample_every and self.draws_samples and self.step % cfg.sample_every == 0 and self.step < cfg.steps:
                 self.write_samples(f"step_{self.step:07d}")
             if self.step % cfg.checkpoint_every == 0:
                 self.save()
@@ -207,7 +214,7 @@ class Trainer:
         held_out = self.held_out(cfg.final_eval_images)
         result.update(held_out)
         self.logger.log(self.step, **{f"{k}_full": v for k, v in held_out.items()})
-        if cfg.num_samples and hasattr(self.model, "sample"):
+        if self.draws_samples:
             result["samples"] = str(self.write_samples(f"step_{self.step:07d}"))
         self.logger.close()
         result["checkpoint"] = str(self.checkpoint_path)
