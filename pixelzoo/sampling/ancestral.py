@@ -5,7 +5,7 @@ The sampler knows no trunk: once per call it draws the head's per-position input
 stepper (``model.stepper(n, y, spatial, inputs, cached)``, see ``pixelzoo.models.steppers``) and then,
 for every sub-pixel that is not given, in raster order, takes its parameters from the stepper and
 draws it with ``model.head.sample``. The default stepper crops and runs the full forward pass; a
-trunk may supply an incremental one (the Gated PixelCNN's row cache), which gives the same
+trunk may supply an incremental one (e.g. the Gated PixelCNN's per-layer queues), which gives the same
 parameters, so with the same head draws in the same order it gives the same images.
 
 It runs on the model's device and returns the images there. The draws come from ``generator`` on
