@@ -252,3 +252,22 @@ def test_features_catch_up_on_skipped_positions():
             keep = model.trunk.out_groups <= c
             torch.testing.assert_close(stepper.features(x, i, j, c)[:, keep, 0, 0], full[:, keep, i, j],
                                        atol=1e-5, rtol=0)
+
+
+def test_the_trunk_map_is_computed_once_per_sample_call():
+    """The spatial map and tau's embedding reach the trunk through ``model.trunk_spatial``, which the
+    stepper runs once for the whole image and crops per row."""
+    torch.manual_seed(0)
+    model = pixelzoo.create_model("pixeliqn", (3, 4, 5), num_levels=8, channels=12, n_layers=3, out_hidden=12,
+                                  n_cos=3, spatial_channels=2).eval()
+    calls = []
+    trunk_spatial = model.trunk_spatial
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return trunk_spatial(*args, **kwargs)
+
+    model.trunk_spatial = counting
+    spatial = torch.randn(1, 2, 4, 5, generator=torch.Generator().manual_seed(3))
+    model.sample(2, spatial=spatial, generator=torch.Generator().manual_seed(1))
+    assert len(calls) == 1
