@@ -9,8 +9,8 @@ bf16 autocast, and ``train.compile`` (``torch.compile`` of the unit's loss; its 
 warm-up step's) against none. Sampling: ``--sample-n`` images with the preset's model (untrained:
 the speed does not depend on the weights). A full image is sampled when it fits ``--sample-seconds``;
 otherwise as many rows as fit, given the rest as inpainting context, and the time is scaled to the
-image: the first rows for an incremental stepper (the Gated PixelCNN's row cache: each row costs
-the same), rows spread over the image for the full-forward stepper (the cost of a row-causal trunk
+image: the first rows for an incremental stepper (per-layer caches: each row costs about the
+same), rows spread over the image for the full-forward stepper (the cost of a row-causal trunk
 grows with the row; spread rows average it). ``rows_sampled`` says which.
 
     python benchmarks/device.py                  # ~3 minutes on 2 CPU cores; writes benchmarks/results/device_<cpu|cuda>.json

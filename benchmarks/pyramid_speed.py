@@ -6,8 +6,8 @@ measures both models *in the same run* on this machine:
 
 * trains a ``pyramid_pixelcnn`` preset (every part) and a flat model (default: ``gated_pixelcnn``
   with the hyper-parameters of ``gated_pixelcnn/fashion-cpu``) on the pyramid preset's data, with
-  the training budgets given by the flags (``--no-train`` skips training: speed does not depend on
-  the weights);
+  the training budgets given by the flags (``--no-train`` skips training and bits/dim: speed does
+  not depend on the weights);
 * bits/dim on the first ``--eval-images`` test images: the flat model's, and the pyramid's bound in
   total, per part (bits per dimension of the full image, adding up to the total) and per resolution
   (each sub-pyramid's bound in bits per dimension of that resolution, the paper's Table 2);
@@ -17,15 +17,18 @@ measures both models *in the same run* on this machine:
   figure includes the time spent on its lower resolutions (also reported per part, and per pixel
   of every level).
 
-Both use the library's default ancestral sampler: Gated PixelCNN trunks (the flat model and the
-pyramid's per-scale conditionals in its Fashion preset) with the exact row-cached sampler (vertical
-stack once per row, horizontal stack on one row per pixel), PixelCNN++ trunks (the pyramid's prior)
-naively, their whole level at every pixel; each scale's embedding net runs once. The paper's flat
+Both use the library's default ancestral sampler with each trunk's exact incremental stepper (the
+``stepper`` fields of the JSON): Gated PixelCNN trunks (the flat model and the pyramid's per-scale
+conditionals in its Fashion preset) with per-layer queues (``GatedStepper``: the vertical stack once
+per row, the horizontal stack once per position), PixelCNN++ trunks (the pyramid's prior) with
+per-map caches (``PixelCNNPPStepper``); each scale's embedding net runs once. The paper's flat
 baseline was cached too (PixelCNN++ with caching). The speed-up therefore depends on how light the
 pyramid's per-scale trunks are against the flat model (see the preset and ``--flat-model``).
 
     python benchmarks/pyramid_speed.py                                  # real budgets: see --help
     python benchmarks/pyramid_speed.py --steps 2 --flat-steps 2 --eval-images 16   # smoke run
+    python benchmarks/pyramid_speed.py --no-train --repeats 3 \
+        --out benchmarks/results/pyramid_speed_sampling.json                     # sampling speed only
 
 Writes ``benchmarks/results/pyramid_speed.json`` (``--out``).
 """
@@ -57,7 +60,7 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, help="training steps of every pyramid part (default: the preset's, per part)")
     p.add_argument("--flat-steps", type=int, help="training steps of the flat model (default: the pyramid's largest)")
     p.add_argument("--time-budget", type=float, help="seconds of training per part / for the flat model (stops early)")
-    p.add_argument("--no-train", action="store_true", help="untrained weights: speed only (bits/dim then meaningless)")
+    p.add_argument("--no-train", action="store_true", help="untrained weights: sampling speed only (no bits/dim)")
     p.add_argument("--eval-images", type=int, default=500, help="test images for bits/dim (default 500)")
     p.add_argument("--sample-n", type=int, default=1, help="images drawn in one batch (default 1)")
     p.add_argument("--repeats", type=int, default=2,
@@ -152,13 +155,19 @@ def labels(model, n):
     return torch.arange(n) % model.num_classes if model.num_classes else None
 
 
+def stepper_name(model, n):
+    """The class of the stepper ``model`` (an autoregressive model, or a conditional one around it)
+    samples with."""
+    return type(getattr(model, "ar", model).stepper(n)).__name__
+
+
 def time_flat(model, n, seed):
     g = torch.Generator().manual_seed(seed)
     t = time.perf_counter()
     model.sample(n, y=labels(model, n), generator=g)
     best = time.perf_counter() - t
     _, h, w = model.image_shape
-    return {"seconds": best, "seconds_per_pixel": best / (n * h * w)}
+    return {"seconds": best, "seconds_per_pixel": best / (n * h * w), "stepper": stepper_name(model, n)}
 
 
 def time_pyramid(model, n, seed):
@@ -179,7 +188,8 @@ def time_pyramid(model, n, seed):
     return {"seconds": total, "seconds_per_pixel": total / (n * h * w),
             "seconds_per_generated_pixel_all_levels": total / (n * sum(level_pixels.values())),
             "parts": {k: {"seconds": v, "level": "{}x{}".format(*model.levels[model.link_of_part(k).level].shape[1:]),
-                          "seconds_per_pixel_of_level": v / (n * level_pixels[k])} for k, v in parts.items()}}
+                          "seconds_per_pixel_of_level": v / (n * level_pixels[k]),
+                          "stepper": stepper_name(model.parts[k], n)} for k, v in parts.items()}}
 
 
 def time_both(pyramid, flat, n, repeats, seed):
@@ -215,8 +225,11 @@ def main(argv=None):
                     "params": sum(p.numel() for p in pyramid.parameters())},
         "flat": {"model": flat_cfg["model"], "train": flat_train, "params": sum(p.numel() for p in flat.parameters())},
     }
-    result["pyramid"].update(bits(pyramid, splits, args.eval_images))
-    result["flat"].update(bits(flat, splits, args.eval_images))
+    if args.no_train:
+        result["note"] = "untrained weights: sampling speed only (the time of a step does not depend on the weights)"
+    else:
+        result["pyramid"].update(bits(pyramid, splits, args.eval_images))
+        result["flat"].update(bits(flat, splits, args.eval_images))
     result["pyramid"]["sampling"], result["flat"]["sampling"] = time_both(pyramid, flat, args.sample_n, args.repeats,
                                                                          args.seed)
     result["speedup_per_pixel"] = (result["flat"]["sampling"]["seconds_per_pixel"]
@@ -225,9 +238,13 @@ def main(argv=None):
     result["environment"] = environment(args.threads)
     write_result(result, args.out, start)
     p, f = result["pyramid"], result["flat"]
-    print(f"pyramid: {p['sampling']['seconds_per_pixel']:.5f} s/pixel, bound {p['bpd']:.3f} bits/dim "
-          f"({', '.join(f'{k} {v:.3f}' for k, v in p['bpd_parts'].items())})")
-    print(f"flat:    {f['sampling']['seconds_per_pixel']:.5f} s/pixel, {f['bpd']:.3f} bits/dim")
+    if args.no_train:
+        print(f"pyramid: {p['sampling']['seconds_per_pixel']:.5f} s/pixel; flat: "
+              f"{f['sampling']['seconds_per_pixel']:.5f} s/pixel (untrained weights)")
+    else:
+        print(f"pyramid: {p['sampling']['seconds_per_pixel']:.5f} s/pixel, bound {p['bpd']:.3f} bits/dim "
+              f"({', '.join(f'{k} {v:.3f}' for k, v in p['bpd_parts'].items())})")
+        print(f"flat:    {f['sampling']['seconds_per_pixel']:.5f} s/pixel, {f['bpd']:.3f} bits/dim")
     print(f"speed-up per pixel: {result['speedup_per_pixel']:.1f}x (paper: 12.5x); written to {args.out}")
     return 0
 

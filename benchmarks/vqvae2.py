@@ -19,7 +19,11 @@ Fig. 7), written as JSON:
 
 Budgets: ``--ae-steps`` / ``--prior-steps`` override the preset's step counts, or
 ``--minutes-per-part`` gives each part a wall-clock budget instead; ``--run-dir`` evaluates an
-existing run without training. ``--classifier-steps`` trains a throw-away feature network kept in
+existing run without training. ``--speed-only`` measures the sampling speed alone (no training, no
+metrics), with ``--run-dir``'s weights or else untrained weights (the time of a step does not depend
+on them), and writes ``benchmarks/results/vqvae2_speed.json`` unless ``--out`` says otherwise:
+
+    python benchmarks/vqvae2.py --speed-only --speed-repeats 3 --threads 1 ``--classifier-steps`` trains a throw-away feature network kept in
 the run directory (the shared cache of feature networks is then left alone).
 """
 
@@ -29,18 +33,22 @@ import argparse
 import json
 import math
 import platform
+import sys
 import time
 from pathlib import Path
 
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's pixelzoo
 
-import pixelzoo
-from pixelzoo.evaluation import dataset_bits_per_dim, get_feature_network
-from pixelzoo.evaluation.classifier import canonical_data_name
-from pixelzoo.io import atomic_write_json
-from pixelzoo.models.vqvae import level_names
-from pixelzoo.commands.rejection_sweep import parse_rates, rejection_sweep
-from pixelzoo.training import load_config, load_data, load_run_model, start_run
+import torch  # noqa: E402
+
+import pixelzoo  # noqa: E402
+from pixelzoo.evaluation import dataset_bits_per_dim, get_feature_network  # noqa: E402
+from pixelzoo.evaluation.classifier import canonical_data_name  # noqa: E402
+from pixelzoo.io import atomic_write_json  # noqa: E402
+from pixelzoo.models.vqvae import level_names  # noqa: E402
+from pixelzoo.commands.rejection_sweep import parse_rates, rejection_sweep  # noqa: E402
+from pixelzoo.training import load_config, load_data, load_run_model, start_run  # noqa: E402
+from pixelzoo.training.run import build_model, resolve_model_config  # noqa: E402
 
 
 def train(args) -> tuple[Path, dict, float]:
@@ -131,12 +139,39 @@ def sampling_speed(model, batch: int, seed: int, repeats: int) -> dict:
         "sequential_steps": {"vqvae2": sum(h * w for h, w in model.code_shapes),
                              "pixel": math.prod(model.image_shape)},
         "pixel_model": {"name": "gated_pixelcnn", **pixel_cfg,
-                        "parameters": sum(p.numel() for p in pixel.parameters())},
+                        "parameters": sum(p.numel() for p in pixel.parameters()),
+                        "stepper": type(pixel.stepper(batch)).__name__},
         "vqvae2_parameters": {n: sum(p.numel() for p in model.parts[n].parameters()) for n in model.part_names},
         "seconds_best_of_repeats": {k: round(v, 4) for k, v in best.items()},
         "speedup_pixel_over_vqvae2": round(best["pixel_gated_pixelcnn_s"] / best["vqvae2_total_s"], 2),
         "runs": [{k: round(v, 4) for k, v in r.items()} for r in runs],
     }
+
+
+def untrained_model(args):
+    """The preset's model with freshly initialised weights, built for its data's shapes."""
+    config = load_config(args.preset)
+    if args.data_dir:
+        config["data"]["data_dir"] = args.data_dir
+    splits = load_data(config["data"])
+    torch.manual_seed(args.seed)
+    return build_model(resolve_model_config(config["model"], splits)).eval()
+
+
+def speed_only(args, report: dict) -> None:
+    """``--speed-only``: the sampling-speed comparison alone, written to ``args.out``."""
+    if args.run_dir:
+        model, _ = load_run_model(Path(args.run_dir))
+        report.update(run_dir=args.run_dir, trained=True)
+    else:
+        model = untrained_model(args)
+        report.update(trained=False, note="untrained weights (initialised with --seed): the time of a sampling "
+                                          "step does not depend on the weights; no training, no quality metrics")
+    report["sampling_speed"] = sampling_speed(model, args.sample_batch, args.seed, args.speed_repeats)
+    atomic_write_json(report, args.out)
+    print(json.dumps(report["sampling_speed"]["seconds_best_of_repeats"], indent=2),
+          "speed-up", report["sampling_speed"]["speedup_pixel_over_vqvae2"])
+    print(f"written to {args.out}")
 
 
 def main() -> None:
@@ -159,15 +194,23 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
     p.add_argument("--data-dir", help="data folder (default: the data set's own)")
     p.add_argument("--runs", default="runs/bench-vqvae2", help="where the run directory goes")
-    p.add_argument("--out", default="benchmarks/results/vqvae2.json", help="JSON output path")
+    p.add_argument("--speed-only", action="store_true",
+                   help="only the sampling-speed comparison (weights of --run-dir, else untrained)")
+    p.add_argument("--out", help="JSON output path (default benchmarks/results/vqvae2.json; with --speed-only "
+                                 "benchmarks/results/vqvae2_speed.json)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args()
+    if args.out is None:
+        args.out = "benchmarks/results/vqvae2_speed.json" if args.speed_only else "benchmarks/results/vqvae2.json"
     torch.set_num_threads(args.threads)
     rates = parse_rates(args.rates)
 
     report: dict = {"benchmark": "vqvae2", "preset": args.preset, "torch": torch.__version__,
                     "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
                     "args": vars(args)}
+    if args.speed_only:
+        speed_only(args, report)
+        return
     if args.run_dir:
         run_dir, train_result, train_s = Path(args.run_dir), None, None
     else:

@@ -144,7 +144,7 @@ def test_sampling_gives_valid_images(key, gpu):
 
 
 def test_the_incremental_sampler_on_the_gpu(gpu):
-    """The Gated PixelCNN's row cache gives the full forward pass's parameters on the GPU (teacher
+    """The Gated PixelCNN's incremental stepper (per-layer queues) gives the full forward pass's parameters on the GPU (teacher
     forced, every sub-pixel), and valid images; inpainting keeps the given half."""
     torch.manual_seed(0)
     model = create_model("gated_pixelcnn", image_shape=(3, 5, 6), num_levels=16, num_classes=2, channels=12,

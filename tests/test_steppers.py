@@ -8,7 +8,8 @@ import pixelzoo
 from pixelzoo.errors import ConfigError
 from pixelzoo.heads import create_head
 from pixelzoo.models.autoregressive import AutoregressiveModel
-from pixelzoo.models.gated_pixelcnn import GatedPixelCNNTrunk, RowCacheStepper
+from pixelzoo.models.gated_pixelcnn import GatedPixelCNNTrunk
+from pixelzoo.models.gated_stepper import GatedStepper
 from pixelzoo.models.pixelcnnpp_stepper import PixelCNNPPStepper
 from pixelzoo.models.snail_stepper import SnailStepper
 from pixelzoo.models.steppers import FullForwardStepper, Stepper
@@ -96,8 +97,8 @@ def test_a_model_supplying_its_own_stepper_is_sampled_through_it():
 def test_the_model_picks_the_stepper():
     torch.manual_seed(0)
     gated = pixelzoo.create_model("gated_pixelcnn", (1, 3, 3), 5, **GATED)
-    assert type(gated.stepper(2)) is RowCacheStepper
-    assert type(gated.stepper(2, cached=True)) is RowCacheStepper
+    assert type(gated.stepper(2)) is GatedStepper
+    assert type(gated.stepper(2, cached=True)) is GatedStepper
     assert type(gated.stepper(2, cached=False)) is FullForwardStepper
     snail = pixelzoo.create_model("pixelsnail", (1, 3, 3), 5, channels=8, n_blocks=1, out_res_blocks=1)
     assert type(snail.stepper(2)) is SnailStepper

@@ -314,7 +314,7 @@ class AutoregressiveModel(PixelzooModel):
             if cached:
                 raise ConfigError(
                     f"cached sampling needs a trunk with an incremental stepper (the registered trunks have one: "
-                    f"the Gated PixelCNN's row-cached one, PixelCNN++'s and PixelSNAIL's per-layer caches); "
+                    f"the Gated PixelCNN's per-layer queues, PixelCNN++'s and PixelSNAIL's per-layer caches); "
                     f"{type(self.trunk).__name__} in {type(self).__name__} has none: sample with cached=None or cached=False")
         return FullForwardStepper(self, n, y, spatial, inputs)
 

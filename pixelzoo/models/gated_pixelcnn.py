@@ -23,7 +23,7 @@ from ..nn import (
     gate_groups,
 )
 from .autoregressive import AutoregressiveModel, build_autoregressive
-from .steppers import Stepper
+from .gated_stepper import GatedStepper
 from .trunks import Trunk, register_trunk
 
 
@@ -54,8 +54,8 @@ class GatedLayer(nn.Module):
         v_pre, v_new = self.vertical(v, cv)
         return v_new, self.horizontal(h, self.v_to_h(down_shift(v_pre)), ch)
 
-    # The three parts of ``forward``, also run separately by the row-cached stepper
-    # (``GatedPixelCNNTrunk.vertical_row_cache`` / ``horizontal_row``).
+    # The three parts of ``forward``; the incremental stepper (``gated_stepper``) computes
+    # ``conditioning`` per row and folds the weights of the other two into its per-layer queues.
     def conditioning(self, y, spatial, size):
         """The conditioning bias split into its vertical and horizontal halves (cv, ch), each
         (B, 2F, 1, 1) or (B, 2F, *size), or (None, None) without conditioning. Position-wise (class
@@ -84,7 +84,6 @@ class GatedPixelCNNTrunk(Trunk):
     channel_masked = True
     row_causal = True
     causal_spatial = True
-    row_cache = True
 
     def __init__(self, image_channels, channels=64, n_layers=8, kernel_size=3, first_kernel_size=7,
                  num_classes=None, spatial_channels=0, dropout=0.0, spatial_groups=None):
@@ -104,90 +103,8 @@ class GatedPixelCNNTrunk(Trunk):
             v, h = layer(v, h, y, spatial)
         return h
 
-    # ------------------------------------------------------------------ row-cached evaluation
-    # Exact because (1) the vertical stack at row r reads rows <= r only and reaches the horizontal
-    # stack only through ``down_shift``, so row i's horizontal stack takes from the vertical one just
-    # row i-1 of each layer's ``v_pre``, fixed once rows < i are; (2) the horizontal stack at column j
-    # reads columns <= j of its own row only, so feeding columns 0..j gives columns 0..j exactly; (3)
-    # the conditioning bias and ``v_to_h`` are position-wise. Both methods run the layer's own
-    # ``conditioning`` / ``vertical`` / ``horizontal``, the same code as ``forward``.
-    @property
-    def vertical_reach(self) -> int:
-        """How many rows above its own the vertical stack's output reads, through all layers."""
-        return sum(layer.v_conv.half for layer in self.layers)
-
-    def vertical_row_cache(self, x_above, y=None, spatial_above=None, spatial_row=None) -> list:
-        """What row i's horizontal stack reads from outside row i, per layer: a pair
-        (``v_to_h(down_shift(v_pre))`` at row i, the horizontal conditioning bias ``ch`` at row i or
-        None), each (B, 2F, 1, W) (``ch`` (B, 2F, 1, 1) for a class bias alone).
-
-        ``x_above`` (B, C, i, W) is the scaled image's rows 0..i-1 (i may be 0), ``spatial_above`` the
-        trunk's spatial map on those rows and ``spatial_row`` (B, S, 1, W) on row i itself. Only the
-        last ``vertical_reach + 1`` of those rows are run, which is exact: with h_l each layer's
-        ``v_conv.half``, layer l's row i-1 reads image rows from i-1-(h_1+..+h_l) >= i-1-reach on; the
-        zero padding above the window reaches layer l's rows only up to start-1+(h_1+..+h_l) < i-1."""
-        start = max(0, x_above.shape[-2] - 1 - self.vertical_reach)
-        x_above = x_above[..., start:, :]
-        if spatial_above is not None:
-            spatial_above = spatial_above[..., start:, :]
-        b, _, rows, width = x_above.shape
-        cache = []
-        v = x_above
-        for layer in self.layers:
-            if rows:
-                cv, _ = layer.conditioning(y, spatial_above, (rows, width))
-                v_pre, v = layer.vertical(v, cv)
-                last = v_pre[..., -1:, :]  # row i-1 of v_pre = row i of down_shift(v_pre)
-            else:  # row 0: down_shift feeds zeros
-                w = layer.v_to_h.weight
-                last = torch.zeros(b, w.shape[1], 1, width, dtype=w.dtype, device=w.device)
-            _, ch = layer.conditioning(y, spatial_row, (1, width))
-            cache.append((layer.v_to_h(last), ch))
-        return cache
-
-    def horizontal_row(self, x_row, cache: list) -> torch.Tensor:
-        """Features (B, F, 1, w) of row i, columns 0..w-1, from the scaled image's row i, columns 0..w-1
-        (``x_row`` (B, C, 1, w)) and row i's ``vertical_row_cache``: equal to
-        ``forward(x)[..., i:i+1, :w]``."""
-        w = x_row.shape[-1]
-        h = x_row
-        for layer, (v_in, ch) in zip(self.layers, cache):
-            h = layer.horizontal(h, v_in[..., :w], None if ch is None else ch[..., :w])
-        return h
-
-    def incremental_stepper(self, model, n, y=None, spatial=None, inputs=None) -> "RowCacheStepper":
-        return RowCacheStepper(model, n, y, spatial, inputs)
-
-
-class RowCacheStepper(Stepper):
-    """The Gated PixelCNN's incremental stepper (in the spirit of Ramachandran et al. 2017): per row
-    ``i`` the vertical stack runs once on the rows above (``vertical_row_cache``, at the row's first
-    sub-pixel to sample) and each layer keeps what it passes down to row ``i``; per sub-pixel only the
-    horizontal stack runs, on row ``i``, columns ``0..j`` (``horizontal_row``). Both are exact crops of
-    the full forward pass, so it gives the full-forward stepper's parameters. The trunk sees the same
-    (cropped) inputs: its spatial map ``model.trunk_spatial`` of the cropped ``spatial`` and head inputs;
-    ``model.params_from_features`` turns the features at (i, j) into that sub-pixel's parameters."""
-
-    def __init__(self, model, n, y=None, spatial=None, inputs=None):
-        super().__init__(model, n, y, spatial, inputs)
-        self.trunk: GatedPixelCNNTrunk = model.trunk
-        self._row: int | None = None
-        self._cache: list | None = None
-
-    def _trunk_spatial(self, rows: slice):
-        return self.model.trunk_spatial(self.spatial_rows(rows), **self.inputs_at(rows))
-
-    def params(self, x, i, j, c):
-        model = self.model
-        if self._row != i:  # once per row, at its first sub-pixel to sample
-            above = self._trunk_spatial(slice(0, i)) if i else None  # row 0 has nothing above
-            self._cache = self.trunk.vertical_row_cache(model.scale(x[:, :, :i]), self.y, above,
-                                                        self._trunk_spatial(slice(i, i + 1)))
-            self._row = i
-        feats = self.trunk.horizontal_row(model.scale(x[:, :, i : i + 1, : j + 1]), self._cache)[..., j : j + 1]
-        at = (slice(i, i + 1), slice(j, j + 1))
-        return model.params_from_features(feats, model.scale(x[:, :, at[0], at[1]]),
-                                          **self.inputs_at(*at))[:, c, :, 0, 0]
+    def incremental_stepper(self, model, n, y=None, spatial=None, inputs=None) -> GatedStepper:
+        return GatedStepper(model, n, y, spatial, inputs)
 
 
 @register_model("gated_pixelcnn")

@@ -10,8 +10,10 @@ The trunk (``pixelzoo.models.pixelsnail``) has three kinds of causal layer:
   its input's last ``k//2`` rows (zeros above the image, the layer's top padding). Row ``r`` of each
   layer's output reaches the horizontal stream only through ``down_shift``, i.e. at row ``r + 1``.
 * **horizontal** convolutions (``HorizontalConv``: columns ``j-k//2 .. j`` of the same row): per row a
-  buffer of each layer's input (``k//2`` zero columns on the left, the layer's left padding); per
-  position each layer writes its input column and convolves the window ending there.
+  buffer of each layer's input, channel-last (``k//2`` zero columns on the left, the layer's left
+  padding); per position each layer writes its input column and takes the window ending there as one
+  matrix product with the masked kernel folded to a ``(taps * in, out)`` matrix (the attention's 1x1
+  projections of one position are matrix products too: ``conv2d``'s overhead dominates there).
 * **attention** (``CausalSelfAttention2d``): a key/value cache over raster positions; per position one
   new key and value and one query (from the position's own features with ``include_self``, else
   from the previous position's with this position's code), attending over the keys cached so far.
@@ -57,6 +59,14 @@ def _at_column(bias, j: int):
     return bias[..., j : j + 1]
 
 
+def _pointwise(conv, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 ``conv`` of ``x`` (n, in, 1, L); at one position a matrix product (conv2d's overhead
+    dominates there)."""
+    if x.shape[-1] != 1:
+        return conv(x)
+    return F.linear(x.flatten(1), conv.weight.flatten(1), conv.bias)[:, :, None, None]
+
+
 class SnailStepper(Stepper):
     """The incremental stepper of ``PixelSNAILTrunk`` (and subclasses that change only the input
     features, ``input_features``, e.g. VQ-VAE-2's ``CodeSNAILTrunk``); see the module docstring."""
@@ -71,6 +81,8 @@ class SnailStepper(Stepper):
         # the horizontal convolutions' masked weights, as their forward computes them
         self.h_convs = [trunk.in_h] + [conv for block in trunk.blocks for conv in (block.h_conv1, block.h_conv2)]
         self.h_weights = [conv.weight * conv.mask for conv in self.h_convs]
+        # ... and folded for one position: (taps * in, out), taps oldest first as in a buffer's window
+        self.h_mats = [w[:, :, 0, :].permute(2, 1, 0).reshape(-1, w.shape[0]).contiguous() for w in self.h_weights]
         self.v_convs = [trunk.in_v] + [conv for block in trunk.blocks for conv in (block.v_conv1, block.v_conv2)]
         self.v_buffers: list[torch.Tensor | None] = [None] * len(self.v_convs)
         self.v_rows_done = 0  # vertical rows computed
@@ -133,12 +145,14 @@ class SnailStepper(Stepper):
 
     # ------------------------------------------------------------------ per position
     def _horizontal_conv(self, k: int, col: torch.Tensor, j: int) -> torch.Tensor:
+        """Horizontal convolution ``k`` at column ``j`` (n, out, 1, 1), its input there ``col`` (n, in, 1, 1):
+        the row's input so far is kept channel-last (n, pad + W, in), the window a matrix product."""
         conv = self.h_convs[k]
         if self.h_buffers[k] is None:
-            self.h_buffers[k] = col.new_zeros(col.shape[0], col.shape[1], 1, conv.half + self.width)
+            self.h_buffers[k] = col.new_zeros(col.shape[0], conv.half + self.width, col.shape[1])
         buf = self.h_buffers[k]
-        buf[:, :, :, conv.half + j] = col[:, :, :, 0]
-        return F.conv2d(buf[:, :, :, j : j + conv.half + 1], self.h_weights[k], conv.bias)
+        buf[:, conv.half + j] = col[:, :, 0, 0]
+        return torch.addmm(conv.bias, buf[:, j : j + conv.half + 1].flatten(1), self.h_mats[k])[:, :, None, None]
 
     def _attend(self, b: int, a: torch.Tensor, i: int, j0: int) -> torch.Tensor:
         """The attention layer after block ``b`` at columns ``j0 .. j0 + L - 1`` of row ``i``, given its
@@ -165,8 +179,8 @@ class SnailStepper(Stepper):
 
         xp = with_pos(a)
         span = slice(p0, p0 + length)
-        self.keys[b][:, :, :, span] = att.key(xp).view(n, nh, -1, length)
-        self.values[b][:, :, span, :] = att.value(xp).view(n, nh, -1, length).transpose(2, 3)
+        self.keys[b][:, :, :, span] = _pointwise(att.key, xp).view(n, nh, -1, length)
+        self.values[b][:, :, span, :] = _pointwise(att.value, xp).view(n, nh, -1, length).transpose(2, 3)
         if att.include_self:
             q_in, m = xp, p0 + length
         else:  # queries from the previous positions' inputs, with these positions' codes
@@ -176,7 +190,7 @@ class SnailStepper(Stepper):
         if m == 0:  # the first position alone attends to nothing
             out = a.new_zeros(n, att.value_channels, 1, length)
         else:
-            q = att.query(q_in).view(n, nh, -1, length).transpose(2, 3)  # (n, nh, L, dk)
+            q = _pointwise(att.query, q_in).view(n, nh, -1, length).transpose(2, 3)  # (n, nh, L, dk)
             scores = (q @ self.keys[b][..., :m]) / math.sqrt(q.shape[-1])
             has_keys = None
             if length > 1:  # a span: each query sees the keys up to itself (or before it)
@@ -192,7 +206,7 @@ class SnailStepper(Stepper):
                 probs = probs * has_keys
             probs = att.dropout(probs)
             out = (probs @ self.values[b][:, :, :m]).transpose(2, 3).reshape(n, att.value_channels, 1, length)
-        return att.out(out)
+        return _pointwise(att.out, out)
 
     def _whole_row(self, x: torch.Tensor, r: int) -> None:
         """Catch up on row ``r``, every position of it final (given): the horizontal stream over the whole
@@ -267,7 +281,7 @@ class SnailStepper(Stepper):
         i, j = divmod(p, self.width)
         if self.row == i and self.h_buffers[0] is not None:
             e = self.trunk.input_features(self.model.scale(x[:, :, i : i + 1, j : j + 1]))
-            self.h_buffers[0][:, :, :, self.h_convs[0].half + j] = e[:, :, :, 0]
+            self.h_buffers[0][:, self.h_convs[0].half + j] = e[:, :, 0, 0]
 
     def params(self, x, i, j, c):
         feats = self.features(x, i, j, c)

@@ -16,8 +16,8 @@ it draws, in raster order (rows, columns, then channels), calls ``stepper.params
 
 A stepper keeps whatever state it likes between calls. The default, ``FullForwardStepper``, keeps
 only the last pixel's trunk features; a trunk may supply an incremental one
-(``Trunk.incremental_stepper``: the Gated PixelCNN's row cache, PixelCNN++'s per-map
-``PixelCNNPPStepper``, PixelSNAIL's per-layer caches in ``snail_stepper``), which must give the same
+(``Trunk.incremental_stepper``: the Gated PixelCNN's per-layer queues in ``gated_stepper``, PixelCNN++'s
+per-map ``PixelCNNPPStepper``, PixelSNAIL's per-layer caches in ``snail_stepper``), which must give the same
 parameters as the default.
 """
 

@@ -26,14 +26,14 @@ class Trunk(nn.Module):
     inputs, e.g. PixelIQN's tau) is then an autoregressive input like the image.
 
     A trunk may offer an incremental stepper for sampling (``incremental_stepper``; the Gated
-    PixelCNN's row cache, ``row_cache = True``; PixelCNN++'s per-map stepper; PixelSNAIL's per-layer
-    caches, ``pixelzoo.models.snail_stepper``); the model falls back to the full-forward stepper.
+    PixelCNN's per-layer queues, ``pixelzoo.models.gated_stepper``; PixelCNN++'s per-map stepper;
+    PixelSNAIL's per-layer caches, ``pixelzoo.models.snail_stepper``); the model falls back to the
+    full-forward stepper.
     """
 
     channel_masked: bool = True
     row_causal: bool = False
     causal_spatial: bool = False
-    row_cache: bool = False
     #: the name the trunk is registered under (set by ``register_trunk``; an unregistered subclass,
     #: e.g. VQ-VAE-2's ``CodeSNAILTrunk``, inherits its parent's)
     trunk_name: str | None = None

@@ -5,7 +5,7 @@ The sampler knows no trunk: once per call it draws the head's per-position input
 stepper (``model.stepper(n, y, spatial, inputs, cached)``, see ``pixelzoo.models.steppers``) and then,
 for every sub-pixel that is not given, in raster order, takes its parameters from the stepper and
 draws it with ``model.head.sample``. The default stepper crops and runs the full forward pass; a
-trunk may supply an incremental one (the Gated PixelCNN's row cache), which gives the same
+trunk may supply an incremental one (e.g. the Gated PixelCNN's per-layer queues), which gives the same
 parameters, so with the same head draws in the same order it gives the same images.
 
 It runs on the model's device and returns the images there. The draws come from ``generator`` on
@@ -110,21 +110,23 @@ def ancestral_sample(model, n: int, y=None, temperature: float = 1.0, known=None
     model.eval()
     try:
         stepper = model.stepper(n, y=y, spatial=spatial, inputs=inputs, cached=cached)
+        # per sub-pixel, whether every image / some image has it given (read once, not per step)
+        all_given, some_given = given.all(0).tolist(), given.any(0).tolist()
         steps = tqdm(total=height * width, desc="sampling", disable=not progress, leave=False)
         for i in range(height):
             for j in range(width):
                 steps.update(1)
-                if bool(given[:, :, i, j].all()):
-                    continue
                 for c in range(c_count):
-                    if bool(given[:, c, i, j].all()):
+                    if all_given[c][i][j]:
                         continue
                     sp = stepper.params(x, i, j, c)
                     if draw_device != sp.device:
                         sp = sp.to(draw_device)
                     draw = head.sample(sp, temperature=temperature, generator=generator, **head_options)
-                    draw = draw.to(device)
-                    x[:, c, i, j] = torch.where(given[:, c, i, j], x[:, c, i, j], draw.to(x.dtype))
+                    draw = draw.to(device=device, dtype=x.dtype)
+                    if some_given[c][i][j]:
+                        draw = torch.where(given[:, c, i, j], x[:, c, i, j], draw)
+                    x[:, c, i, j] = draw
         steps.close()
     finally:
         model.train(was_training)

@@ -1,0 +1,198 @@
+"""The Gated PixelCNN's incremental stepper (Ramachandran et al. 2017, "Fast generation for
+convolutional autoregressive models"): every causal layer keeps a queue of the inputs it still needs,
+and per generated position each layer computes only the output the next positions need, so drawing
+a batch costs about one forward pass of the trunk (plus, for colour images, a column per channel).
+
+A layer of the trunk (``pixelzoo.models.gated_pixelcnn.GatedLayer``) has two causal convolutions:
+
+* the **vertical** one (``VerticalConv``: output row ``r`` reads input rows ``r-k//2 .. r``, every
+  column) runs once per image row: once row ``r`` of the image is final, each layer computes just row
+  ``r`` of its output from a queue of its input's last ``k//2 + 1`` rows (zeros above the image, the
+  layer's top padding), in one ``conv2d`` over those rows. Row ``r`` of ``v_pre = V * v`` reaches the
+  horizontal stack only through ``down_shift``, i.e. at row ``r + 1``: with the conditioning it is
+  folded, once per row, into a per-column bias of the next row's horizontal convolution
+  (``v_to_h(v_pre)`` + the conditioning's horizontal half + the convolution's own bias);
+* the **horizontal** one (``HorizontalConv``: columns ``j-k//2 .. j`` of the same row) runs once per
+  position: each layer keeps its input row so far, channel-last with ``k//2`` zero columns on the
+  left (its left padding), writes the position's input column and takes the window ending there as one
+  matrix product with the masked kernel folded to a ``(taps * in_channels, 2F)`` matrix; then the
+  gate, the masked 1x1 ``h_out`` as a matrix product, and the residual.
+
+Conditioning: the trunk's spatial map (the model's spatial map and the embedding of the head's
+per-position inputs, e.g. PixelIQN's tau, ``model.trunk_spatial``) is computed once per sample call
+for the whole image; the conditioning bias (class embedding + 1x1 projection of that map) of a row is
+computed once per row, from the map's row. The output layer and the head run per sub-pixel
+(``model.params_from_features``) on the features and the head's inputs at that position.
+
+Colour within a pixel: feature group ``g`` at ``(i, j)`` reads the pixel's channels ``< g`` (masks A
+then B), so for channel ``c`` the stepper computes the column of ``(i, j)`` through every layer with the
+channels drawn so far; its caches then hold that column, the later groups not yet final. No feature
+reads the pixel's last channel, so the column computed for the last channel is final but for the
+first layer's input queue, which holds the pixel itself: the next call rewrites it from the drawn
+pixel. When later channels, whole pixels or whole rows are given (inpainting), the next call catches
+up: the positions of the row before the one asked for are (re)computed from the final image in
+raster order, and the vertical rows from the final rows. The horizontal stack of earlier rows is never
+read again, so given rows cost one vertical row each.
+
+Every step applies the same weights as the trunk's ``forward`` to the same inputs, so the parameters
+equal the full-forward stepper's to float rounding (the sums of a matrix product and of a
+convolution may be ordered differently). Sampling runs in eval mode: dropout is the identity.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..nn import gate
+from .steppers import Stepper
+
+
+class _LayerQueues:
+    """One gated layer's folded weights and its queues (see the module docstring)."""
+
+    def __init__(self, layer, n: int, width: int, dtype, device):
+        self.layer = layer
+        self.first = layer.first
+        self.features = layer.h_out.weight.shape[0]
+        h_conv, v_conv = layer.h_conv, layer.v_conv
+        in_channels = h_conv.weight.shape[1]
+        # horizontal: a (taps * in, 2F) matrix, taps oldest first as in the queue's window
+        self.h_pad = h_conv.half
+        self.h_taps = h_conv.half + 1
+        self.h_weight = (h_conv.weight * h_conv.mask)[:, :, 0, :].permute(2, 1, 0).reshape(-1, h_conv.weight.shape[0])
+        self.h_weight = self.h_weight.contiguous()
+        self.out_weight = (layer.h_out.weight * layer.h_out.mask)[:, :, 0, 0].t().contiguous()
+        self.out_bias = layer.h_out.bias
+        #: the layer's input on the current row so far, (n, pad + W, in) with zero padding on the left
+        self.h_queue = torch.zeros(n, self.h_pad + width, in_channels, dtype=dtype, device=device)
+        #: per column of the current row, the horizontal convolution's bias and everything it adds
+        #: from outside the row (the vertical stack, the conditioning), (W, n, 2F)
+        self.row_bias: torch.Tensor | None = None
+        # vertical: the layer's input rows r-k//2 .. r, zero-padded left and right, (n, in, k//2 + 1, W + 2 pad)
+        self.v_pad = v_conv.half
+        self.v_queue = torch.zeros(n, in_channels, v_conv.half + 1, width + 2 * v_conv.half, dtype=dtype, device=device)
+        self.v_pre: torch.Tensor | None = None  # the last vertical row of V * v, (n, 2F, 1, W)
+        self.v_out: torch.Tensor | None = None  # the last vertical row of the layer's output, (n, F, 1, W)
+
+    def vertical_row(self, row: torch.Tensor, cv) -> torch.Tensor:
+        """The layer's vertical output on the next row, given its input there ``row`` (n, in, 1, W) and
+        the row's vertical conditioning bias ``cv`` (or None)."""
+        padded = F.pad(row, (self.v_pad, self.v_pad))
+        self.v_queue = torch.cat([self.v_queue[:, :, 1:], padded], dim=2)
+        conv = self.layer.v_conv
+        self.v_pre = F.conv2d(self.v_queue, conv.weight, conv.bias)
+        self.v_out = gate(self.v_pre if cv is None else self.v_pre + cv)
+        return self.v_out
+
+    def start_row(self, above: bool, ch) -> None:
+        """The row's per-column bias of the horizontal convolution: ``v_to_h`` of the vertical stack's
+        row above (``down_shift``; zeros on row 0, ``above`` False), the horizontal conditioning ``ch``."""
+        layer = self.layer
+        n, width = self.h_queue.shape[0], self.h_queue.shape[1] - self.h_pad
+        if above:
+            bias = layer.v_to_h(self.v_pre)[:, :, 0, :]  # (n, 2F, W)
+        else:
+            bias = layer.v_to_h.bias[None, :, None].expand(n, -1, width)
+        bias = bias + layer.h_conv.bias[None, :, None]
+        if ch is not None:
+            bias = bias + ch[:, :, 0, :]
+        self.row_bias = bias.permute(2, 0, 1).contiguous()
+
+    def position(self, j: int, h_in: torch.Tensor) -> torch.Tensor:
+        """The layer's horizontal output (n, F) at column ``j`` of the current row, its input there
+        ``h_in`` (n, in) (also the residual)."""
+        queue = self.h_queue
+        queue[:, self.h_pad + j] = h_in
+        pre = torch.addmm(self.row_bias[j], queue[:, j : j + self.h_taps].flatten(1), self.h_weight)
+        pre[:, : self.features].tanh_()  # gate: tanh(first half) * sigmoid(second half)
+        out = torch.addmm(self.out_bias, F.glu(pre, dim=1), self.out_weight)
+        return out if self.first else out.add_(h_in)
+
+
+class GatedStepper(Stepper):
+    """The incremental stepper of ``GatedPixelCNNTrunk``: per-layer queues for the vertical stack
+    (once per row) and the horizontal stack (once per position); see the module docstring."""
+
+    def __init__(self, model, n, y=None, spatial=None, inputs=None):
+        super().__init__(model, n, y, spatial, inputs)
+        self.trunk = model.trunk
+        self.channels, self.height, self.width = (int(s) for s in model.image_shape)
+        weight = self.trunk.layers[0].h_conv.weight
+        self.queues = [_LayerQueues(layer, self.n, self.width, weight.dtype, weight.device)
+                       for layer in self.trunk.layers]
+        # the trunk's spatial map (the spatial map and the head's input embedding), once per sample call
+        self.trunk_map = model.trunk_spatial(spatial, **self.inputs)
+        self._cond: dict[int, list] = {}
+        self.v_rows = 0  # vertical rows computed
+        self.row: int | None = None  # the row the horizontal queues are set up for
+        self.done = 0  # positions (raster index) whose column in the queues is final
+        self.stale_input: int | None = None  # a position whose image input was not final when computed
+
+    # ------------------------------------------------------------------ per row
+    def _conditioning(self, r: int) -> list:
+        """Per layer, the (vertical, horizontal) halves of row ``r``'s conditioning bias (None, None
+        without conditioning)."""
+        if r not in self._cond:
+            sp = None if self.trunk_map is None else self.trunk_map[..., r : r + 1, :]
+            self._cond = {k: v for k, v in self._cond.items() if k >= r - 1}
+            self._cond[r] = [q.layer.conditioning(self.y, sp, (1, self.width)) for q in self.queues]
+        return self._cond[r]
+
+    def _vertical_row(self, x: torch.Tensor, r: int) -> None:
+        """Row ``r`` of every layer's vertical stack (image rows ``<= r`` final)."""
+        v = self.model.scale(x[:, :, r : r + 1])
+        for q, (cv, _) in zip(self.queues, self._conditioning(r)):
+            v = q.vertical_row(v, cv)
+
+    def _start_row(self, x: torch.Tensor, i: int) -> None:
+        """Ready for row ``i``: the vertical rows above it, and each layer's bias of row ``i``."""
+        while self.v_rows < i:
+            self._vertical_row(x, self.v_rows)
+            self.v_rows += 1
+        for q, (_, ch) in zip(self.queues, self._conditioning(i)):
+            q.start_row(i > 0, ch)
+        self.row = i
+        self.done = max(self.done, i * self.width)
+
+    # ------------------------------------------------------------------ per position
+    def _position(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        """The trunk's features (n, F) at (i, j) of the current row; writes the column into every queue."""
+        h = self.model.scale(x[:, :, i, j])
+        for q in self.queues:
+            h = q.position(j, h)
+        return h
+
+    def features(self, x: torch.Tensor, i: int, j: int, c: int) -> torch.Tensor:
+        """The trunk's features (n, F, 1, 1) at (i, j) when sub-pixel (c, i, j) is next: every
+        sub-pixel before it in ``x`` is final (as for ``params``)."""
+        if self.stale_input is not None:  # the last pixel computed is final now: its input column too
+            si, sj = divmod(self.stale_input, self.width)
+            if si == i:
+                q0 = self.queues[0]
+                q0.h_queue[:, q0.h_pad + sj] = self.model.scale(x[:, :, si, sj])
+            self.stale_input = None
+        if self.row != i:
+            self._start_row(x, i)
+        p = i * self.width + j
+        for q in range(self.done, p):  # catch up on given positions of the row
+            self._position(x, i, q - i * self.width)
+        feats = self._position(x, i, j)
+        if c == self.channels - 1:
+            # no feature reads a pixel's last channel: the column is final but for the first layer's
+            # input, the pixel itself (refreshed at the next call)
+            self.done, self.stale_input = p + 1, p
+        else:
+            self.done = p
+        return feats[:, :, None, None]
+
+    def layer_outputs(self, j: int) -> list[torch.Tensor]:
+        """Per layer but the last, its horizontal output (n, F) at column ``j`` of the current row as
+        the queues hold it (the next layer's input); the last layer's is ``features``."""
+        return [q.h_queue[:, q.h_pad + j] for q in self.queues[1:]]
+
+    def params(self, x, i, j, c):
+        feats = self.features(x, i, j, c)
+        at = (slice(i, i + 1), slice(j, j + 1))
+        return self.model.params_from_features(feats, self.model.scale(x[:, :, at[0], at[1]]),
+                                               **self.inputs_at(*at))[:, c, :, 0, 0]
