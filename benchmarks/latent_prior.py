@@ -1,0 +1,105 @@
+"""Sampling priors over a trained VAE's latents (Ostrovski et al. 2018: "use the VAE to reduce the
+dimensionality of the problem and the AIQN to sample from the true latent distribution").
+
+For one trained AGAVE run (``--run``, e.g. one of ``benchmarks/agave.py``'s runs): the VAE was
+trained with the prior N(0, I), but its aggregate posterior (the latents of the data) need not be
+N(0, I). Two priors are trained on the means of q(z | x) of the training images (the chain's level
+cache): an AIQN (a Gated PixelCNN over the latent map with the continuous implicit quantile head)
+and, as the likelihood baseline, the same trunk with the Gaussian mixture head, each for
+``--prior-seconds``. Then for each of N(0, I), AIQN and the mixture, ``-n`` latents are drawn and
+decoded: f(z) shown as an image (the VAE alone) and AGAVE's pixel samples given f(z); reported are
+FID, precision and recall against the test set (the Fashion feature network, next to the
+real-vs-real floor), and the energy distance of the drawn latents to the test images' latents.
+
+    python benchmarks/agave.py --run-dir runs/agave-bench          # makes the runs
+    python benchmarks/latent_prior.py --run runs/agave-bench/lambda8-bins256-factor1
+
+Writes ``benchmarks/results/latent_prior.json`` (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))  # this checkout's pixelzoo, whichever is installed
+PRIOR = {"name": "gated_pixelcnn", "channels": 64, "n_layers": 4, "kernel_size": 3, "first_kernel_size": 3,
+         "out_hidden": 64}
+HEADS = {"aiqn": {"head": "quantile", "head_options": {"continuous": True, "kappa": 0.05}},
+         "gaussian_mixture": {"head": "gaussian_mixture", "head_options": {"n_mix": 10}}}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", required=True, help="a trained agave run directory")
+    p.add_argument("--prior-seconds", type=float, default=240.0, help="training time of each prior")
+    p.add_argument("-n", type=int, default=1000, help="samples per prior (default 1000)")
+    p.add_argument("--batch-size", type=int, default=128, help="prior training batch size")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=str(ROOT / "results" / "latent_prior.json"))
+    return p.parse_args(argv)
+
+
+def energy_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.flatten(1).double(), b.flatten(1).double()
+    return (2 * torch.cdist(a, b).mean() - torch.cdist(a, a).mean() - torch.cdist(b, b).mean()).item()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from pixelzoo.evaluation.classifier import get_feature_network
+    from pixelzoo.evaluation.sample_quality import compute_features, real_vs_real, sample_quality
+    from pixelzoo.models.levels import unscale_levels
+    from pixelzoo.training import load_data, load_run_model
+    from pixelzoo.training.config import TrainConfig
+    from pixelzoo.training.run import build_model
+    from pixelzoo.training.trainer import Trainer
+
+    model, config = load_run_model(args.run)
+    splits = load_data(config["data"])
+    net = get_feature_network(config["data"]["name"], splits=splits, progress=False)
+    real_f = compute_features(net, splits.test.images)
+    latents = model.part_data("prior", splits)  # the means of q(z | x), through the level cache
+    metrics = ("fid", "pr")
+    result = {"run": str(args.run), "n": args.n, "prior_seconds": args.prior_seconds, "prior": PRIOR,
+              "floor": real_vs_real(splits, net, metrics, n=len(splits.test)), "priors": {}}
+    priors = {"standard_normal": model}
+    work = Path(tempfile.mkdtemp(prefix="latent-prior-"))
+    for name, head in HEADS.items():
+        cfg = json.loads(json.dumps(config["model"]))
+        cfg["latent_prior"] = {**PRIOR, **head}
+        m = build_model(cfg)
+        m.parts["vae"].load_state_dict(model.vae.state_dict())
+        m.parts["pixel_decoder"].load_state_dict(model.pixel_decoder.state_dict())
+        train = TrainConfig(steps=10**9, batch_size=args.batch_size, lr=1e-3, polyak=None, eval_every=0,
+                            num_samples=0, time_budget=args.prior_seconds, final_eval_images=1000)
+        out = Trainer(m.parts["prior"], latents, train, work / name, progress=False, tensorboard=False).train()
+        priors[name] = m.eval()
+        result["priors"][name] = {"steps": out["step"], **{k: v for k, v in out.items() if k.startswith("test_")}}
+    for name, m in priors.items():
+        t0 = time.perf_counter()
+        lv = m.sample_levels(args.n, generator=torch.Generator().manual_seed(0))
+        seconds = time.perf_counter() - t0
+        row = result["priors"].setdefault(name, {})
+        row["latent_energy_distance"] = energy_distance(lv["z"][:2000].cpu(), latents.test.images[:2000])
+        means = unscale_levels(lv["means"].cpu(), m.num_levels)
+        if tuple(means.shape[1:]) == tuple(m.image_shape):
+            row["vae_means"] = sample_quality(means, splits.test.images, net, metrics, real_features=real_f)
+        row["agave_samples"] = sample_quality(lv["image"].cpu(), splits.test.images, net, metrics, real_features=real_f)
+        row["sampling_seconds"] = round(seconds, 1)
+        print(name, json.dumps(row), file=sys.stderr)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1, default=float))
+    return result
+
+
+if __name__ == "__main__":
+    main()
