@@ -45,7 +45,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         x, _ = draw_samples(model, args.n, 256, seed=0)
         seconds = time.perf_counter() - t0
-        stepper = type(model.stepper(1)).__name__
+        stepper = type(model.trunk.incremental_stepper(model, 1, inputs=model.sampling_inputs(1, 1.0, None))).__name__
         result["models"][preset] = {"seconds": round(seconds, 2), "stepper": stepper, "images": int(x.shape[0])}
         print(preset, result["models"][preset], file=sys.stderr)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
