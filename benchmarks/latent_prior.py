@@ -86,14 +86,16 @@ def main(argv=None):
         result["priors"][name] = {"steps": out["step"], **{k: v for k, v in out.items() if k.startswith("test_")}}
     for name, m in priors.items():
         t0 = time.perf_counter()
-        lv = m.sample_levels(args.n, generator=torch.Generator().manual_seed(0))
+        g = torch.Generator().manual_seed(0)
+        chunks = [m.sample_levels(min(250, args.n - s), generator=g) for s in range(0, args.n, 250)]
+        lv = {k: torch.cat([c[k].cpu() for c in chunks]) for k in ("z", "means", "image")}
         seconds = time.perf_counter() - t0
         row = result["priors"].setdefault(name, {})
-        row["latent_energy_distance"] = energy_distance(lv["z"][:2000].cpu(), latents.test.images[:2000])
-        means = unscale_levels(lv["means"].cpu(), m.num_levels)
+        row["latent_energy_distance"] = energy_distance(lv["z"][:2000], latents.test.images[:2000])
+        means = unscale_levels(lv["means"], m.num_levels)
         if tuple(means.shape[1:]) == tuple(m.image_shape):
             row["vae_means"] = sample_quality(means, splits.test.images, net, metrics, real_features=real_f)
-        row["agave_samples"] = sample_quality(lv["image"].cpu(), splits.test.images, net, metrics, real_features=real_f)
+        row["agave_samples"] = sample_quality(lv["image"], splits.test.images, net, metrics, real_features=real_f)
         row["sampling_seconds"] = round(seconds, 1)
         print(name, json.dumps(row), file=sys.stderr)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -55,9 +55,9 @@ from ..errors import ConfigError
 from ..nn.gaussian import gaussian_log_prob, kl_to_standard_normal, reparameterise, standard_normal_log_prob
 from ..registry import register_model
 from ..views import upsample_nearest
+from .autoregressive import AutoregressiveModel
 from .conditional import ConditionalAR
 from .embedding import EmbeddingNet
-from .autoregressive import AutoregressiveModel
 from .hierarchy import Chain, Encoder, Level, Link
 from .levels import check_levels
 from .part_specs import build_ar_part, part_spec
