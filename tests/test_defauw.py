@@ -9,7 +9,9 @@ presets, and a two-level stack trained end to end on the digits with resume. The
 (every unit's gradients, save/load, causality of every AR part and its view of all its codes) are in
 tests/test_registry_composites.py."""
 
+import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -21,7 +23,9 @@ from pixelzoo.models.aux_decoders import (FeedForwardDecoder, MSPDecoder, defaul
                                           one_hot_levels)
 from pixelzoo.models.defauw import CodeGatedTrunk, DeFauw, DeFauwLevel, LevelUnit
 from pixelzoo.models.gated_stepper import GatedStepper
+from pixelzoo.registry import load_preset
 from pixelzoo.sampling.ancestral import ancestral_sample
+from pixelzoo.training import apply_overrides, load_run_model, resume_run, start_run
 
 NET = {"hidden": 8, "res_hidden": 4, "n_blocks": 1}
 LOCAL = {"name": "gated_pixelcnn", "channels": 8, "n_layers": 2, "first_kernel_size": 3, "out_hidden": 8}
@@ -330,3 +334,91 @@ def test_multi_channel_top_codes_with_an_index_prior():
     m = pixelzoo.create_model("defauw", (1, 8, 8), 5, None, levels=[{**level_cfg(), "code_channels": 2}],
                               prior={**PRIOR, "code_embedding": 0})
     assert m.levels["codes1"].shape == (2, 4, 4) and m.sample(2).shape == (2, 1, 8, 8)
+
+
+# ---------------------------------------------------------------------- presets
+def test_paper_presets_follow_appendix_a():
+    ff = load_preset("defauw/imagenet128-ff-paper")
+    (lv,) = ff["model"]["levels"]
+    assert lv["aux"] == "ff" and lv["bits"] == 9 and lv["factor"] == 2 and lv["code_channels"] == 1
+    assert lv["encoder"] == {"hidden": 512, "res_hidden": 128, "n_blocks": 16}
+    assert lv["modulator"]["n_blocks"] == 16 and lv["aux_decoder"]["n_blocks"] == 2
+    assert (lv["local_model"]["n_layers"], lv["local_model"]["channels"]) == (16, 128)
+    assert ff["train_parts"]["level1"]["steps"] == 300000
+    assert (ff["model"]["prior"]["n_blocks"], ff["model"]["prior"]["channels"], ff["model"]["prior"]["dropout"]) == \
+        (20, 640, 0.2)
+    msp = load_preset("defauw/imagenet128-msp-paper")
+    (lv,) = msp["model"]["levels"]
+    assert lv["aux"] == "msp" and lv["bits"] == 8 and lv["mask_size"] == 3 and "masks_per_image" not in lv
+    assert lv["encoder"]["n_blocks"] == lv["teacher"]["n_blocks"] == lv["modulator"]["n_blocks"] == 16
+    assert lv["aux_decoder"]["n_blocks"] == 8 and lv["local_model"]["n_layers"] == 20
+    assert msp["train_parts"]["level1"]["steps"] == 200000
+
+
+# ---------------------------------------------------------------------- the pipeline end to end
+TINY_RUN = {"levels": [level_cfg("ff", num_codes=8), level_cfg("msp", num_codes=6, masks_per_image=2)],
+            "prior": PRIOR}
+
+
+@pytest.fixture(scope="module")
+def defauw_run(tmp_path_factory):
+    """defauw/patches-cpu's structure (two levels, FF then MSP, a prior) on the digits (8x8, 17 levels),
+    tiny: level 1 alone (--part), then the rest on resume."""
+    config = load_preset("defauw/patches-cpu")
+    config["data"] = {"name": "digits"}
+    config["model"].update(TINY_RUN)
+    config = apply_overrides(config, ["train.log_every=5", "train.eval_every=0", "train.checkpoint_every=10",
+                                      "train.num_samples=4", "train.eval_images=40", "train.batch_size=16"])
+    config["train_parts"] = {"level1": {"steps": 15}, "level2": {"steps": 12}, "prior": {"steps": 10}}
+    run = tmp_path_factory.mktemp("defauw") / "run"
+    first = start_run(config, run, parts=["level1"], progress=False, tensorboard=False).train()
+    rest = resume_run(run, progress=False, tensorboard=False).train()
+    return run, first, rest
+
+
+def test_pipeline_trains_level_by_level_then_the_prior(defauw_run):
+    run, first, rest = defauw_run
+    assert set(first["parts"]) == {"level1"} and first["unfinished_parts"] == ["level2", "prior"]
+    assert rest["parts"]["level1"] == {"skipped": "already trained"}
+    assert rest["parts"]["level2"]["step"] == 12 and rest["parts"]["prior"]["step"] == 10
+    assert set(rest["test_bpd_parts"]) == {"level1", "level2", "prior"}
+    assert math.isclose(rest["test_bpd"], sum(rest["test_bpd_parts"].values()), rel_tol=1e-9)
+    # the level units logged their terms: FF's MSE at level 1, MSP's teacher NLL and distillation at 2
+    rows = {u: [json.loads(l) for l in (run / "parts" / u / "metrics.jsonl").read_text().splitlines()]
+            for u in ("level1", "level2", "prior")}
+    assert any("train_aux_mse" in r and "train_decoder_nll" in r for r in rows["level1"])
+    assert any("train_teacher_nll" in r and "train_distill_kl" in r for r in rows["level2"])
+    assert any("test_bpd_full" in r for r in rows["level1"])  # its decoder given its own codes
+    # levels 2 and the prior read the codes of the trained encoders through the level cache
+    assert (run / "cache" / "level1-levels.safetensors").is_file()
+    assert (run / "cache" / "level2-levels.safetensors").is_file()
+    assert (run / "samples" / "final.png").is_file()
+    model = load_run_model(run)[0]
+    assert isinstance(model, DeFauw)
+
+
+def test_pipeline_model_samples_reconstructs_and_evaluates(defauw_run, tmp_path):
+    from pixelzoo.cli import main
+    from pixelzoo.data import load_dataset
+
+    run = defauw_run[0]
+    model = load_run_model(run)[0]
+    x = load_dataset("digits").test.images[:2].long()
+    assert model.reconstruct(x, 2, generator=torch.Generator().manual_seed(0)).shape == (4, 1, 8, 8)
+    assert model.sample(3, y=torch.tensor([0, 1, 2])).shape == (3, 1, 8, 8)
+    assert main(["evaluate", str(run), "--metrics", "bpd", "-n", "20", "--no-progress"]) == 0
+    assert math.isfinite(json.loads((run / "eval.json").read_text())["test_bpd"])
+    assert main(["sample", str(run), "-n", "3", "--out", str(tmp_path / "s"), "--no-progress"]) == 0
+
+
+def test_resume_continues_the_prior_from_its_checkpoint(defauw_run, tmp_path):
+    run = tmp_path / "copy"
+    shutil.copytree(defauw_run[0], run)
+    config = json.loads((run / "config.json").read_text())
+    config["train_parts"]["prior"]["steps"] = 14
+    (run / "config.json").write_text(json.dumps(config))
+    more = resume_run(run, progress=False, tensorboard=False).train()
+    assert more["parts"]["prior"]["step"] == 14
+    assert more["parts"]["level1"] == more["parts"]["level2"] == {"skipped": "already trained"}
+    steps = [json.loads(l).get("step") for l in (run / "parts" / "prior" / "metrics.jsonl").read_text().splitlines()]
+    assert 14 in steps and 10 in steps
