@@ -13,6 +13,7 @@ import json
 import math
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -409,6 +410,11 @@ def test_pipeline_model_samples_reconstructs_and_evaluates(defauw_run, tmp_path)
     assert main(["evaluate", str(run), "--metrics", "bpd", "-n", "20", "--no-progress"]) == 0
     assert math.isfinite(json.loads((run / "eval.json").read_text())["test_bpd"])
     assert main(["sample", str(run), "-n", "3", "--out", str(tmp_path / "s"), "--no-progress"]) == 0
+    assert main(["reconstruct", str(run), "test", "-n", "2", "--per-image", "3", "--out", str(tmp_path / "rc"),
+                 "--no-progress"]) == 0
+    assert (tmp_path / "rc.png").is_file()
+    saved = np.load(tmp_path / "rc.npz")
+    assert saved["images"].shape == (6, 1, 8, 8) and saved["given"].shape == (2, 1, 8, 8)
 
 
 def test_resume_continues_the_prior_from_its_checkpoint(defauw_run, tmp_path):

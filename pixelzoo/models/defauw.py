@@ -342,6 +342,8 @@ def build_level(index: int, cfg: dict, input_shape, num_levels: int) -> DeFauwLe
 class DeFauw(Chain):
     """See the module docstring. Build it with ``pixelzoo.create_model("defauw", ...)``."""
 
+    sampled_reconstructions = True  # ``reconstruct``, as AGAVE's (``pixelzoo reconstruct``)
+
     def __init__(self, image_shape, num_levels: int, levels: list[DeFauwLevel], prior: AutoregressiveModel,
                  num_classes=None):
         names = ["image"] + [f"codes{l}" for l in range(1, len(levels) + 1)]
