@@ -39,6 +39,14 @@ of x.
 
 Paper naming: the paper's "2-level model" (pixels and one code map) is ``levels`` with one entry
 here, its "3-level model" two entries.
+
+Choices where the paper is silent: a code map of several channels has one codebook per channel; the
+encoder's strided convolutions are 4x4 (as in VQ-VAE); the MSE is on pixels scaled to [-1, 1]; MSP
+regions are centred uniformly (distinct centres per image, clipped at the borders) and a teacher
+whose 3x3 convolutions cannot reach past its mask's radius is refused; the modulator reaches each
+layer through that layer's 1x1 projection of its output maps; the local model over codes embeds
+them; the loss terms of a unit are summed with weight 1 (the commitment with the quantiser's beta).
+The paper trains the autoencoders on 64x64 crops; there is no crop option here (whole images).
 """
 
 from __future__ import annotations
