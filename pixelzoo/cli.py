@@ -237,8 +237,9 @@ def _cmd_reconstruct(args) -> int:
     r = reconstruct_command(args.run_dir, args.images, args.n, args.per_image, cls=args.cls,
                             temperature=args.temperature, seed=args.seed, out=args.out,
                             progress=not args.no_progress, device=args.device)
-    print(f"reconstructions (per image: a row of f(z), then a row of samples given it; each row starts with the "
-          f"image): {r['png']}; samples: {r['npz']}")
+    above = "".join(f"a row of {name}, " for name in r["shown_levels"])
+    print(f"reconstructions (per image: {above}a row of samples; each row starts with the image): {r['png']}; "
+          f"samples: {r['npz']}")
     return 0
 
 
@@ -415,15 +416,16 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("--no-progress", action="store_true", help="no progress bar")
         a.set_defaults(func=_cmd_colorize if cmd == "colorize" else _cmd_upscale)
 
-    rc = sub.add_parser("reconstruct", help="sampled reconstructions with an agave run: z ~ q(z | x), then x given "
-                                            "f(z); PNG grid (f(z) above the samples) + .npz")
+    rc = sub.add_parser("reconstruct", help="sampled reconstructions: agave (z ~ q(z | x), then x given f(z); f(z) "
+                                            "above the samples) or defauw (the top codes, then the levels below); "
+                                            "PNG grid + .npz")
     rc.add_argument("run_dir")
     rc.add_argument("images", help="`test` (random test images of the run's data) or an .npz with 'images' "
                                    "(and 'labels'), as `pixelzoo sample` writes")
     rc.add_argument("-n", type=POSITIVE, default=8, help="number of given images (default 8)")
-    rc.add_argument("--per-image", type=POSITIVE, default=4, help="draws of z per given image (default 4)")
+    rc.add_argument("--per-image", type=POSITIVE, default=4, help="reconstructions per given image (default 4)")
     rc.add_argument("--class", dest="cls", type=NON_NEGATIVE, help="class of every image (class-conditional decoders)")
-    rc.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="sampling temperature of the pixel decoder")
+    rc.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="sampling temperature of the decoders")
     rc.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed (which test images, and the draws)")
     rc.add_argument("--out", help="output PNG path (default RUN_DIR/samples/reconstruct-TIME.png; the .npz next to it)")
     rc.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -54,6 +54,7 @@ TINY_MODELS = {
 # registered model must be in TINY_MODELS or here.
 COMPOSITE_MODELS = {
     "agave": "tests/test_agave.py",
+    "defauw": "tests/test_defauw.py",
     "grayscale_pixelcnn": "tests/test_aux_pixelcnn.py",
     "pyramid_pixelcnn": "tests/test_aux_pixelcnn.py",
     "vqvae2": "tests/test_vqvae2.py",

@@ -26,6 +26,10 @@ PRESET_SHAPES = {
     "pyramid_pixelcnn/celeba128-paper": ((3, 128, 128), 256, None),
     "vqvae2/ffhq1024-paper": ((3, 1024, 1024), 256, None),
     "vqvae2/imagenet256-paper": ((3, 256, 256), 256, 1000),
+    "defauw/imagenet128-ff-paper": ((3, 128, 128), 256, 1000),
+    "defauw/imagenet128-msp-paper": ((3, 128, 128), 256, 1000),
+    "defauw/imagenet256-ff-paper": ((3, 256, 256), 256, 1000),
+    "defauw/imagenet256-msp-paper": ((3, 256, 256), 256, 1000),
 }
 
 

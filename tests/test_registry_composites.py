@@ -33,10 +33,24 @@ TINY_COMPOSITES = {
         vae={"latent_channels": 2, "factor": 4, "hidden": 8, "res_channels": 4, "n_res_blocks": 1},
         pixel_decoder={"name": "pixelcnnpp", "nr_resnet": 1, "nr_filters": 8, "dropout": 0.0, "head_options": {"n_mix": 2}},
         embedding={"channels": 8, "n_blocks": 3, "out_channels": 4}, pretrain_condition="aux")),
+    # two levels (FF on the pixels, MSP on the codes), 8x8 -> 4x4 -> 2x2; the level-1 modulator needs
+    # 4 blocks to see every code from the first pixel
+    "defauw": ((1, 8, 8), 5, dict(levels=[
+        dict(num_codes=4, encoder={"hidden": 8, "res_hidden": 4, "n_blocks": 1},
+             aux_decoder={"hidden": 8, "res_hidden": 4, "n_blocks": 1},
+             modulator={"hidden": 8, "res_hidden": 4, "n_blocks": 4, "out_channels": 4},
+             local_model={**TINY_AR, "name": "gated_pixelcnn"}, vq={"dim": 4}),
+        dict(aux="msp", num_codes=3, masks_per_image=2, encoder={"hidden": 8, "res_hidden": 4, "n_blocks": 1},
+             aux_decoder={"hidden": 8, "res_hidden": 4, "n_blocks": 1}, teacher={"hidden": 8, "res_hidden": 4, "n_blocks": 1},
+             modulator={"hidden": 8, "res_hidden": 4, "n_blocks": 1, "out_channels": 4},
+             local_model={**TINY_AR, "code_embedding": 4}, vq={"dim": 4})],
+        prior=dict(channels=8, n_blocks=2, attention_every=1, heads=2, out_res_blocks=1, code_embedding=4,
+                   dropout=0.0))),
 }
 CLASSES = 3
-# the autoregressive parts of each composite (the others: VQ-VAE-2's autoencoder, AGAVE's VAE and prior)
-AR_PARTS = {"grayscale_pixelcnn": 2, "pyramid_pixelcnn": 3, "vqvae2": 2, "agave": 1}
+# the autoregressive parts of each composite (the others: VQ-VAE-2's autoencoder, AGAVE's VAE and prior;
+# De Fauw's levels are their AR decoders)
+AR_PARTS = {"grayscale_pixelcnn": 2, "pyramid_pixelcnn": 3, "vqvae2": 2, "agave": 1, "defauw": 3}
 
 
 def test_every_registered_composite_is_checked_here():

@@ -2,7 +2,7 @@
 the composites built on it, training plans. Importing this package registers every model and trunk
 (each module registers its own with ``@register_model`` / ``@register_trunk`` where it is defined)."""
 
-from . import agave, aux_pixelcnn, gated_pixelcnn, pixelcnnpp, pixeliqn, pixelsnail, vqvae2
+from . import agave, aux_pixelcnn, defauw, gated_pixelcnn, pixelcnnpp, pixeliqn, pixelsnail, vqvae2
 from .autoregressive import AutoregressiveModel, build_autoregressive
 from .gated_pixelcnn import GatedPixelCNNTrunk, build_gated_pixelcnn
 from .hierarchy import Chain, Encoder, Level, Link, View
@@ -31,6 +31,7 @@ __all__ = [
     "build_autoregressive",
     "build_gated_pixelcnn",
     "build_pixelcnnpp",
+    "defauw",
     "gated_pixelcnn",
     "list_trunks",
     "pixelcnnpp",

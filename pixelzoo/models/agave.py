@@ -128,6 +128,10 @@ class PixelDecoderAlone(nn.Module):
 class AGAVE(Chain):
     """See the module docstring. Build it with ``pixelzoo.create_model("agave", ...)``."""
 
+    #: ``reconstruct(x, n_per_image, y=, temperature=, generator=, progress=, levels=)`` draws sampled
+    #: reconstructions (``pixelzoo reconstruct``)
+    sampled_reconstructions = True
+
     def __init__(self, vae: GaussianVAE, pixel_decoder: ConditionalAR, num_classes=None,
                  pretrain_condition: str = "none", latent_prior: AutoregressiveModel | None = None):
         if pretrain_condition not in PRETRAIN_CONDITIONS:

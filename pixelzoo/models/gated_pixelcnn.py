@@ -97,8 +97,13 @@ class GatedPixelCNNTrunk(Trunk):
                                      image_channels, False, num_classes, spatial_channels, dropout, spatial_groups))
         self.layers = nn.ModuleList(layers)
 
+    def input_features(self, x):
+        """What the first layer reads at each position: the scaled image itself (position-wise; a
+        subclass may embed it, e.g. a code map's ``CodeGatedTrunk`` in ``pixelzoo.models.defauw``)."""
+        return x
+
     def forward(self, x, y=None, spatial=None):
-        v = h = x
+        v = h = self.input_features(x)
         for layer in self.layers:
             v, h = layer(v, h, y, spatial)
         return h

@@ -129,6 +129,11 @@ class GatedStepper(Stepper):
         self.done = 0  # positions (raster index) whose column in the queues is final
         self.stale_input: int | None = None  # a position whose image input was not final when computed
 
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        """The first layer's input at the positions of ``x`` (n, C, h, w): the scaled image, through the
+        trunk's ``input_features`` (a code map's embedding)."""
+        return self.trunk.input_features(self.model.scale(x))
+
     # ------------------------------------------------------------------ per row
     def _conditioning(self, r: int) -> list:
         """Per layer, the (vertical, horizontal) halves of row ``r``'s conditioning bias (None, None
@@ -141,7 +146,7 @@ class GatedStepper(Stepper):
 
     def _vertical_row(self, x: torch.Tensor, r: int) -> None:
         """Row ``r`` of every layer's vertical stack (image rows ``<= r`` final)."""
-        v = self.model.scale(x[:, :, r : r + 1])
+        v = self._input(x[:, :, r : r + 1])
         for q, (cv, _) in zip(self.queues, self._conditioning(r)):
             v = q.vertical_row(v, cv)
 
@@ -158,7 +163,7 @@ class GatedStepper(Stepper):
     # ------------------------------------------------------------------ per position
     def _position(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
         """The trunk's features (n, F) at (i, j) of the current row; writes the column into every queue."""
-        h = self.model.scale(x[:, :, i, j])
+        h = self._input(x[:, :, i : i + 1, j : j + 1])[:, :, 0, 0]
         for q in self.queues:
             h = q.position(j, h)
         return h
@@ -170,7 +175,7 @@ class GatedStepper(Stepper):
             si, sj = divmod(self.stale_input, self.width)
             if si == i:
                 q0 = self.queues[0]
-                q0.h_queue[:, q0.h_pad + sj] = self.model.scale(x[:, :, si, sj])
+                q0.h_queue[:, q0.h_pad + sj] = self._input(x[:, :, si : si + 1, sj : sj + 1])[:, :, 0, 0]
             self.stale_input = None
         if self.row != i:
             self._start_row(x, i)
