@@ -210,6 +210,23 @@ def test_the_aux_loss_trains_the_encoder_not_the_ar_decoder(aux):
         assert not any(_grads(level.encoder).values()) and not any(_grads(level.aux.student).values())
 
 
+@pytest.mark.parametrize("aux", ["ff", "msp"])
+def test_aux_loss_gives_the_code_networks_the_joint_units_gradients(aux):
+    """Training E_l and A_l (and T_l) without D_l (benchmarks/aux_decoders.py) moves them exactly as
+    the joint unit does: by the stop-gradient, D_l's loss adds nothing to their gradients."""
+    x = images()
+    grads = []
+    for which in ("joint_loss", "aux_loss"):  # a fresh copy each: a forward pass moves the EMA codebook
+        level = tiny((aux,)).parts["level1"].train()
+        torch.manual_seed(11)  # the same MSP masks
+        getattr(level, which)(x)["loss"].backward()
+        grads.append({n: p.grad.clone() for n, p in level.named_parameters()
+                      if p.grad is not None and not n.startswith(("ar.", "cond_net."))})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for n in grads[0]:
+        torch.testing.assert_close(grads[0][n], grads[1][n], rtol=1e-5, atol=1e-7)
+
+
 def test_joint_loss_is_the_sum_of_the_terms():
     for aux, keys in (("ff", {"aux_mse"}), ("msp", {"teacher_nll", "distill_kl"})):
         level = tiny((aux,)).parts["level1"].train()

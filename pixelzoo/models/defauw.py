@@ -249,11 +249,17 @@ class DeFauwLevel(ConditionalAR):
         the auxiliary decoder's (``aux_mse`` or ``aux_nll``; MSP: ``teacher_nll`` and ``distill_kl``),
         and detached codebook statistics ``perplexity`` and ``usage``."""
         x = x.long()
+        enc, t = self._code_terms(x, generator)
+        return {"decoder_nll": -self.log_prob(x, cond=enc["codes"].detach()).mean(), **t,
+                "perplexity": enc["perplexity"].detach(), "usage": enc["usage"].detach()}
+
+    def _code_terms(self, x: torch.Tensor, generator: torch.Generator | None) -> tuple[dict, dict]:
+        """The encoder's output and the terms that train the codes: ``commitment`` and the auxiliary
+        decoder's."""
         enc = self.encoder(x)
         aux = self.aux.terms(x, enc["z_q"], generator) if isinstance(self.aux, MSPDecoder) else \
             self.aux.terms(x, enc["z_q"])
-        return {"decoder_nll": -self.log_prob(x, cond=enc["codes"].detach()).mean(), "commitment": enc["commitment"],
-                **aux, "perplexity": enc["perplexity"].detach(), "usage": enc["usage"].detach()}
+        return enc, {"commitment": enc["commitment"], **aux}
 
     def joint_loss(self, x: torch.Tensor, y=None) -> dict:
         """The unit's objective: ``loss`` = aux + commitment + decoder NLL (nats), with ``bpd`` (the AR
@@ -262,6 +268,17 @@ class DeFauwLevel(ConditionalAR):
         loss = sum(v for k, v in t.items() if k not in ("perplexity", "usage"))
         return {"loss": loss, "bpd": t["decoder_nll"].detach() / math.log(2.0),
                 **{k: v.detach() for k, v in t.items()}}
+
+    def aux_loss(self, x: torch.Tensor, y=None, generator: torch.Generator | None = None) -> dict:
+        """The objective of E_l and A_l (and T_l) alone, the AR decoder never run: ``loss`` =
+        commitment + the auxiliary decoder's terms (nats), each of them (``terms`` less ``decoder_nll``)
+        and the codebook's ``perplexity`` and ``usage`` reported detached beside it. By the
+        stop-gradient, ``joint_loss`` gives these networks the same gradients (only the global
+        gradient-norm clipping of a unit also counts D_l's), so this trains the codes of a level
+        without the cost of its decoder (``benchmarks/aux_decoders.py``). A label ``y`` is ignored."""
+        enc, t = self._code_terms(x.long(), generator)
+        return {"loss": sum(t.values()), **{k: v.detach() for k, v in t.items()},
+                "perplexity": enc["perplexity"].detach(), "usage": enc["usage"].detach()}
 
     def loss(self, x, y=None, cond=None) -> dict:
         return self.ar.loss(x, None, spatial=self.spatial(cond))

@@ -21,6 +21,7 @@ class MetricsLogger:
 
     def log(self, step: int, **values) -> None:
         row = {"step": step, **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in values.items()}}
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # a Trainer built on a directory not made yet
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
             f.flush()
