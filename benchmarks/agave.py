@@ -165,7 +165,7 @@ def main(argv=None):
             grid = model.level_grid(args.grid_n, generator=torch.Generator().manual_seed(0))
             path = Path(args.out).parent / f"agave_lambda{spec['kl_weight']:g}.png"
             save_levels_grid(grid, path, scale=2)
-            row["grid"] = str(path)
+            row["grid"] = path.name  # next to the JSON
         results["configs"].append(row)
         print(json.dumps(row), file=sys.stderr)
         args_out = Path(args.out)
