@@ -19,6 +19,7 @@ NLL, not a bound.
 
     python benchmarks/agave.py                       # the README's run (about an hour on one core)
     python benchmarks/agave.py --smoke               # a minute: tiny budgets, a few test images
+    python benchmarks/agave.py --run-dir R --full-test   # then: the ELBO on the whole test set, same runs
 
 Writes ``benchmarks/results/agave.json`` (``--out``); one thread by default (``--threads``).
 """
@@ -57,6 +58,9 @@ def parse_args(argv=None):
     p.add_argument("--run-dir", help="where the runs are written (default: a temporary directory)")
     p.add_argument("--out", default=str(ROOT / "results" / "agave.json"))
     p.add_argument("--smoke", action="store_true", help="tiny budgets and few images: checks the script runs")
+    p.add_argument("--full-test", action="store_true",
+                   help="no training: add the ELBO (and the baseline's NLL) on the whole test set to --out, for the "
+                        "runs in --run-dir that made it")
     args = p.parse_args(argv)
     args.elbo_images = args.elbo_images or None
     if args.smoke:
@@ -117,9 +121,41 @@ def evaluate(model, test, args) -> dict:
     return out
 
 
+def full_test(args) -> dict:
+    """The ELBO and its two terms on the whole test set for every configuration of ``--out`` (its runs in
+    ``--run-dir``), and the baseline's exact NLL there."""
+    from pixelzoo.data import load_dataset
+    from pixelzoo.evaluation.likelihood import dataset_bits_per_dim, dataset_bits_per_dim_parts
+    from pixelzoo.models.agave import PixelDecoderAlone
+    from pixelzoo.training import load_run_model
+    from pixelzoo.training.run import build_model, read_run_config
+    from pixelzoo.training.runner import load_plan_weights
+
+    root, out = Path(args.run_dir), Path(args.out)
+    results = json.loads(out.read_text())
+    test = None
+    for row in results["configs"]:
+        model, config = load_run_model(root / row["name"])
+        test = test or load_dataset(config["data"]["name"]).test
+        parts = dataset_bits_per_dim_parts(model, test, 64)
+        row.update({"full_test_elbo_bpd": sum(parts.values()), "full_test_kl_bpd": parts["prior"],
+                    "full_test_recon_bpd": parts["pixel_decoder"], "full_test_images": len(test)})
+        print(row["name"], row["full_test_elbo_bpd"], file=sys.stderr)
+        out.write_text(json.dumps(results, indent=1))
+    shared = root / "pixel_decoder"
+    agave = build_model(read_run_config(shared)["model"])
+    load_plan_weights(agave.training_plan(), shared, ["pixel_decoder"])
+    alone = PixelDecoderAlone(agave.pixel_decoder, agave.vae, "none").eval()
+    results["baseline"]["full_test_bpd"] = dataset_bits_per_dim(alone, test, 64)
+    out.write_text(json.dumps(results, indent=1))
+    return results
+
+
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.full_test:
+        return full_test(args)
     from pixelzoo.data import load_dataset
     from pixelzoo.evaluation.likelihood import dataset_bits_per_dim
     from pixelzoo.imaging import save_levels_grid
