@@ -47,15 +47,20 @@ class ConditionalAR(nn.Module):
             cond = cond.to(module_device(self.cond_net))
         return self.cond_net(cond)
 
+    def labels(self, y):
+        """The class labels the AR model takes: ``y`` (a part whose decoder is never class-conditional,
+        in a class-conditional chain, overrides this to drop them)."""
+        return y
+
     def loss(self, x, y=None, cond=None) -> dict:
-        return self.ar.loss(x, y, spatial=self.spatial(cond))
+        return self.ar.loss(x, self.labels(y), spatial=self.spatial(cond))
 
     def log_prob(self, x, y=None, cond=None) -> torch.Tensor:
-        return self.ar.log_prob(x, y, spatial=self.spatial(cond))
+        return self.ar.log_prob(x, self.labels(y), spatial=self.spatial(cond))
 
     @torch.no_grad()
     def bits_per_dim(self, x, y=None, cond=None) -> torch.Tensor:
-        return self.ar.bits_per_dim(x, y, spatial=self.spatial(cond))
+        return self.ar.bits_per_dim(x, self.labels(y), spatial=self.spatial(cond))
 
     @torch.no_grad()
     def sample(self, n, y=None, cond=None, **kwargs) -> torch.Tensor:
@@ -66,4 +71,4 @@ class ConditionalAR(nn.Module):
             spatial = self.spatial(cond)
         finally:
             self.train(was_training)
-        return self.ar.sample(n, y=y, spatial=spatial, **kwargs)
+        return self.ar.sample(n, y=self.labels(y), spatial=spatial, **kwargs)

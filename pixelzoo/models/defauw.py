@@ -280,19 +280,9 @@ class DeFauwLevel(ConditionalAR):
         return {"loss": sum(t.values()), **{k: v.detach() for k, v in t.items()},
                 "perplexity": enc["perplexity"].detach(), "usage": enc["usage"].detach()}
 
-    def loss(self, x, y=None, cond=None) -> dict:
-        return self.ar.loss(x, None, spatial=self.spatial(cond))
-
-    def log_prob(self, x, y=None, cond=None) -> torch.Tensor:
-        return self.ar.log_prob(x, None, spatial=self.spatial(cond))
-
-    @torch.no_grad()
-    def bits_per_dim(self, x, y=None, cond=None) -> torch.Tensor:
-        return self.ar.bits_per_dim(x, None, spatial=self.spatial(cond))
-
-    @torch.no_grad()
-    def sample(self, n, y=None, cond=None, **kwargs) -> torch.Tensor:
-        return super().sample(n, y=None, cond=cond, **kwargs)
+    def labels(self, y):
+        """None: the decoders are not class-conditional (appendix A: only the prior is)."""
+        return None
 
 
 class LevelUnit(nn.Module):
