@@ -9,15 +9,23 @@ The trunk (``pixelzoo.models.pixelsnail``) has three kinds of causal layer:
   column): once row ``r`` of the image is final, each layer computes its row ``r`` from a buffer of
   its input's last ``k//2`` rows (zeros above the image, the layer's top padding). Row ``r`` of each
   layer's output reaches the horizontal stream only through ``down_shift``, i.e. at row ``r + 1``.
-* **horizontal** convolutions (``HorizontalConv``: columns ``j-k//2 .. j`` of the same row): per row a
-  buffer of each layer's input, channel-last (``k//2`` zero columns on the left, the layer's left
+* **horizontal** convolutions (``HorizontalConv``: columns ``j-k//2 .. j`` of the same row): a buffer
+  of each layer's input row (reused from row to row: a window reads only its row's earlier columns),
+  channel-last (``k//2`` zero columns on the left, the layer's left
   padding); per position each layer writes its input column and takes the window ending there as one
   matrix product with the masked kernel folded to a ``(taps * in, out)`` matrix (the attention's 1x1
   projections of one position are matrix products too: ``conv2d``'s overhead dominates there).
 * **attention** (``CausalSelfAttention2d``): a key/value cache over raster positions; per position one
   new key and value and one query (from the position's own features with ``include_self``, else
   from the previous position's with this position's code), attending over the keys cached so far.
-  The sinusoidal position code is computed once for the whole map (it depends on ``(i, j)`` only).
+  The sinusoidal position code is computed once for the whole map (it depends on ``(i, j)`` only);
+  at one position the query, key and value projections are one matrix product over the input
+  features, with the position code's share (and the biases, and the query's 1/sqrt(d_k)) tabulated
+  per position once per sample call.
+
+Per position everything is a matrix product on (n, channels) rows, with every additive term of a
+layer (the vertical stream's share, the conditioning bias, the convolution's bias) folded into the
+product's bias once per row: the per-position cost at small batches is the number of operations.
 
 The 1x1 parts (``v_to_h``, conditioning biases, gates, the output stack) are position-wise. The
 conditioning bias of a row (class embedding + projection of the trunk's spatial map, which the
@@ -52,21 +60,6 @@ from ..nn.attention import sinusoidal_positions
 from .steppers import Stepper
 
 
-def _at_column(bias, j: int):
-    """A row's conditioning bias (float 0, (n, C, 1, 1) or (n, C, 1, W)) at column ``j``."""
-    if not torch.is_tensor(bias) or bias.shape[-1] == 1:
-        return bias
-    return bias[..., j : j + 1]
-
-
-def _pointwise(conv, x: torch.Tensor) -> torch.Tensor:
-    """A 1x1 ``conv`` of ``x`` (n, in, 1, L); at one position a matrix product (conv2d's overhead
-    dominates there)."""
-    if x.shape[-1] != 1:
-        return conv(x)
-    return F.linear(x.flatten(1), conv.weight.flatten(1), conv.bias)[:, :, None, None]
-
-
 class SnailStepper(Stepper):
     """The incremental stepper of ``PixelSNAILTrunk`` (and subclasses that change only the input
     features, ``input_features``, e.g. VQ-VAE-2's ``CodeSNAILTrunk``); see the module docstring."""
@@ -83,6 +76,13 @@ class SnailStepper(Stepper):
         self.h_weights = [conv.weight * conv.mask for conv in self.h_convs]
         # ... and folded for one position: (taps * in, out), taps oldest first as in a buffer's window
         self.h_mats = [w[:, :, 0, :].permute(2, 1, 0).reshape(-1, w.shape[0]).contiguous() for w in self.h_weights]
+        # the output stack's masked 1x1 weights, as matrices (in, out)
+        self.out_mats = [(blk.conv1.weight * blk.conv1.mask, blk.conv1.bias, blk.conv2.weight * blk.conv2.mask,
+                          blk.conv2.bias) for blk in trunk.out_stack]
+        self.out_mats = [(w1.flatten(1).t().contiguous(), b1, w2.flatten(1).t().contiguous(), b2)
+                         for w1, b1, w2, b2 in self.out_mats]
+        self.dropouts = [None if isinstance(block.dropout, torch.nn.Identity) else block.dropout
+                         for block in trunk.blocks]
         self.v_convs = [trunk.in_v] + [conv for block in trunk.blocks for conv in (block.v_conv1, block.v_conv2)]
         self.v_buffers: list[torch.Tensor | None] = [None] * len(self.v_convs)
         self.v_rows_done = 0  # vertical rows computed
@@ -93,8 +93,35 @@ class SnailStepper(Stepper):
         self._cond: dict[int, list] = {}
         self.positions: dict[int, torch.Tensor] = {}
         self.keys: dict[int, torch.Tensor] = {}
+        self.projections = {b: self._projections(att) for b, att in self.attention.items()}
         self.values: dict[int, torch.Tensor] = {}
         self.att_inputs: dict[int, torch.Tensor] = {}
+        self.h_buffers: list[torch.Tensor | None] = [None] * len(self.h_convs)
+
+    def _projections(self, att) -> dict:
+        """An attention layer's 1x1 projections for one position as matrices (in, out) over its input
+        features; the position code's share (and the bias) as a table (H*W, out), computed once; the
+        query's scale 1/sqrt(d_k) folded in. Query, key and value in one product when the query reads
+        the position's own features (``include_self``)."""
+        scale = 1.0 / math.sqrt(att.key_channels // att.heads)
+        n_in = att.key.weight.shape[1] - 4 * att.pos_freq
+
+        def split(conv, factor=1.0):
+            w = conv.weight.flatten(1) * factor
+            table = conv.bias * factor
+            if att.pos_freq:
+                pos = sinusoidal_positions(self.height, self.width, att.pos_freq, device=w.device, dtype=w.dtype)
+                table = table + (w[:, n_in:] @ pos.flatten(1)).t()
+            return w[:, :n_in].t(), table.expand(self.height * self.width, -1) if table.dim() == 1 else table
+
+        (wq, tq), (wk, tk), (wv, tv) = split(att.query, scale), split(att.key), split(att.value)
+        out = {"out": (att.out.weight.flatten(1).t().contiguous(), att.out.bias)}
+        if att.include_self:
+            out["qkv"] = (torch.cat([wq, wk, wv], 1).contiguous(), torch.cat([tq, tk, tv], 1).contiguous())
+        else:
+            out["kv"] = (torch.cat([wk, wv], 1).contiguous(), torch.cat([tk, tv], 1).contiguous())
+            out["q"] = (wq.contiguous(), tq.contiguous())
+        return out
 
     # ------------------------------------------------------------------ per row
     def _conditioning(self, r: int) -> list:
@@ -140,33 +167,88 @@ class SnailStepper(Stepper):
         for b, block in enumerate(trunk.blocks):
             self.v_in.append(block.v_to_h(F.elu(zeros if last[b + 1] is None else last[b + 1])))
         self.h_cond = [ch for _, ch in self._conditioning(i)]
-        self.h_buffers = [None] * len(self.h_convs)
+        # per horizontal convolution, everything added to its output at a position: its bias, plus what
+        # the vertical stream gives the row (input layer, first convolution of each block) or the
+        # conditioning (second): (W, n, out) per column, or (n, out) / (out,) for the whole row
+        self.col_bias = [self._by_column(self.h_convs[0].bias, self.v_in[0])]
+        for b in range(len(trunk.blocks)):
+            self.col_bias.append(self._by_column(self.h_convs[1 + 2 * b].bias, self.v_in[b + 1]))
+            self.col_bias.append(self._by_column(self.h_convs[2 + 2 * b].bias, self.h_cond[b]))
         self.row = i
+
+    @staticmethod
+    def _by_column(bias: torch.Tensor, extra) -> torch.Tensor:
+        """``bias`` (out,) + ``extra`` (float 0, (n, out, 1, 1) or (n, out, 1, W)) for one position: (W, n, out),
+        (n, out) or (out,)."""
+        if not torch.is_tensor(extra):
+            return bias
+        if extra.shape[-1] == 1:
+            return extra[:, :, 0, 0] + bias
+        return (extra[:, :, 0].permute(2, 0, 1) + bias).contiguous()
 
     # ------------------------------------------------------------------ per position
     def _horizontal_conv(self, k: int, col: torch.Tensor, j: int) -> torch.Tensor:
-        """Horizontal convolution ``k`` at column ``j`` (n, out, 1, 1), its input there ``col`` (n, in, 1, 1):
-        the row's input so far is kept channel-last (n, pad + W, in), the window a matrix product."""
+        """Horizontal convolution ``k`` at column ``j`` (n, out) plus what is added to it there
+        (``col_bias``), its input there ``col`` (n, in): the row's input so far is kept channel-last
+        (n, pad + W, in), the window a matrix product."""
         conv = self.h_convs[k]
-        if self.h_buffers[k] is None:
-            self.h_buffers[k] = col.new_zeros(col.shape[0], conv.half + self.width, col.shape[1])
         buf = self.h_buffers[k]
-        buf[:, conv.half + j] = col[:, :, 0, 0]
-        return torch.addmm(conv.bias, buf[:, j : j + conv.half + 1].flatten(1), self.h_mats[k])[:, :, None, None]
+        if buf is None:  # kept from row to row: a position reads only its row's earlier columns, or padding
+            buf = self.h_buffers[k] = col.new_zeros(col.shape[0], conv.half + self.width, col.shape[1])
+        buf[:, conv.half + j] = col
+        bias = self.col_bias[k]
+        return torch.addmm(bias[j] if bias.dim() == 3 else bias, buf[:, j : j + conv.half + 1].flatten(1),
+                           self.h_mats[k])
+
+    def _attend_one(self, b: int, a: torch.Tensor, p: int) -> torch.Tensor:
+        """The attention layer after block ``b`` at raster position ``p`` alone, its input there ``a``
+        (n, F): the output (n, F) with the output projection's bias; caches the position's key and
+        value (and input, for the next query)."""
+        att, proj = self.attention[b], self.projections[b]
+        n, nh = self.n, att.heads
+        self._cache(b, a)
+        if att.include_self:
+            w, table = proj["qkv"]
+            qkv = torch.addmm(table[p], a, w)
+            q, kv = qkv[:, : att.key_channels], qkv[:, att.key_channels :]
+            m = p + 1
+        else:  # the query from the previous position's input with this position's code
+            w, table = proj["kv"]
+            kv = torch.addmm(table[p], a, w)
+            inputs = self.att_inputs[b]
+            inputs[:, :, p] = a
+            m = p
+            if p:
+                wq, tq = proj["q"]
+                q = torch.addmm(tq[p], inputs[:, :, p - 1], wq)
+        self.keys[b][:, :, p] = kv[:, : att.key_channels].view(n, nh, -1)
+        self.values[b][:, :, p, :] = kv[:, att.key_channels :].view(n, nh, -1)
+        w_out, b_out = proj["out"]
+        if m == 0:  # the first position alone attends to nothing
+            return b_out.expand(n, -1)
+        scores = q.view(n, nh, 1, -1) @ self.keys[b][:, :, :m].transpose(2, 3)
+        probs = att.dropout(scores.softmax(-1))
+        out = (probs @ self.values[b][:, :, :m]).view(n, att.value_channels)
+        return torch.addmm(b_out, out, w_out)
+
+    def _cache(self, b: int, a: torch.Tensor) -> None:
+        """The key/value (and query input) caches of attention layer ``b``, for inputs like ``a`` (n, F, ...)."""
+        if b in self.keys:
+            return
+        att, n, hw = self.attention[b], self.n, self.height * self.width
+        self.keys[b] = a.new_zeros(n, att.heads, hw, att.key_channels // att.heads)
+        self.values[b] = a.new_zeros(n, att.heads, hw, att.value_channels // att.heads)
+        if not att.include_self:
+            self.att_inputs[b] = a.new_zeros(n, a.shape[1], hw)
 
     def _attend(self, b: int, a: torch.Tensor, i: int, j0: int) -> torch.Tensor:
         """The attention layer after block ``b`` at columns ``j0 .. j0 + L - 1`` of row ``i``, given its
         input ``a`` (n, F, 1, L) there; caches those positions' keys and values (and inputs, for the
         next queries)."""
         att = self.attention[b]
-        n, hw, nh, length = self.n, self.height * self.width, att.heads, a.shape[-1]
+        n, nh, length = self.n, att.heads, a.shape[-1]
         p0 = i * self.width + j0
-        if b not in self.keys:
-            dk, dv = att.key_channels // nh, att.value_channels // nh
-            self.keys[b] = a.new_zeros(n, nh, dk, hw)
-            self.values[b] = a.new_zeros(n, nh, hw, dv)
-            if not att.include_self:
-                self.att_inputs[b] = a.new_zeros(n, a.shape[1], hw)
+        self._cache(b, a)
         pos = None
         if att.pos_freq:
             if att.pos_freq not in self.positions:
@@ -179,8 +261,8 @@ class SnailStepper(Stepper):
 
         xp = with_pos(a)
         span = slice(p0, p0 + length)
-        self.keys[b][:, :, :, span] = _pointwise(att.key, xp).view(n, nh, -1, length)
-        self.values[b][:, :, span, :] = _pointwise(att.value, xp).view(n, nh, -1, length).transpose(2, 3)
+        self.keys[b][:, :, span] = att.key(xp).view(n, nh, -1, length).transpose(2, 3)
+        self.values[b][:, :, span, :] = att.value(xp).view(n, nh, -1, length).transpose(2, 3)
         if att.include_self:
             q_in, m = xp, p0 + length
         else:  # queries from the previous positions' inputs, with these positions' codes
@@ -190,8 +272,8 @@ class SnailStepper(Stepper):
         if m == 0:  # the first position alone attends to nothing
             out = a.new_zeros(n, att.value_channels, 1, length)
         else:
-            q = _pointwise(att.query, q_in).view(n, nh, -1, length).transpose(2, 3)  # (n, nh, L, dk)
-            scores = (q @ self.keys[b][..., :m]) / math.sqrt(q.shape[-1])
+            q = att.query(q_in).view(n, nh, -1, length).transpose(2, 3)  # (n, nh, L, dk)
+            scores = (q @ self.keys[b][:, :, :m].transpose(2, 3)) / math.sqrt(q.shape[-1])
             has_keys = None
             if length > 1:  # a span: each query sees the keys up to itself (or before it)
                 keys_at = torch.arange(m, device=a.device)[None, :]
@@ -206,7 +288,7 @@ class SnailStepper(Stepper):
                 probs = probs * has_keys
             probs = att.dropout(probs)
             out = (probs @ self.values[b][:, :, :m]).transpose(2, 3).reshape(n, att.value_channels, 1, length)
-        return _pointwise(att.out, out)
+        return att.out(out)
 
     def _whole_row(self, x: torch.Tensor, r: int) -> None:
         """Catch up on row ``r``, every position of it final (given): the horizontal stream over the whole
@@ -227,17 +309,20 @@ class SnailStepper(Stepper):
         return F.conv2d(F.pad(row, (conv.half, 0, 0, 0)), self.h_weights[k], conv.bias)
 
     def _position(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
-        """The trunk's features (n, F, 1, 1) at (i, j); writes the position's column into every cache."""
-        trunk = self.trunk
+        """The trunk's features (n, F, 1, 1) at (i, j); writes the position's column into every cache.
+        Everything here is (n, channels): one position's features."""
+        trunk, p = self.trunk, i * self.width + j
         e = trunk.input_features(self.model.scale(x[:, :, i : i + 1, j : j + 1]))
-        h = self._horizontal_conv(0, e, j) + self.v_in[0][..., j : j + 1]
-        for b, block in enumerate(trunk.blocks):
-            t = self._horizontal_conv(1 + 2 * b, F.elu(h), j) + self.v_in[b + 1][..., j : j + 1]
-            t = self._horizontal_conv(2 + 2 * b, F.elu(t), j) + _at_column(self.h_cond[b], j)
-            h = h + block.dropout(gate(t))
+        h = self._horizontal_conv(0, e.flatten(1), j)
+        for b, drop in enumerate(self.dropouts):
+            t = self._horizontal_conv(1 + 2 * b, F.elu(h), j)
+            t = gate(self._horizontal_conv(2 + 2 * b, F.elu(t), j))
+            h = h + (t if drop is None else drop(t))
             if b in self.attention:
-                h = h + self._attend(b, F.elu(h), i, j)
-        return trunk.out_stack(h)
+                h = h + self._attend_one(b, F.elu(h), p)
+        for w1, b1, w2, b2 in self.out_mats:  # the output stack's residual blocks
+            h = h + torch.addmm(b2, F.elu(torch.addmm(b1, F.elu(h), w1)), w2)
+        return h[:, :, None, None]
 
     def _advance_rows(self, x: torch.Tensor, i: int) -> None:
         """Ready for row ``i`` (rows above final): their vertical rows, row ``i``'s horizontal setup."""
