@@ -1,9 +1,11 @@
 """Priors over continuous latents (Ostrovski et al. 2018's AIQN over a VAE's latents): the Gaussian
 mixture head (normalised, hand-computed, sampled exactly), an implicit-quantile and a likelihood
-prior learning a non-Gaussian 2-d distribution (a ring), monotone in tau, causal over the latent
-dimensions; continuous data sets; AGAVE with a learned sampling prior trained on its encoder's
-latents through the level cache, saved and loaded with the model."""
+prior learning a non-Gaussian 2-d distribution (a ring), on a spatial trunk and on MADE over the
+flat latent vector, monotone in tau, causal over the latent dimensions; continuous data sets; AGAVE
+with a learned sampling prior trained on its encoder's latents through the level cache, saved and
+loaded with the model."""
 
+import functools
 import math
 
 import pytest
@@ -50,9 +52,10 @@ def test_gaussian_mixture_sampler_matches_the_density():
         head.sample(sp[:2], mode="map")
 
 
-@pytest.mark.parametrize("trunk", ["gated_pixelcnn", "pixelcnnpp"])
+@pytest.mark.parametrize("trunk", ["gated_pixelcnn", "pixelcnnpp", "made"])
 def test_a_continuous_prior_is_causal_over_the_latent_dimensions(trunk):
-    hp = TINY_GATED if trunk == "gated_pixelcnn" else {"nr_resnet": 1, "nr_filters": 8, "dropout": 0.0}
+    hp = {"gated_pixelcnn": TINY_GATED, "pixelcnnpp": {"nr_resnet": 1, "nr_filters": 8, "dropout": 0.0},
+          "made": {"hidden": 64, "features": 8, "out_hidden": 24}}[trunk]
     m = pixelzoo.create_model(trunk, (3, 4, 4), 2, head="gaussian_mixture", head_options={"n_mix": 2}, **hp).double()
     x = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
     lp = m.log_prob(x)
@@ -79,9 +82,13 @@ def energy_distance(a, b):
     return (2 * torch.cdist(a, b).mean() - torch.cdist(a, a).mean() - torch.cdist(b, b).mean()).item()
 
 
-def trained_ring_prior(head, options, steps=600):
+# the spatial trunk, and MADE over the flat latent vector (a (2, 1, 1) map: dimensions in channel order)
+RING_TRUNKS = {"gated_pixelcnn": TINY_GATED, "made": {"hidden": 64, "n_layers": 2, "features": 16, "out_hidden": 64}}
+
+
+def trained_ring_prior(trunk, head, options, steps=600):
     torch.manual_seed(0)
-    m = pixelzoo.create_model("gated_pixelcnn", (2, 1, 1), 2, head=head, head_options=options, **TINY_GATED)
+    m = pixelzoo.create_model(trunk, (2, 1, 1), 2, head=head, head_options=options, **RING_TRUNKS[trunk])
     opt = torch.optim.Adam(m.parameters(), 3e-3)
     for step in range(steps):
         loss = m.loss(ring(256, step))["loss"]
@@ -91,29 +98,34 @@ def trained_ring_prior(head, options, steps=600):
     return m.eval()
 
 
-@pytest.fixture(scope="module")
-def ring_priors():
-    return {"quantile": trained_ring_prior("quantile", {"continuous": True, "kappa": 0.05}),
-            "gaussian_mixture": trained_ring_prior("gaussian_mixture", {"n_mix": 8})}
+RING_HEADS = {"quantile": {"continuous": True, "kappa": 0.05}, "gaussian_mixture": {"n_mix": 8}}
 
 
+@functools.cache
+def ring_prior(trunk, head):
+    """The prior trained once per test session (the tests of one trunk train only its own)."""
+    return trained_ring_prior(trunk, head, RING_HEADS[head])
+
+
+@pytest.mark.parametrize("trunk", sorted(RING_TRUNKS))
 @pytest.mark.parametrize("head", ["quantile", "gaussian_mixture"])
-def test_a_trained_prior_samples_the_ring(ring_priors, head):
+def test_a_trained_prior_samples_the_ring(trunk, head):
     """Energy distance of 1,000 samples to 1,000 ring points: the floor (ring against ring) is about
     0.003, a Gaussian of the ring's spread is 0.10; the bound is 0.02."""
-    s = ring_priors[head].sample(1000, generator=torch.Generator().manual_seed(1))
+    s = ring_prior(trunk, head).sample(1000, generator=torch.Generator().manual_seed(1))
     assert s.dtype == torch.float32 and s.shape == (1000, 2, 1, 1)
     ref = ring(1000, 10**6)
     gauss = torch.randn(1000, 2, 1, 1, generator=torch.Generator().manual_seed(4)) * 2
     assert energy_distance(gauss, ref) > 0.05
-    assert energy_distance(s, ref) < 0.02, head
+    assert energy_distance(s, ref) < 0.02, (trunk, head)
     radius = s.flatten(1).norm(dim=1)
     assert abs(radius.mean().item() - 2.0) < 0.1 and radius.std().item() < 0.35
 
 
-def test_the_trained_quantile_prior_is_monotone_in_tau(ring_priors):
+@pytest.mark.parametrize("trunk", sorted(RING_TRUNKS))
+def test_the_trained_quantile_prior_is_monotone_in_tau(trunk):
     """Q(tau) of the first latent dimension, and of the second given a ring point's first."""
-    m = ring_priors["quantile"]
+    m = ring_prior(trunk, "quantile")
     taus = torch.linspace(0.01, 0.99, 99)
     x = ring(1, 5).expand(99, 2, 1, 1).contiguous()
     for c in range(2):  # channel 1 given channel 0 of a ring point
@@ -125,7 +137,7 @@ def test_the_trained_quantile_prior_is_monotone_in_tau(ring_priors):
         assert spread > 0.5 and q[-1] > q[0]
         # nothing constrains an IQN to be monotone; trained, it is up to wiggles of a few hundredths
         # where the ring's marginal is flat (near its edges): every fall is below 2% of the range
-        assert (q[:-1] - q[1:]).clamp(min=0).max().item() < 0.02 * spread, f"Q of channel {c} falls in tau"
+        assert (q[:-1] - q[1:]).clamp(min=0).max().item() < 0.02 * spread, f"{trunk}: Q of channel {c} falls in tau"
 
 
 # ---------------------------------------------------------------------- continuous data sets
