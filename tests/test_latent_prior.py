@@ -13,7 +13,7 @@ import torch
 
 import pixelzoo
 from helpers import raster_before
-from pixelzoo.data.dataset import ImageDataset
+from pixelzoo.data.dataset import DataSplits, ImageDataset
 from pixelzoo.errors import ConfigError, DataError
 from pixelzoo.heads import create_head
 from pixelzoo.registry import load_preset
@@ -163,21 +163,32 @@ def test_agave_refuses_a_discrete_latent_prior():
                                                                      "n_layers": 1, "first_kernel_size": 3})
 
 
-@pytest.mark.parametrize("head", ["quantile", "gaussian_mixture"])
-def test_agave_trains_its_prior_on_the_encoders_latents_and_samples_from_it(tmp_path, head):
-    prior = dict(AIQN_PRIOR) if head == "quantile" else {**AIQN_PRIOR, "head": "gaussian_mixture",
-                                                         "head_options": {"n_mix": 2}}
+# a tiny AGAVE on the 8x8 digits: z is a (2, 2, 2) map, 8 dimensions
+TINY_AGAVE = {"vae": {"latent_channels": 2, "factor": 4, "hidden": 8, "res_channels": 4, "n_res_blocks": 1},
+              "pixel_decoder": {"name": "pixelcnnpp", "nr_resnet": 1, "nr_filters": 8, "dropout": 0.0,
+                                "head_options": {"n_mix": 2}},
+              "embedding": {"channels": 8, "n_blocks": 1, "out_channels": 4}}
+MADE_PRIOR = {"name": "made", "hidden": 16, "features": 4, "out_hidden": 8,
+              "head": "quantile", "head_options": {"continuous": True, "kappa": 0.1}}
+
+
+def tiny_agave_run_config(**model):
     config = load_preset("agave/fashion-cpu")
     config["data"] = {"name": "digits"}
-    config["model"].update({"vae": {"latent_channels": 2, "factor": 4, "hidden": 8, "res_channels": 4, "n_res_blocks": 1},
-                            "pixel_decoder": {"name": "pixelcnnpp", "nr_resnet": 1, "nr_filters": 8, "dropout": 0.0,
-                                              "head_options": {"n_mix": 2}},
-                            "embedding": {"channels": 8, "n_blocks": 1, "out_channels": 4}, "latent_prior": prior})
+    config["model"].update(TINY_AGAVE, **model)
     config = apply_overrides(config, ["train.log_every=5", "train.eval_every=0", "train.checkpoint_every=10",
                                       "train.num_samples=2", "train.eval_images=20", "train.batch_size=16",
                                       "train.final_eval_images=20"])
     config["train_parts"] = {"vae": {"steps": 5}, "pixel_decoder": {"steps": 5}, "joint": {"steps": 5},
                              "prior": {"steps": 30}}
+    return config
+
+
+@pytest.mark.parametrize("head", ["quantile", "gaussian_mixture"])
+def test_agave_trains_its_prior_on_the_encoders_latents_and_samples_from_it(tmp_path, head):
+    prior = dict(AIQN_PRIOR) if head == "quantile" else {**AIQN_PRIOR, "head": "gaussian_mixture",
+                                                         "head_options": {"n_mix": 2}}
+    config = tiny_agave_run_config(latent_prior=prior)
     runner = start_run(config, tmp_path / "run", progress=False, tensorboard=False)
     assert runner.plan.names == ["vae", "pixel_decoder", "joint", "prior"]
     result = runner.train()
@@ -199,3 +210,76 @@ def test_agave_trains_its_prior_on_the_encoders_latents_and_samples_from_it(tmp_
     # resuming a finished run trains nothing more
     again = resume_run(run, progress=False, tensorboard=False).train()["parts"]
     assert again == {n: {"skipped": "already trained"} for n in ("vae", "pixel_decoder", "joint", "prior")}
+
+
+# ---------------------------------------------------------------------- MADE prior, latents drawn from q(z | x)
+def test_agave_with_a_made_prior_on_draws_from_q_trains_saves_and_loads(tmp_path):
+    """The AIQN over the flat latent vector (``made``, continuous quantile head), trained on draws
+    z ~ q(z | x): the unit's data holds the posterior's means and log-variances (cached under their own
+    file, beside the chain's levels), the test split the means alone; the model saves and loads."""
+    config = tiny_agave_run_config(latent_prior=MADE_PRIOR, latent_source="sample")
+    runner = start_run(config, tmp_path / "run", progress=False, tensorboard=False)
+    result = runner.train()
+    run = runner.run_dir
+    assert result["parts"]["prior"]["step"] == 30
+    assert (run / "cache" / "vae-posterior-levels.safetensors").is_file()
+    model = load_run_model(run)[0]
+    assert model.latent_source == "sample" and model.parts["prior"].trunk.trunk_name == "made"
+    data = model.training_plan().unit("prior").data(runner.splits)
+    mean, log_var = model.vae.posterior(runner.splits.train.images[:3].long())
+    torch.testing.assert_close(data.train.images[:3], mean)
+    torch.testing.assert_close(data.train.extras["log_var"][:3], log_var)
+    assert data.test.extras == {} and data.test.image_shape == model.vae.latent_shape
+    model.save_pretrained(tmp_path / "saved")
+    back = pixelzoo.load_pretrained(tmp_path / "saved")
+    assert back.latent_source == "sample" and back.parts["prior"].trunk.trunk_name == "made"
+    lv, lv_back = (m.sample_levels(3, generator=torch.Generator().manual_seed(2)) for m in (model, back))
+    assert torch.equal(lv["z"], lv_back["z"]) and torch.equal(lv["image"], lv_back["image"])
+    assert lv["z"].dtype == torch.float32 and len(lv["z"].unique()) > 3
+
+
+def test_latent_source_sample_trains_the_prior_on_fresh_draws_from_q():
+    """The same AGAVE with ``latent_source`` "mean" and "sample": both units read the means of
+    q(z | x); the prior's loss sees them as they are, or draws z = mean + sigma * eps afresh per call."""
+    prior = {**MADE_PRIOR, "head": "gaussian_mixture", "head_options": {"n_mix": 2}}
+    torch.manual_seed(0)
+    models = {src: pixelzoo.create_model("agave", (1, 8, 8), 16, latent_prior=prior, latent_source=src, **TINY_AGAVE)
+              for src in ("mean", "sample")}
+    models["sample"].load_state_dict(models["mean"].state_dict())
+    images = torch.randint(0, 16, (40, 1, 8, 8), generator=torch.Generator().manual_seed(1)).to(torch.uint8)
+    splits = DataSplits(ImageDataset("toy", images[:32], None, 16, None, "test"),
+                        ImageDataset("toy-test", images[32:], None, 16, None, "test"))
+    mean, log_var = models["mean"].vae.posterior(images[:32].long())
+    seen = {}
+    for src, model in models.items():
+        unit = model.training_plan().unit("prior")
+        data = unit.data(splits)
+        torch.testing.assert_close(data.train.images, mean)
+        assert set(data.train.extras) == ({"log_var"} if src == "sample" else set())
+        prior_part = model.parts["prior"]
+        calls = []
+        prior_part.loss = lambda z, y=None, calls=calls: calls.append(z) or {"loss": z.sum()}
+        loss = unit.loss or prior_part.loss
+        for seed in (0, 1):
+            torch.manual_seed(seed)
+            loss(data.train.images, None, **data.train.extras)
+        seen[src] = calls
+        del prior_part.loss
+        torch.testing.assert_close(data.test.images, models["mean"].vae.posterior(images[32:].long())[0])
+        assert data.test.extras == {}
+    assert all(torch.equal(z, mean) for z in seen["mean"])
+    first, second = seen["sample"]
+    assert not torch.equal(first, second) and not torch.equal(first, mean)
+    eps = (first - mean) * torch.exp(-0.5 * log_var)  # the standardised draws: N(0, 1)
+    assert abs(eps.mean().item()) < 0.2 and abs(eps.std().item() - 1.0) < 0.15
+
+
+def test_bad_latent_prior_options_are_refused():
+    with pytest.raises(ConfigError, match="latent_source must be one of"):
+        pixelzoo.create_model("agave", (1, 8, 8), 16, latent_prior=MADE_PRIOR, latent_source="draws", **TINY_AGAVE)
+    with pytest.raises(ConfigError, match="give latent_prior"):
+        pixelzoo.create_model("agave", (1, 8, 8), 16, latent_source="sample", **TINY_AGAVE)
+    with pytest.raises(ConfigError, match="at least the number of dimensions"):
+        pixelzoo.create_model("agave", (1, 8, 8), 16, latent_prior={**MADE_PRIOR, "hidden": 4}, **TINY_AGAVE)
+    with pytest.raises(ConfigError, match="continuous head"):
+        pixelzoo.create_model("agave", (1, 8, 8), 16, latent_prior={"name": "made", "hidden": 8}, **TINY_AGAVE)
