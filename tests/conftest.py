@@ -46,6 +46,10 @@ TINY_MODELS = {
     "pixeliqn+pixelcnnpp": dict(trunk="pixelcnnpp", nr_resnet=1, nr_filters=8, dropout=0.0, n_cos=4, out_hidden=12),
     "pixelsnail+quantile": dict(channels=12, n_blocks=2, attention_every=1, heads=2, out_res_blocks=1, out_hidden=12,
                                 head="quantile", head_options={"n_cos": 4}),
+    # MADE's hidden layers need at least C*H*W units: 192 covers test_cuda.py's (3, 8, 8) maps too
+    "made": dict(hidden=192, n_layers=2, features=8, out_hidden=24),
+    "made+quantile": dict(hidden=192, n_layers=2, features=8, out_hidden=24, head="quantile", head_options={"n_cos": 4}),
+    "pixeliqn+made": dict(trunk="made", hidden=192, n_layers=2, features=8, out_hidden=24, n_cos=4),
 }
 
 # Registered composite models (chains of levels whose parts train stage by stage): the single-model

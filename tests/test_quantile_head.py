@@ -15,6 +15,7 @@ TRUNK_OPTIONS = {
     "gated_pixelcnn": GATED,
     "pixelsnail": dict(channels=12, n_blocks=2, attention_every=1, heads=2, out_res_blocks=1),
     "pixelcnnpp": dict(nr_resnet=1, nr_filters=8, dropout=0.0),
+    "made": dict(hidden=48, features=4),
 }
 
 
@@ -81,7 +82,7 @@ def test_continuous_head_values_are_the_raw_output_unrounded():
 
 # ---------------------------------------------------------------------------- on any trunk
 def test_every_trunk_is_registered_and_the_generic_builder_takes_any_head():
-    assert {"gated_pixelcnn", "pixelsnail", "pixelcnnpp"} <= set(list_trunks())
+    assert {"gated_pixelcnn", "pixelsnail", "pixelcnnpp", "made"} <= set(list_trunks())
     for trunk, options in TRUNK_OPTIONS.items():
         for head in ("categorical", "logistic_mixture", "quantile"):
             model = build_autoregressive(trunk, (3, 4, 4), 5, 2, head=head, out_hidden=12, **options)

@@ -2,7 +2,7 @@
 the composites built on it, training plans. Importing this package registers every model and trunk
 (each module registers its own with ``@register_model`` / ``@register_trunk`` where it is defined)."""
 
-from . import agave, aux_pixelcnn, defauw, gated_pixelcnn, pixelcnnpp, pixeliqn, pixelsnail, vqvae2
+from . import agave, aux_pixelcnn, defauw, gated_pixelcnn, made, pixelcnnpp, pixeliqn, pixelsnail, vqvae2
 from .autoregressive import AutoregressiveModel, build_autoregressive
 from .gated_pixelcnn import GatedPixelCNNTrunk, build_gated_pixelcnn
 from .hierarchy import Chain, Encoder, Level, Link, View
@@ -34,6 +34,7 @@ __all__ = [
     "defauw",
     "gated_pixelcnn",
     "list_trunks",
+    "made",
     "pixelcnnpp",
     "pixeliqn",
     "pixelsnail",

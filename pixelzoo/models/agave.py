@@ -30,9 +30,15 @@ bound of Burda et al. (``pixelzoo.evaluation.latent_bounds``).
 **A learned sampling prior** (``latent_prior``; Ostrovski et al. 2018's proposal to model a VAE's
 latents with an AIQN): an autoregressive model with a continuous head over the z map (the implicit
 quantile head with ``continuous=True``, or the ``gaussian_mixture`` likelihood head as its baseline),
-trained in a last stage on the means of q(z | x) of the trained encoder (read through the level
-cache); ``sample`` then draws z from it instead of N(0, I). The bound stays the ELBO under N(0, I),
-the prior the VAE was trained with.
+trained in a last stage on latents of the training images from the trained encoder, read through
+the level cache; ``sample`` then draws z from it instead of N(0, I). The bound stays the ELBO under
+N(0, I), the prior the VAE was trained with. Any registered autoregressive model fits: a spatial trunk
+over the z map (``gated_pixelcnn``, ...) or ``made`` over z as one flat vector (``pixelzoo.models.made``).
+``latent_source`` says which latents: ``"mean"`` (default), the means of q(z | x), the chain's level
+z; ``"sample"``, draws z ~ q(z | x), fresh at every training step (the unit's data holds the means and
+log-variances of q, cached as the encoder's outputs under their own slot, ``vae-posterior``; the
+step's seed draws eps, so a run resumes exactly). Held out, both score the prior on the means of
+q(z | x) of the test images, so their numbers compare.
 
 **Training plan** (section 4.1): stage 1, the VAE (auxiliary reconstruction + lambda KL) and the
 pixel decoder pretrained apart, as independent units (parallel processes with ``--part``); the pixel
@@ -51,6 +57,7 @@ from functools import partial
 import torch
 import torch.nn as nn
 
+from ..data.dataset import DataSplits, ImageDataset
 from ..errors import ConfigError
 from ..nn.gaussian import gaussian_log_prob, kl_to_standard_normal, reparameterise, standard_normal_log_prob
 from ..registry import register_model
@@ -69,6 +76,9 @@ PIXEL_DECODER = {"name": "pixelcnnpp", "nr_resnet": 1, "nr_filters": 32, "dropou
                  "head": "logistic_mixture", "head_options": {"n_mix": 5}}
 EMBEDDING = {"channels": 32, "n_blocks": 2, "out_channels": 32}
 PRETRAIN_CONDITIONS = ("none", "aux")
+LATENT_SOURCES = ("mean", "sample")
+#: the encoder's posterior (means and log-variances of q(z | x)): the prior's data for latent_source "sample"
+POSTERIOR = Encoder("image", ("z", "z_log_var"), "vae", "posterior")
 
 
 class MeansEmbedding(nn.Module):
@@ -133,9 +143,16 @@ class AGAVE(Chain):
     sampled_reconstructions = True
 
     def __init__(self, vae: GaussianVAE, pixel_decoder: ConditionalAR, num_classes=None,
-                 pretrain_condition: str = "none", latent_prior: AutoregressiveModel | None = None):
+                 pretrain_condition: str = "none", latent_prior: AutoregressiveModel | None = None,
+                 latent_source: str = "mean"):
         if pretrain_condition not in PRETRAIN_CONDITIONS:
             raise ConfigError(f"pretrain_condition must be one of {list(PRETRAIN_CONDITIONS)}, got {pretrain_condition!r}")
+        if latent_source not in LATENT_SOURCES:
+            raise ConfigError(f"latent_source must be one of {list(LATENT_SOURCES)} (the latents the latent_prior "
+                              f"trains on: the means of q(z | x), or draws from it), got {latent_source!r}")
+        if latent_source != "mean" and latent_prior is None:
+            raise ConfigError(f"latent_source {latent_source!r} says what a learned latent_prior trains on; "
+                              "without one the prior is N(0, I), which is not trained: give latent_prior")
         levels = [Level("image", vae.image_shape, vae.num_levels),
                   Level("means", vae.aux_shape, None, shown=True),
                   Level("z", vae.latent_shape, None, shown=False)]
@@ -147,6 +164,7 @@ class AGAVE(Chain):
         super().__init__(levels, makers, links, parts, [["vae", "pixel_decoder"], ["prior"]], num_classes)
         self.pretrain_condition = pretrain_condition
         self.learned_prior = latent_prior is not None
+        self.latent_source = latent_source
 
     @property
     def vae(self) -> GaussianVAE:
@@ -221,9 +239,39 @@ class AGAVE(Chain):
         stages = [[Unit("vae", self.vae, loss=self.vae.loss, directory="parts/vae"),
                    Unit("pixel_decoder", alone, loss=alone.loss, directory="parts/pixel_decoder")],
                   [Unit("joint", self, loss=self.joint_loss, directory="parts/joint")]]
-        if self.learned_prior:  # on the means of q(z | x) of the trained encoder, through the level cache
-            stages.append([Unit("prior", self.parts["prior"], partial(self.part_data, "prior"), None, "parts/prior")])
+        if self.learned_prior:  # on latents of the trained encoder, through the level cache
+            if self.latent_source == "mean":
+                unit = Unit("prior", self.parts["prior"], partial(self.part_data, "prior"), None, "parts/prior")
+            else:
+                unit = Unit("prior", self.parts["prior"], self.posterior_data, self.prior_loss_on_draws, "parts/prior")
+            stages.append([unit])
         return TrainingPlan(stages)
+
+    def posterior_data(self, splits, cache_dir=None, write_cache: bool = True) -> DataSplits:
+        """The prior's data for ``latent_source="sample"``: the means of q(z | x) of the training images
+        with their log-variances (``extras["log_var"]``, which ``prior_loss_on_draws`` draws from), and
+        the means of the test images alone (held out, the prior is scored on them). Computed once by
+        the trained encoder, cached (slot ``vae-posterior``)."""
+        self._check_splits(splits)
+        z = self.levels["z"]
+        outputs = {"z": z, "z_log_var": Level("z_log_var", z.shape, None, shown=False)}
+        src = {"train": splits.train.images, "test": splits.test.images}
+        post = self._encoded(POSTERIOR, splits, src, cache_dir, write_cache, outputs, slot="vae-posterior")
+
+        def split(d, which, extras):
+            return ImageDataset(f"{d.name}/z", post["z"][which], d.labels, None, d.num_classes,
+                                f"means of q(z | x) of {d.name}", extras=extras)
+
+        return DataSplits(split(splits.train, "train", {"log_var": post["z_log_var"]["train"]}),
+                          split(splits.test, "test", {}))
+
+    def prior_loss_on_draws(self, z: torch.Tensor, y=None, log_var: torch.Tensor | None = None) -> dict:
+        """The prior's loss on z ~ q(z | x) = N(``z``, exp(``log_var``)), drawn afresh at every call from
+        the global generator (the trainer seeds it per step); without ``log_var`` (the test split),
+        on ``z`` itself."""
+        if log_var is not None:
+            z = reparameterise(z, log_var)
+        return self.parts["prior"].loss(z, y)
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
@@ -275,14 +323,17 @@ def _pixel_decoder(spec: dict, emb_spec: dict, vae: GaussianVAE, num_classes) ->
 def build_agave(image_shape, num_levels, num_classes=None, kl_weight: float = 12.0, aux_bins: int | None = None,
                 aux_factor: int = 1, vae: dict | None = None, pixel_decoder: dict | None = None,
                 embedding: dict | None = None, pretrain_condition: str = "none",
-                latent_prior: dict | None = None) -> AGAVE:
+                latent_prior: dict | None = None, latent_source: str = "mean") -> AGAVE:
     """AGAVE (see the module docstring): ``kl_weight`` lambda; y = x downsampled by ``aux_factor``
     (1, 2, 4, ...) and quantised to ``aux_bins`` colour bins (default: all levels); ``vae``,
     ``pixel_decoder`` (a registered autoregressive model, PixelCNN++ by default) and ``embedding``
     (the network from f(z) into the pixel decoder) are hyper-parameter dicts over small CPU defaults;
     ``latent_prior``: a learned sampling prior over z (a registered autoregressive model with a
     continuous head: the AIQN prior of Ostrovski et al. with ``head="quantile"``, or the likelihood
-    baseline ``head="gaussian_mixture"``), trained after the joint phase; None: N(0, I)."""
+    baseline ``head="gaussian_mixture"``; over the z map with a spatial trunk, or over z as one flat
+    vector with ``"name": "made"``), trained after the joint phase; None: N(0, I). ``latent_source``:
+    what the prior trains on, ``"mean"`` (the means of q(z | x)) or ``"sample"`` (draws from q(z | x),
+    fresh at every step)."""
     vae_spec = part_spec(vae, VAE, "vae")
     for key in ("kl_weight", "aux_bins", "aux_factor"):
         if key in vae_spec:
@@ -294,4 +345,5 @@ def build_agave(image_shape, num_levels, num_classes=None, kl_weight: float = 12
         raise ConfigError(f"vae: bad hyper-parameters: {e}") from e
     decoder = _pixel_decoder(part_spec(pixel_decoder, PIXEL_DECODER, "pixel_decoder"),
                              part_spec(embedding, EMBEDDING, "embedding"), vae_part, num_classes)
-    return AGAVE(vae_part, decoder, num_classes, pretrain_condition, _latent_prior(latent_prior, vae_part, num_classes))
+    return AGAVE(vae_part, decoder, num_classes, pretrain_condition, _latent_prior(latent_prior, vae_part, num_classes),
+                 latent_source)

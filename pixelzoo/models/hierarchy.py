@@ -278,34 +278,43 @@ class Chain(PixelzooModel):
                     memo.update(self._encoded(maker, splits, src, cache_dir, write_cache))
         return memo[name]
 
-    def _map(self, fn, images: torch.Tensor, names) -> dict[str, torch.Tensor]:
+    def _map(self, fn, images: torch.Tensor, names, levels: dict | None = None) -> dict[str, torch.Tensor]:
         """``fn`` (-> a list of levels in ``names``' order) over a data set in chunks, each level in
-        the smallest dtype that holds it."""
+        the smallest dtype that holds it (``levels``: the ``Level`` of each name, default the chain's)."""
         device = module_device(self)
+        levels = self.levels if levels is None else levels
         out: dict[str, list] = {n: [] for n in names}
         for s in range(0, max(images.shape[0], 1), CHUNK):
             chunk = as_input(images[s:s + CHUNK]).to(device)
             for n, v in zip(names, fn(chunk)):
-                lv = self.levels[n]
+                lv = levels[n]
                 out[n].append(v.to("cpu", image_dtype_for(lv.num_levels) if lv.discrete else torch.float32))
         return {n: torch.cat(v) for n, v in out.items()}
 
-    def _encoded(self, maker: Encoder, splits, src: dict, cache_dir, write_cache) -> dict:
+    def _encoded(self, maker: Encoder, splits, src: dict, cache_dir, write_cache, outputs: dict | None = None,
+                 slot: str | None = None) -> dict:
+        """``{target: {"train": tensor, "test": tensor}}``: what ``maker`` makes of the ``src`` level of
+        both splits, through the level cache. ``outputs``: the ``Level`` of each target when the
+        targets are not levels of the chain (an encoder's other outputs, e.g. a posterior's
+        variances), cached under their own ``slot`` (default the maker's part) so that they never
+        replace the part's levels in the cache."""
+        levels = self.levels if outputs is None else outputs
+        slot = maker.part if slot is None else slot
         part = self.parts[maker.part]
         key = fingerprint(part, {f"{k}.source": v for k, v in src.items()} |
                           {f"{k}.labels": d.labels for k, d in (("train", splits.train), ("test", splits.test))
                            if d.labels is not None},
                           {"train": splits.train.name, "test": splits.test.name, "method": maker.method,
                            "targets": ",".join(maker.targets)})
-        shapes = {f"{k}.{t}": (v.shape[0], *self.levels[t].shape) for k, v in src.items() for t in maker.targets}
+        shapes = {f"{k}.{t}": (v.shape[0], *levels[t].shape) for k, v in src.items() for t in maker.targets}
 
         def compute():
             return {f"{k}.{t}": lv for k, v in src.items()
-                    for t, lv in self._map(partial(self._encode, maker), v, list(maker.targets)).items()}
+                    for t, lv in self._map(partial(self._encode, maker), v, list(maker.targets), levels).items()}
 
-        path = Path(cache_dir) / cache_file(maker.part) if cache_dir is not None else None
+        path = Path(cache_dir) / cache_file(slot) if cache_dir is not None else None
         n_train, n_test = (len(v) for v in src.values())
-        flat = self.level_cache.get(maker.part, key, shapes, compute, path, write_cache,
+        flat = self.level_cache.get(slot, key, shapes, compute, path, write_cache,
                                     what=f"levels {', '.join(maker.targets)} of {n_train} training and {n_test} "
                                          f"test images with the trained {maker.part}")
         return {t: {k: flat[f"{k}.{t}"] for k in src} for t in maker.targets}
