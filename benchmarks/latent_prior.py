@@ -3,16 +3,20 @@ dimensionality of the problem and the AIQN to sample from the true latent distri
 
 For one trained AGAVE run (``--run``, e.g. one of ``benchmarks/agave.py``'s runs): the VAE was
 trained with the prior N(0, I), but its aggregate posterior (the latents of the data) need not be
-N(0, I). Two priors are trained on the means of q(z | x) of the training images (the chain's level
-cache): an AIQN (a Gated PixelCNN over the latent map with the continuous implicit quantile head)
-and, as the likelihood baseline, the same trunk with the Gaussian mixture head, each for
-``--prior-seconds``. Then for each of N(0, I), AIQN and the mixture, ``-n`` latents are drawn and
+N(0, I). Priors (``--priors``) are trained on the means of q(z | x) of the training images (the
+chain's level cache), each for ``--prior-seconds``: an AIQN (``aiqn``: a Gated PixelCNN over the
+latent map with the continuous implicit quantile head) and, as the likelihood baseline, the same
+trunk with the Gaussian mixture head (``gaussian_mixture``); ``made_aiqn`` and
+``made_gaussian_mixture`` put the same heads on a MADE over z as one flat vector. Then for N(0, I)
+(unless ``--no-standard-normal``) and each prior, ``-n`` latents are drawn and
 decoded: f(z) shown as an image (the VAE alone) and AGAVE's pixel samples given f(z); reported are
 FID, precision and recall against the test set (the Fashion feature network, next to the
 real-vs-real floor), and the energy distance of the drawn latents to the test images' latents.
 
     python benchmarks/agave.py --run-dir runs/agave-bench          # makes the runs
     python benchmarks/latent_prior.py --run runs/agave-bench/lambda8-bins256-factor1
+    python benchmarks/latent_prior.py --run ... --priors made_aiqn,made_gaussian_mixture --no-standard-normal \
+        --out benchmarks/results/latent_prior_made.json
 
 Writes ``benchmarks/results/latent_prior.json`` (``--out``).
 """
@@ -32,8 +36,13 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))  # this checkout's pixelzoo, whichever is installed
 PRIOR = {"name": "gated_pixelcnn", "channels": 64, "n_layers": 4, "kernel_size": 3, "first_kernel_size": 3,
          "out_hidden": 64}
+#: a MADE over z as one flat vector (hidden must be at least z's dimensions: 392 for the fashion preset)
+MADE = {"name": "made", "hidden": 1024, "n_layers": 2, "features": 16, "out_hidden": 64}
 HEADS = {"aiqn": {"head": "quantile", "head_options": {"continuous": True, "kappa": 0.05}},
          "gaussian_mixture": {"head": "gaussian_mixture", "head_options": {"n_mix": 10}}}
+#: the learned priors: name -> (network, head)
+PRIORS = {"aiqn": (PRIOR, HEADS["aiqn"]), "gaussian_mixture": (PRIOR, HEADS["gaussian_mixture"]),
+          "made_aiqn": (MADE, HEADS["aiqn"]), "made_gaussian_mixture": (MADE, HEADS["gaussian_mixture"])}
 
 
 def parse_args(argv=None):
@@ -42,6 +51,8 @@ def parse_args(argv=None):
     p.add_argument("--prior-seconds", type=float, default=240.0, help="training time of each prior")
     p.add_argument("-n", type=int, default=1000, help="samples per prior (default 1000)")
     p.add_argument("--batch-size", type=int, default=128, help="prior training batch size")
+    p.add_argument("--priors", default="aiqn,gaussian_mixture", help=f"learned priors, of {', '.join(PRIORS)}")
+    p.add_argument("--no-standard-normal", action="store_true", help="skip N(0, I) (measured in an earlier run)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "results" / "latent_prior.json"))
     return p.parse_args(argv)
@@ -69,13 +80,19 @@ def main(argv=None):
     real_f = compute_features(net, splits.test.images)
     latents = model.part_data("prior", splits)  # the means of q(z | x), through the level cache
     metrics = ("fid", "pr")
-    result = {"run": str(args.run), "n": args.n, "prior_seconds": args.prior_seconds, "prior": PRIOR,
+    names = [n.strip() for n in args.priors.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(PRIORS))
+    if unknown:
+        raise SystemExit(f"latent_prior.py: unknown priors {unknown}; valid: {', '.join(PRIORS)}")
+    result = {"run": str(args.run), "n": args.n, "prior_seconds": args.prior_seconds,
+              "networks": {name: PRIORS[name][0] for name in names},
               "floor": real_vs_real(splits, net, metrics, n=len(splits.test)), "priors": {}}
-    priors = {"standard_normal": model}
+    priors = {} if args.no_standard_normal else {"standard_normal": model}
     work = Path(tempfile.mkdtemp(prefix="latent-prior-"))
-    for name, head in HEADS.items():
+    for name in names:
+        network, head = PRIORS[name]
         cfg = json.loads(json.dumps(config["model"]))
-        cfg["latent_prior"] = {**PRIOR, **head}
+        cfg["latent_prior"] = {**network, **head}
         m = build_model(cfg)
         m.parts["vae"].load_state_dict(model.vae.state_dict())
         m.parts["pixel_decoder"].load_state_dict(model.pixel_decoder.state_dict())
