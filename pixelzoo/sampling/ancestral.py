@@ -97,37 +97,47 @@ def ancestral_sample(model, n: int, y=None, temperature: float = 1.0, known=None
     y = _labels(y, n, model)
     x, given = prepare_known(model, n, known, mask)
     device = next(model.parameters()).device
-    draw_device = device if generator is None else generator.device
     x, given = x.to(device), given.to(device)
     if y is not None:
         y = y.to(device)
     if spatial is not None:
         spatial = _repeat_to(spatial.to(device), n, "spatial maps")
-    c_count, height, width = model.image_shape
     inputs = {k: v.to(device) for k, v in model.sampling_inputs(n, temperature, generator).items()}
-    head = model.head
     was_training = model.training
     model.eval()
     try:
-        stepper = model.stepper(n, y=y, spatial=spatial, inputs=inputs, cached=cached)
-        # per sub-pixel, whether every image / some image has it given (read once, not per step)
-        all_given, some_given = given.all(0).tolist(), given.any(0).tolist()
-        steps = tqdm(total=height * width, desc="sampling", disable=not progress, leave=False)
-        for i in range(height):
-            for j in range(width):
-                steps.update(1)
-                for c in range(c_count):
-                    if all_given[c][i][j]:
-                        continue
-                    sp = stepper.params(x, i, j, c)
-                    if draw_device != sp.device:
-                        sp = sp.to(draw_device)
-                    draw = head.sample(sp, temperature=temperature, generator=generator, **head_options)
-                    draw = draw.to(device=device, dtype=x.dtype)
-                    if some_given[c][i][j]:
-                        draw = torch.where(given[:, c, i, j], x[:, c, i, j], draw)
-                    x[:, c, i, j] = draw
-        steps.close()
+        _draw(model, stepper_args=dict(y=y, spatial=spatial, inputs=inputs, cached=cached), x=x, given=given,
+              temperature=temperature, generator=generator, head_options=head_options, progress=progress)
     finally:
         model.train(was_training)
     return x
+
+
+@torch.inference_mode()
+def _draw(model, stepper_args: dict, x, given, temperature, generator, head_options, progress) -> None:
+    """The loop of ``ancestral_sample``: draws into ``x`` in place. Under inference mode (no autograd
+    bookkeeping per operation: a step is a hundred small operations); ``x``, made outside, stays a
+    normal tensor, and nothing made here outlives the call but what is written into it."""
+    device = x.device
+    draw_device = device if generator is None else generator.device
+    c_count, height, width = model.image_shape
+    head = model.head
+    stepper = model.stepper(x.shape[0], **stepper_args)
+    # per sub-pixel, whether every image / some image has it given (read once, not per step)
+    all_given, some_given = given.all(0).tolist(), given.any(0).tolist()
+    steps = tqdm(total=height * width, desc="sampling", disable=not progress, leave=False)
+    for i in range(height):
+        for j in range(width):
+            steps.update(1)
+            for c in range(c_count):
+                if all_given[c][i][j]:
+                    continue
+                sp = stepper.params(x, i, j, c)
+                if draw_device != sp.device:
+                    sp = sp.to(draw_device)
+                draw = head.sample(sp, temperature=temperature, generator=generator, **head_options)
+                draw = draw.to(device=device, dtype=x.dtype)
+                if some_given[c][i][j]:
+                    draw = torch.where(given[:, c, i, j], x[:, c, i, j], draw)
+                x[:, c, i, j] = draw
+    steps.close()
