@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import multiprocessing
 import sys
 import time
@@ -191,8 +192,6 @@ def search(args, run_dir: Path, start: float) -> dict:
 
 
 def curves(args, run_dir: Path, start: float) -> dict:
-    import json
-
     best = json.loads(Path(args.search_json).read_text())["best"] if not args.smoke else \
         {m: grid[0] for m, grid in GRIDS.items()}
     minutes = [float(m) for m in args.minutes.split(",")]
