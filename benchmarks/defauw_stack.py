@@ -34,7 +34,7 @@ evaluation weights (``load_run_model``: the prior's Polyak average):
   ``--recon-stats-images`` test images the mean squared error of a reconstruction to its original
   and between two reconstructions of the same image (pixels on [0, 1]).
 
-    python benchmarks/defauw_stack.py --threads 1 --run-dir /work/stack-bench        # ~30 min per preset
+    python benchmarks/defauw_stack.py --threads 1 --run-dir RUN              # ~28 min per preset on one thread
     python benchmarks/defauw_stack.py --preset defauw/fashion-ff-cpu,defauw/fashion-msp-cpu --run-dir R
     python benchmarks/defauw_stack.py --run-dir R --evaluate-only    # measure the runs in R again, no training
     python benchmarks/defauw_stack.py --smoke                          # a minute: tiny budgets, few images
