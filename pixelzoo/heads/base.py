@@ -42,18 +42,6 @@ def full_precision(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
-def draw_categorical(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One index (N,) long per row of ``probs`` (N, K) (rows summing to one up to rounding), by the
-    inverse of the row's CDF at one uniform draw per row, in float64 (``torch.multinomial`` draws K
-    exponentials per row: in a sampling step of a 256-level model that is a good share of the step).
-    The uniform comes from ``generator`` (on its device); an index of probability zero is never drawn."""
-    device = probs.device if generator is None else generator.device
-    u = torch.rand(probs.shape[0], 1, generator=generator, device=device, dtype=torch.float64).to(probs.device)
-    cdf = probs.double().cumsum(dim=1)
-    idx = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)  # the first index whose CDF exceeds u
-    return idx.clamp_(max=probs.shape[1] - 1).squeeze(1)
-
-
 class Head(nn.Module):
     """Base class of output heads over ``num_levels`` integer levels ``0 .. num_levels - 1``."""
 

@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .base import Head, draw_categorical, full_precision
+from .base import Head, full_precision
 
 
 class CategoricalHead(Head):
@@ -70,4 +70,4 @@ class CategoricalHead(Head):
         if temperature == 0 or mode == "map":
             return sp.argmax(dim=1)
         probs = F.softmax(sp.float() / temperature, dim=1)
-        return draw_categorical(probs, generator)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .base import Head, draw_categorical, full_precision
+from .base import Head, full_precision
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -80,7 +80,7 @@ class GaussianMixtureHead(Head):
         m = self.n_mix
         sp = full_precision(sp)
         probs = F.softmax(sp[:, :m], dim=1)
-        k = draw_categorical(probs, generator)[:, None]
+        k = torch.multinomial(probs.cpu(), 1, generator=generator).to(sp.device)
         mean = sp[:, m:2 * m].gather(1, k).squeeze(1)
         sd = torch.exp(sp[:, 2 * m:].gather(1, k).squeeze(1))
         eps = torch.randn(mean.shape, generator=generator).to(sp.device, sp.dtype)

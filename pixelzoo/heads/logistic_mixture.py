@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .base import Head, draw_categorical, full_precision
+from .base import Head, full_precision
 
 SAMPLE_MODES = ("sample", "map")
 
@@ -255,7 +255,7 @@ class LogisticMixtureHead(Head):
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         logw, means, log_scales = (t.double() for t in self.unpack(sp))
-        comp = draw_categorical(F.softmax(logw, dim=1), generator)[:, None]
+        comp = torch.multinomial(F.softmax(logw, dim=1), 1, generator=generator)
         mean = means.gather(1, comp).squeeze(1)
         log_scale = log_scales.gather(1, comp).squeeze(1) - shift
         if mode == "map" or temperature == 0:
