@@ -77,10 +77,11 @@ class SnailStepper(Stepper):
         # ... and folded for one position: (taps * in, out), taps oldest first as in a buffer's window
         self.h_mats = [w[:, :, 0, :].permute(2, 1, 0).reshape(-1, w.shape[0]).contiguous() for w in self.h_weights]
         # the output stack's masked 1x1 weights, as matrices (in, out)
-        self.out_mats = [(blk.conv1.weight * blk.conv1.mask, blk.conv1.bias, blk.conv2.weight * blk.conv2.mask,
-                          blk.conv2.bias) for blk in trunk.out_stack]
-        self.out_mats = [(w1.flatten(1).t().contiguous(), b1, w2.flatten(1).t().contiguous(), b2)
-                         for w1, b1, w2, b2 in self.out_mats]
+        def masked(conv):
+            return (conv.weight * conv.mask).flatten(1).t().contiguous()
+
+        self.out_mats = [(masked(blk.conv1), blk.conv1.bias, masked(blk.conv2), blk.conv2.bias)
+                         for blk in trunk.out_stack]
         self.dropouts = [None if isinstance(block.dropout, torch.nn.Identity) else block.dropout
                          for block in trunk.blocks]
         self.v_convs = [trunk.in_v] + [conv for block in trunk.blocks for conv in (block.v_conv1, block.v_conv2)]
@@ -93,8 +94,8 @@ class SnailStepper(Stepper):
         self._cond: dict[int, list] = {}
         self.positions: dict[int, torch.Tensor] = {}
         self.keys: dict[int, torch.Tensor] = {}
-        self.projections = {b: self._projections(att) for b, att in self.attention.items()}
         self.values: dict[int, torch.Tensor] = {}
+        self.projections = {b: self._projections(att) for b, att in self.attention.items()}
         self.att_inputs: dict[int, torch.Tensor] = {}
         self.h_buffers: list[torch.Tensor | None] = [None] * len(self.h_convs)
 
