@@ -17,6 +17,8 @@ real-vs-real floor), and the energy distance of the drawn latents to the test im
     python benchmarks/latent_prior.py --run runs/agave-bench/lambda8-bins256-factor1
     python benchmarks/latent_prior.py --run ... --priors made_aiqn,made_gaussian_mixture --no-standard-normal \
         --out benchmarks/results/latent_prior_made.json
+    python benchmarks/latent_prior.py --run ... --priors aiqn --no-standard-normal --latent-source sample \
+        --out benchmarks/results/latent_prior_sample.json
 
 Writes ``benchmarks/results/latent_prior.json`` (``--out``).
 """
@@ -53,6 +55,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=128, help="prior training batch size")
     p.add_argument("--priors", default="aiqn,gaussian_mixture", help=f"learned priors, of {', '.join(PRIORS)}")
     p.add_argument("--no-standard-normal", action="store_true", help="skip N(0, I) (measured in an earlier run)")
+    p.add_argument("--latent-source", choices=("mean", "sample"), default="mean",
+                   help="what the priors train on: the means of q(z | x) (default) or draws from it, fresh "
+                        "at every step (AGAVE's latent_source; held out, both are scored on the test means)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "results" / "latent_prior.json"))
     return p.parse_args(argv)
@@ -84,7 +89,7 @@ def main(argv=None):
     unknown = sorted(set(names) - set(PRIORS))
     if unknown:
         raise SystemExit(f"latent_prior.py: unknown priors {unknown}; valid: {', '.join(PRIORS)}")
-    result = {"run": str(args.run), "n": args.n, "prior_seconds": args.prior_seconds,
+    result = {"run": str(args.run), "n": args.n, "prior_seconds": args.prior_seconds, "latent_source": args.latent_source,
               "networks": {name: PRIORS[name][0] for name in names},
               "floor": real_vs_real(splits, net, metrics, n=len(splits.test)), "priors": {}}
     priors = {} if args.no_standard_normal else {"standard_normal": model}
@@ -93,12 +98,14 @@ def main(argv=None):
         network, head = PRIORS[name]
         cfg = json.loads(json.dumps(config["model"]))
         cfg["latent_prior"] = {**network, **head}
+        cfg["latent_source"] = args.latent_source
         m = build_model(cfg)
         m.parts["vae"].load_state_dict(model.vae.state_dict())
         m.parts["pixel_decoder"].load_state_dict(model.pixel_decoder.state_dict())
         train = TrainConfig(steps=10**9, batch_size=args.batch_size, lr=1e-3, polyak=None, eval_every=0,
                             num_samples=0, time_budget=args.prior_seconds, final_eval_images=1000)
-        out = Trainer(m.parts["prior"], latents, train, work / name, progress=False, tensorboard=False).train()
+        data, loss = (latents, None) if args.latent_source == "mean" else (m.posterior_data(splits), m.prior_loss_on_draws)
+        out = Trainer(m.parts["prior"], data, train, work / name, progress=False, tensorboard=False, loss=loss).train()
         priors[name] = m.eval()
         result["priors"][name] = {"steps": out["step"], **{k: v for k, v in out.items() if k.startswith("test_")}}
     for name, m in priors.items():
