@@ -102,15 +102,13 @@ class _Term:
         r = src.ready_padded()[idx].amax(dim=1)
         self.ready = r if valid is None else torch.where(valid, r, torch.zeros_like(r))
 
-    def __call__(self, P: torch.Tensor, gathers: dict | None = None) -> torch.Tensor:
-        """At positions ``P``; ``gathers`` may hold this term's (``idx[P]``, ``valid[P]``), precomputed."""
-        idx, valid = gathers[self] if gathers else (self.idx[P], None if self.valid is None else self.valid[P, None])
-        g = self.src.value[:, idx]  # (n, |P|, T, C)
+    def __call__(self, P: torch.Tensor) -> torch.Tensor:
+        g = self.src.value[:, self.idx[P]]  # (n, |P|, T, C)
         if self.celu:
             g = _celu(g)
         out = F.linear(g.flatten(2), self.weight, self.bias)
-        if valid is not None:
-            out = out * valid.to(out.dtype)
+        if self.valid is not None:
+            out = out * self.valid[P, None].to(out.dtype)
         return out
 
 
@@ -156,7 +154,6 @@ class PixelCNNPPStepper(Stepper):
     def _add(self, kind, h, w, channels, ready, **parts):
         node = _Node(self.n, h, w, channels, ready, self.dtype, self.device)
         node.kind, node.parts = kind, parts
-        node.terms = parts.get("terms") or ([parts["term"]] if "term" in parts else [])
         self.nodes.append(node)
         return node
 
@@ -216,21 +213,20 @@ class PixelCNNPPStepper(Stepper):
                 ul = self._block(bul, ul, [u, uls.pop()], spatials[r])
         assert not us and not uls
         self.final = ul
-        # per ready time q, the nodes with positions of that ready time and those positions, in the
-        # forward pass's order: a pixel's step visits only the nodes it completes
+        # per ready time q, the nodes with positions of that ready time (from each node's counts, no
+        # tensor work): a pixel's step visits only the nodes it completes
         self.work: list[list] = [[] for _ in range(H * W + 1)]
         for node in self.nodes:
-            for q in range(len(node.counts)):
-                P = node.positions(q - 1, q)
-                if P is not None:
-                    self.work[q].append((node, P, {t: (t.idx[P], None if t.valid is None else t.valid[P, None])
-                                                   for t in node.terms}))
+            c = node.counts
+            for q in range(len(c)):
+                if c[q] > (c[q - 1] if q else 0):
+                    self.work[q].append(node)
         late = ul.ready > torch.arange(H * W)
         if bool(late.any()):  # the trunk would see the pixel itself or later ones
             raise AssertionError(f"PixelCNN++ features at {int(late.nonzero()[0])} read later pixels")
 
     # ------------------------------------------------------------------ evaluation
-    def _compute(self, node, P, x, gathers: dict | None = None):
+    def _compute(self, node, P, x):
         parts = node.parts
         if node.kind == "image":
             i, j = torch.div(P, self.W, rounding_mode="floor"), P % self.W
@@ -238,19 +234,19 @@ class PixelCNNPPStepper(Stepper):
             node.value[:, P, : self.C] = pix.transpose(1, 2)
             node.value[:, P, self.C] = 1.0
         elif node.kind == "sum":
-            out = parts["terms"][0](P, gathers)
+            out = parts["terms"][0](P)
             for t in parts["terms"][1:]:
-                out = out + t(P, gathers)
+                out = out + t(P)
             node.value[:, P] = out
         elif node.kind == "c1":
-            out = parts["term"](P, gathers)
+            out = parts["term"](P)
             if parts["shortcut"] is not None:
                 weight, bias, a_nodes = parts["shortcut"]
                 a = torch.cat([a.value[:, P] for a in a_nodes], dim=-1)
                 out = out + F.linear(_celu(a), weight, bias)
             node.value[:, P] = out
         else:  # "out": c2 = conv2(concat_elu(c1)) + cond, x + value * sigmoid(gate)
-            c2 = parts["term"](P, gathers)
+            c2 = parts["term"](P)
             cond = parts["cond"]
             if cond is not None:
                 c2 = c2 + (cond if cond.shape[1] == 1 else cond[:, P])
@@ -264,14 +260,11 @@ class PixelCNNPPStepper(Stepper):
         if p == self._done:
             return
         with torch.no_grad():
-            if p == self._done + 1:  # one pixel on (sampling): the nodes it completes, gathers precomputed
-                for node, P, gathers in self.work[p]:
-                    self._compute(node, P, x, gathers)
-            else:  # catching up on several (given) pixels at once
-                for node in self.nodes:
-                    P = node.positions(self._done, p)
-                    if P is not None:
-                        self._compute(node, P, x)
+            one = p == self._done + 1  # one pixel on (sampling): only the nodes it completes
+            for node in self.work[p] if one else self.nodes:
+                P = node.positions(self._done, p)
+                if P is not None:
+                    self._compute(node, P, x)
         self._done = p
 
     def features(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
