@@ -63,15 +63,11 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def energy_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.flatten(1).double(), b.flatten(1).double()
-    return (2 * torch.cdist(a, b).mean() - torch.cdist(a, a).mean() - torch.cdist(b, b).mean()).item()
-
-
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     from pixelzoo.evaluation.classifier import get_feature_network
+    from pixelzoo.evaluation.metrics import energy_distance
     from pixelzoo.evaluation.sample_quality import compute_features, real_vs_real, sample_quality
     from pixelzoo.models.levels import unscale_levels
     from pixelzoo.training import load_data, load_run_model

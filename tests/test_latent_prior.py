@@ -15,6 +15,7 @@ import pixelzoo
 from helpers import raster_before
 from pixelzoo.data.dataset import DataSplits, ImageDataset
 from pixelzoo.errors import ConfigError, DataError
+from pixelzoo.evaluation.metrics import energy_distance
 from pixelzoo.heads import create_head
 from pixelzoo.registry import load_preset
 from pixelzoo.training import apply_overrides, load_run_model, resume_run, start_run
@@ -75,11 +76,6 @@ def ring(n, seed):
     a = torch.rand(n, generator=g) * 2 * math.pi
     r = 2.0 + 0.1 * torch.randn(n, generator=g)
     return torch.stack([r * a.cos(), r * a.sin()], 1).view(n, 2, 1, 1)
-
-
-def energy_distance(a, b):
-    a, b = a.flatten(1), b.flatten(1)
-    return (2 * torch.cdist(a, b).mean() - torch.cdist(a, a).mean() - torch.cdist(b, b).mean()).item()
 
 
 # the spatial trunk, and MADE over the flat latent vector (a (2, 1, 1) map: dimensions in channel order)

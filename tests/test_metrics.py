@@ -349,3 +349,14 @@ def test_inception_score_of_class_ordered_samples_is_not_split_by_class():
 
     out = sample_quality(images, None, None, ["is"], probs=confident, name="toy")
     assert out["is[toy]"] > 9.0  # about 9.6 with random splits of 50; consecutive splits would give 1
+
+
+def test_energy_distance_hand_computed_and_zero_for_equal_samples():
+    """2 E|A-B| - E|A-A'| - E|B-B'| (self-pairs included): a = {0, 2}, b = {1} in 1-d gives
+    2 * 1 - (0 + 2 + 2 + 0) / 4 - 0 = 1; a sample against itself gives 0; maps are flattened."""
+    from pixelzoo.evaluation.metrics import energy_distance
+
+    assert energy_distance(torch.tensor([[0.0], [2.0]]), torch.tensor([[1.0]])) == pytest.approx(1.0)
+    x = torch.randn(50, 2, 1, 1, generator=torch.Generator().manual_seed(0))
+    assert energy_distance(x, x) == pytest.approx(0.0, abs=1e-9)
+    assert energy_distance(x, x + 3.0) > 1.0
