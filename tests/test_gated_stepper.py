@@ -182,8 +182,8 @@ def full_layers(trunk, x, y, spatial):
     """Per layer, the full forward pass's (vertical output, horizontal output), each (B, F, H, W)."""
     v = h = x
     out = []
-    for layer in trunk.layers:
-        v, h = layer(v, h, y, spatial)
+    for layer, (cv, ch) in zip(trunk.layers, trunk.conditioning(y, spatial, x.shape[-2:])):
+        v, h = layer(v, h, cv, ch)
         out.append((v, h))
     return out
 

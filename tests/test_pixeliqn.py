@@ -239,3 +239,63 @@ def test_train_sample_evaluate_from_the_command_line(tmp_path, capsys):
     assert (tmp_path / "s.png").is_file()
     assert main(["evaluate", str(run), "--metrics", "bpd", "--no-progress"]) == 0
     assert "no likelihood" in json.loads((run / "eval.json").read_text())["bpd_skipped"]
+
+
+# ---------------------------------------------------------------------------- the cheaper tau path
+def test_shared_conditioning_is_one_projection_tied_across_layers():
+    """``shared_conditioning``: one class embedding and one tau projection for the whole trunk, the
+    same bias in every layer; the model equals the per-layer model whose every layer holds copies of
+    that one conditioning, and it is 2/3 of the per-layer model's conditioning parameters cheaper here."""
+    torch.manual_seed(0)
+    shared = make(shared_conditioning=True)
+    per_layer = make()
+    cond = shared.trunk.shared_cond
+    assert cond is not None and all(layer.cond.embed is None and layer.cond.spatial is None
+                                    for layer in shared.trunk.layers)
+    state = {k: v for k, v in shared.state_dict().items() if not k.startswith("trunk.shared_cond.")}
+    for k in range(len(per_layer.trunk.layers)):
+        state.update({f"trunk.layers.{k}.cond.{name}": v for name, v in cond.state_dict().items()})
+    per_layer.load_state_dict(state)
+    n_cond = sum(p.numel() for p in cond.parameters())
+    assert sum(p.numel() for p in per_layer.parameters()) - sum(p.numel() for p in shared.parameters()) == 2 * n_cond
+    x, y = torch.randint(0, 7, (2, 3, 3, 4)), torch.tensor([0, 2])
+    tau = torch.rand(x.shape)
+    torch.testing.assert_close(shared.quantile(x, tau, y), per_layer.quantile(x, tau, y))
+    # tied differently, the models differ: the test can fail
+    with torch.no_grad():
+        per_layer.trunk.layers[1].cond.spatial.weight.add_(0.1)
+    assert not torch.allclose(shared.quantile(x, tau, y), per_layer.quantile(x, tau, y))
+
+
+def test_shared_conditioning_is_causal_and_its_stepper_draws_the_naive_samples():
+    from test_registry_models import check_tau_causality
+
+    torch.manual_seed(0)
+    model = make(shared_conditioning=True)
+    # six images: with two, a tiny random network can have every ReLU of the output layer's group off
+    # at some sub-pixel in both, and then Q there has no gradient in its own tau
+    x, y = torch.randint(0, 7, (6, 3, 3, 4)), torch.tensor([0, 2, 1, 0, 1, 2])
+    check_tau_causality(model, x, y, (3, 3, 4))
+    model = make(shared_conditioning=True).eval()
+    kw = dict(y=torch.tensor([0, 1, 2]), temperature=0.9)
+    a = model.sample(3, generator=torch.Generator().manual_seed(4), **kw)
+    b = model.sample(3, generator=torch.Generator().manual_seed(4), cached=False, **kw)
+    assert torch.equal(a, b)
+
+
+def test_fp32_output_runs_the_output_layer_in_float32_under_bf16_autocast():
+    torch.manual_seed(0)
+    plain, fp32 = make(), make(fp32_output=True)
+    fp32.load_state_dict(plain.state_dict())
+    x, y = torch.randint(0, 7, (2, 3, 3, 4)), torch.tensor([0, 2])
+    tau = torch.rand(x.shape)
+    xs = plain.scale(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        feats = plain.trunk_features(xs, y, tau=tau)
+        low = plain.output_params(feats, xs, tau=tau)
+        high = fp32.output_params(feats, xs, tau=tau)
+    assert feats.dtype == torch.bfloat16 and low.dtype == torch.bfloat16 and high.dtype == torch.float32
+    torch.testing.assert_close(high, plain.output_params(feats.float(), xs, tau=tau))
+    assert not torch.equal(high, low.float())
+    # outside autocast the option changes nothing
+    torch.testing.assert_close(fp32.quantile(x, tau, y), plain.quantile(x, tau, y))

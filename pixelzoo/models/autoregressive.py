@@ -90,6 +90,7 @@ class AutoregressiveModel(PixelzooModel):
         num_classes: int | None = None,
         spatial_channels: int = 0,
         out_hidden: int | None = None,
+        fp32_output: bool = False,
     ):
         super().__init__()
         self.image_shape = tuple(int(s) for s in image_shape)
@@ -113,6 +114,8 @@ class AutoregressiveModel(PixelzooModel):
         self.trunk = trunk
         self.head = head
         self.output = self._build_output(out_hidden or trunk.out_channels)
+        #: the output layer computes in float32 even under autocast (the trunk's features are cast up)
+        self.fp32_output = bool(fp32_output)
         self.config: dict = {}
 
     def _build_output(self, hidden: int) -> nn.Module:
@@ -208,7 +211,14 @@ class AutoregressiveModel(PixelzooModel):
 
     def output_params(self, feats: torch.Tensor, x_scaled: torch.Tensor, **inputs) -> torch.Tensor:
         """Trunk features -> the head's raw parameters, through the output layer (which also reads
-        the head's inputs, and the pixel's own channels where ``InputOutput`` says so)."""
+        the head's inputs, and the pixel's own channels where ``InputOutput`` says so). With
+        ``fp32_output`` it runs in float32 with autocast off, whatever precision the trunk ran in."""
+        if self.fp32_output and torch.is_autocast_enabled(feats.device.type):
+            with torch.autocast(feats.device.type, enabled=False):
+                return self._output_params(feats.float(), x_scaled.float(), inputs)
+        return self._output_params(feats, x_scaled, inputs)
+
+    def _output_params(self, feats: torch.Tensor, x_scaled: torch.Tensor, inputs: dict) -> torch.Tensor:
         if not self.extra_inputs:
             return self.output(feats)
         emb = self.head.embed_inputs(**{k: v.to(x_scaled.dtype) for k, v in inputs.items()})
@@ -347,11 +357,12 @@ class AutoregressiveModel(PixelzooModel):
 
 def build_autoregressive(trunk: str, image_shape, num_levels: int, num_classes: int | None = None,
                          head: str | Head = "categorical", head_options: dict | None = None,
-                         out_hidden: int | None = None, spatial_channels: int = 0,
+                         out_hidden: int | None = None, spatial_channels: int = 0, fp32_output: bool = False,
                          **trunk_options) -> AutoregressiveModel:
     """The registered trunk ``trunk`` (``pixelzoo.models.trunks``) with its ``trunk_options``, the
     head ``head`` (a name in ``pixelzoo.heads.HEADS`` with ``head_options``, or a built head) and the
-    output layer between them (``out_hidden`` channels, default the trunk's).
+    output layer between them (``out_hidden`` channels, default the trunk's; in float32 under autocast
+    with ``fp32_output``).
 
     A head with per-position inputs (e.g. ``"quantile"``'s tau) gets them through every layer of a
     ``causal_spatial`` trunk: the trunk takes ``spatial_channels`` + the head's embedding channels of
@@ -368,4 +379,5 @@ def build_autoregressive(trunk: str, image_shape, num_levels: int, num_classes: 
         net = cls.from_shape(image_shape, num_classes, len(groups), groups, **trunk_options)
     else:
         net = cls.from_shape(image_shape, num_classes, spatial_channels, None, **trunk_options)
-    return AutoregressiveModel(net, head, image_shape, num_levels, num_classes, spatial_channels, out_hidden)
+    return AutoregressiveModel(net, head, image_shape, num_levels, num_classes, spatial_channels, out_hidden,
+                               fp32_output)

@@ -4,6 +4,11 @@ Layer: v' = gate(V * v + cond_v),  h' = h + W_res * gate(H * h + L * down_shift(
 gate(a, b) = tanh(a) * sigmoid(b), with conditioning ``cond`` = class embedding + 1x1 projection of
 the spatial map. The first layer uses mask A on the horizontal stack (the current sub-pixel is never
 seen) and has no residual; later layers use mask B.
+
+Each layer has its conditioning of its own (as in the paper), or, with ``shared_conditioning``, one
+conditioning bias computed once and added in every layer (one class embedding and one projection of
+the spatial map for the whole trunk: PixelIQN's cheaper tau path, one tau projection instead of one
+per layer).
 """
 
 from __future__ import annotations
@@ -49,19 +54,13 @@ class GatedLayer(nn.Module):
                                      None if spatial_groups is None else conditioning_out_groups(channels, n_groups))
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
 
-    def forward(self, v, h, y, spatial):
-        cv, ch = self.conditioning(y, spatial, v.shape[-2:])
+    def forward(self, v, h, cv, ch):
+        """One layer, given its conditioning bias halves (``GatedPixelCNNTrunk.conditioning``)."""
         v_pre, v_new = self.vertical(v, cv)
         return v_new, self.horizontal(h, self.v_to_h(down_shift(v_pre)), ch)
 
-    # The three parts of ``forward``; the incremental stepper (``gated_stepper``) computes
+    # The parts of ``forward``; the incremental stepper (``gated_stepper``) computes the trunk's
     # ``conditioning`` per row and folds the weights of the other two into its per-layer queues.
-    def conditioning(self, y, spatial, size):
-        """The conditioning bias split into its vertical and horizontal halves (cv, ch), each
-        (B, 2F, 1, 1) or (B, 2F, *size), or (None, None) without conditioning. Position-wise (class
-        embedding + 1x1 projection), so a crop of ``spatial`` gives the same crop of the bias."""
-        cond = self.cond(y, spatial, size)
-        return cond.chunk(2, dim=1) if torch.is_tensor(cond) else (None, None)
 
     def vertical(self, v, cv):
         """The vertical stack: ``v_pre = V * v`` before conditioning (what ``down_shift`` passes to the
@@ -86,16 +85,35 @@ class GatedPixelCNNTrunk(Trunk):
     causal_spatial = True
 
     def __init__(self, image_channels, channels=64, n_layers=8, kernel_size=3, first_kernel_size=7,
-                 num_classes=None, spatial_channels=0, dropout=0.0, spatial_groups=None):
+                 num_classes=None, spatial_channels=0, dropout=0.0, spatial_groups=None,
+                 shared_conditioning=False):
         super().__init__()
         self.out_channels = channels
         self.register_buffer("out_groups", feature_groups(channels, image_channels), persistent=False)
+        #: with ``shared_conditioning``, the one conditioning bias of every layer (the layers have none)
+        self.shared_cond = None
+        if shared_conditioning and (num_classes or spatial_channels):
+            self.shared_cond = ConditioningBias(
+                4 * channels, num_classes, spatial_channels, spatial_groups,
+                None if spatial_groups is None else conditioning_out_groups(channels, image_channels))
+            num_classes, spatial_channels, spatial_groups = None, 0, None
         layers = [GatedLayer(image_channels, channels, first_kernel_size, torch.arange(image_channels),
                              image_channels, True, num_classes, spatial_channels, dropout, spatial_groups)]
         for _ in range(n_layers - 1):
             layers.append(GatedLayer(channels, channels, kernel_size, feature_groups(channels, image_channels),
                                      image_channels, False, num_classes, spatial_channels, dropout, spatial_groups))
         self.layers = nn.ModuleList(layers)
+
+    def conditioning(self, y, spatial, size) -> list:
+        """Per layer, its conditioning bias split into the vertical and horizontal halves (cv, ch),
+        each (B, 2F, 1, 1) or (B, 2F, *size), or (None, None) without conditioning. Position-wise
+        (class embedding + 1x1 projection), so a crop of ``spatial`` gives the same crop of the bias."""
+        def halves(cond):
+            return cond.chunk(2, dim=1) if torch.is_tensor(cond) else (None, None)
+
+        if self.shared_cond is not None:
+            return [halves(self.shared_cond(y, spatial, size))] * len(self.layers)
+        return [halves(layer.cond(y, spatial, size)) for layer in self.layers]
 
     def input_features(self, x):
         """What the first layer reads at each position: the scaled image itself (position-wise; a
@@ -104,8 +122,8 @@ class GatedPixelCNNTrunk(Trunk):
 
     def forward(self, x, y=None, spatial=None):
         v = h = self.input_features(x)
-        for layer in self.layers:
-            v, h = layer(v, h, y, spatial)
+        for layer, (cv, ch) in zip(self.layers, self.conditioning(y, spatial, x.shape[-2:])):
+            v, h = layer(v, h, cv, ch)
         return h
 
     def incremental_stepper(self, model, n, y=None, spatial=None, inputs=None) -> GatedStepper:

@@ -141,7 +141,7 @@ class GatedStepper(Stepper):
         if r not in self._cond:
             sp = None if self.trunk_map is None else self.trunk_map[..., r : r + 1, :]
             self._cond = {k: v for k, v in self._cond.items() if k >= r - 1}
-            self._cond[r] = [q.layer.conditioning(self.y, sp, (1, self.width)) for q in self.queues]
+            self._cond[r] = self.trunk.conditioning(self.y, sp, (1, self.width))
         return self._cond[r]
 
     def _vertical_row(self, x: torch.Tensor, r: int) -> None:

@@ -37,11 +37,14 @@ __all__ = ["NO_LIKELIHOOD", "build_pixeliqn"]
 
 @register_model("pixeliqn")
 def build_pixeliqn(image_shape, num_levels, num_classes=None, trunk="gated_pixelcnn", kappa=1.0,
-                   tau_embedding="cosine", n_cos=16, out_hidden=None, spatial_channels=0,
+                   tau_embedding="cosine", n_cos=16, out_hidden=None, spatial_channels=0, fp32_output=False,
                    **trunk_options) -> AutoregressiveModel:
     """PixelIQN on ``trunk`` (any registered trunk: ``gated_pixelcnn`` as in the paper, ``pixelsnail``,
     ``pixelcnnpp``); ``trunk_options`` are that trunk's hyper-parameters (e.g. ``channels``,
-    ``n_layers``); ``kappa``, ``tau_embedding`` and ``n_cos`` are the quantile head's."""
+    ``n_layers``; ``shared_conditioning`` on ``gated_pixelcnn``: one tau projection for all layers);
+    ``kappa``, ``tau_embedding`` and ``n_cos`` are the quantile head's; ``fp32_output``: the output
+    layer in float32 under bf16 autocast (Q and its loss are float32 in any case)."""
     return build_autoregressive(trunk, image_shape, num_levels, num_classes, head="quantile",
                                 head_options=dict(kappa=kappa, tau_embedding=tau_embedding, n_cos=n_cos),
-                                out_hidden=out_hidden, spatial_channels=spatial_channels, **trunk_options)
+                                out_hidden=out_hidden, spatial_channels=spatial_channels, fp32_output=fp32_output,
+                                **trunk_options)
