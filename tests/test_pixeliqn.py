@@ -299,3 +299,13 @@ def test_fp32_output_runs_the_output_layer_in_float32_under_bf16_autocast():
     assert not torch.equal(high, low.float())
     # outside autocast the option changes nothing
     torch.testing.assert_close(fp32.quantile(x, tau, y), plain.quantile(x, tau, y))
+
+
+def test_the_cheaper_variants_save_and_load(tmp_path):
+    torch.manual_seed(0)
+    model = make(shared_conditioning=True, fp32_output=True)
+    model.save_pretrained(tmp_path / "m")
+    loaded = pixelzoo.load_pretrained(tmp_path / "m")
+    assert loaded.trunk.shared_cond is not None and loaded.fp32_output
+    x, y, tau = torch.randint(0, 7, (2, 3, 3, 4)), torch.tensor([0, 2]), torch.rand(2, 3, 3, 4)
+    assert torch.equal(loaded.quantile(x, tau, y), model.quantile(x, tau, y))
