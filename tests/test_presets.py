@@ -39,7 +39,8 @@ def fake_splits(data_cfg: dict, preset: str):
         shape, levels, classes = PRESET_SHAPES[preset]
     elif name == "patches":
         size = data_cfg.get("size", 32)
-        shape, levels, classes = (3, size, size), 256, None
+        shape = (1 if data_cfg.get("grey") else 3, size, size)
+        levels, classes = 256, (6 if data_cfg.get("split") == "crops" else None)
     elif name in DATA_SHAPES:
         shape, levels, classes = DATA_SHAPES[name]
         if data_cfg.get("pad_to"):

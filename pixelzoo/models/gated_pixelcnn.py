@@ -59,8 +59,8 @@ class GatedLayer(nn.Module):
         v_pre, v_new = self.vertical(v, cv)
         return v_new, self.horizontal(h, self.v_to_h(down_shift(v_pre)), ch)
 
-    # The parts of ``forward``; the incremental stepper (``gated_stepper``) computes the trunk's
-    # ``conditioning`` per row and folds the weights of the other two into its per-layer queues.
+    # The two parts of ``forward``; the incremental stepper (``gated_stepper``) takes the trunk's
+    # ``conditioning`` per row and folds the weights of these two into its per-layer queues.
 
     def vertical(self, v, cv):
         """The vertical stack: ``v_pre = V * v`` before conditioning (what ``down_shift`` passes to the
