@@ -467,6 +467,152 @@ def test_patches_come_from_the_right_photos(monkeypatch):
         assert (crops[:, 0] == crops[:, 0, :1, :1]).all()
 
 
+def luma_by_hand(rgb: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma of uint8 (N, 3, H, W), rounded half up, in exact integers: uint8 (N, 1, H, W)."""
+    r, g, b = (rgb[:, i:i + 1].astype(np.int64) for i in range(3))
+    return ((299 * r + 587 * g + 114 * b + 500) // 1000).astype(np.uint8)
+
+
+def fake_coordinate_photos(monkeypatch):
+    """Every photograph 120 x 90: channel 0 = its index in TRAIN + TEST photos, 1 = row, 2 = column."""
+    names = patches_mod.PATCH_TRAIN_PHOTOS + patches_mod.PATCH_TEST_PHOTOS
+    rows, cols = np.meshgrid(np.arange(120), np.arange(90), indexing="ij")
+
+    def fake_photo(name):
+        return np.stack([np.full_like(rows, names.index(name)), rows, cols], -1).astype(np.uint8)
+
+    monkeypatch.setattr(patches_mod, "load_photo", fake_photo)
+    return names
+
+
+def test_patches_photos_split_is_pinned():
+    """split="photos" (RGB) gives, byte for byte, what it gave before the grey and split options."""
+    pytest.importorskip("skimage")
+    import hashlib
+    train, test = patches_mod.make_patches(size=16, n_train=50, n_test=13, seed=3)
+    assert hashlib.sha256(train.tobytes()).hexdigest() == \
+        "3ec012f62ac8968d409282e6a29fd0f286d4134c550e891d2af288b3d59fa598"
+    assert hashlib.sha256(test.tobytes()).hexdigest() == \
+        "504c85c90b9961e580552fac8df2e567e6a3ca0737c531f75bdb6ad28fd91f1d"
+    a = load_dataset("patches", size=16, n_train=50, n_test=13, seed=3, grey=False, split="photos")
+    assert torch.equal(a.train.images, torch.from_numpy(train)) and torch.equal(a.test.images, torch.from_numpy(test))
+    assert a.train.labels is None and a.test.labels is None and a.num_classes is None
+    assert "RGB" in a.train.source and "photos" in a.train.source
+
+
+@pytest.mark.parametrize("split", ["photos", "crops"])
+def test_patches_grey_is_the_luma_of_the_rgb_crops(split):
+    pytest.importorskip("skimage")
+    opts = dict(size=16, n_train=50, n_test=13, seed=3, split=split)
+    rgb = load_dataset("patches", **opts)
+    grey = load_dataset("patches", grey=True, **opts)
+    assert grey.image_shape == (1, 16, 16) and grey.num_levels == 256
+    assert "grey" in grey.train.source and "RGB" in rgb.train.source and split in grey.train.source
+    for g, c in ((grey.train, rgb.train), (grey.test, rgb.test)):
+        assert g.images.dtype == torch.uint8 and tuple(g.images.shape) == (len(c), 1, 16, 16)
+        np.testing.assert_array_equal(g.images.numpy(), luma_by_hand(c.images.numpy()))
+        if split == "crops":
+            assert torch.equal(g.labels, c.labels)
+    assert grey.train.images.float().std() > 0    # real photographs, not a constant
+
+
+def test_patches_grey_formula_by_hand(monkeypatch):
+    """Each photograph one known colour; its grey crops are round(0.299 R + 0.587 G + 0.114 B)."""
+    names = patches_mod.PATCH_TRAIN_PHOTOS + patches_mod.PATCH_TEST_PHOTOS
+    colours = {   # (R, G, B) -> luma, worked out by hand
+        (255, 0, 0): 76,        # 76.245
+        (0, 255, 0): 150,       # 149.685: rounded, not truncated
+        (0, 0, 255): 29,        # 29.07
+        (255, 255, 255): 255,   # 255.0: the weights sum to 1
+        (0, 0, 0): 0,
+        (10, 20, 30): 18,       # 2.99 + 11.74 + 3.42 = 18.15
+        (12, 0, 8): 5,          # 3.588 + 0.912 = 4.5 exactly: halves round up (not to even)
+        (100, 150, 200): 141,   # 29.9 + 88.05 + 22.8 = 140.75
+    }
+    rgb_of = dict(zip(names, colours))
+
+    def fake_photo(name):
+        return np.broadcast_to(np.array(rgb_of[name], np.uint8), (40, 50, 3)).copy()
+
+    monkeypatch.setattr(patches_mod, "load_photo", fake_photo)
+    want = {i: v for i, v in enumerate(colours.values())}
+    for split, test_ids in (("photos", (6, 7)), ("crops", range(6))):
+        x_train, y_train, x_test, y_test = patches_mod.make_patch_splits(
+            size=16, n_train=24, n_test=12, seed=0, grey=True, split=split)
+        for x, ids in ((x_train, range(6)), (x_test, test_ids)):
+            assert x.shape[1] == 1 and x.dtype == np.uint8
+            assert set(np.unique(x).tolist()) == {want[i] for i in ids}
+        if split == "photos":
+            assert y_train is None and y_test is None
+        else:
+            for x, y in ((x_train, y_train), (x_test, y_test)):
+                assert (x[:, 0] == np.array([want[i] for i in range(6)], np.uint8)[y][:, None, None]).all()
+
+
+def test_grey_photo_cache_follows_the_rgb_photo(monkeypatch):
+    """The grey conversion is cached, but never outlives the RGB array it was made from."""
+    photo = {"value": 10}
+
+    def fake_photo(name):
+        return np.full((20, 20, 3), photo["value"], np.uint8)
+
+    monkeypatch.setattr(patches_mod, "load_photo", fake_photo)
+    assert (patches_mod.load_grey_photo("astronaut") == 10).all()
+    photo["value"] = 200
+    g = patches_mod.load_grey_photo("astronaut")
+    assert g.shape == (20, 20, 1) and (g == 200).all() and not g.flags.writeable
+    same = np.full((20, 20, 3), 7, np.uint8)
+    monkeypatch.setattr(patches_mod, "load_photo", lambda name: same)
+    first = patches_mod.load_grey_photo("coffee")
+    assert patches_mod.load_grey_photo("coffee") is first   # converted once per photograph
+
+
+def test_patches_crops_split_labels_by_photograph(monkeypatch):
+    names = fake_coordinate_photos(monkeypatch)
+    assert names[:6] == patches_mod.PATCH_TRAIN_PHOTOS   # so channel 0 of a crop is its label
+    ds = load_dataset("patches", size=16, n_train=62, n_test=33, seed=5, split="crops")
+    assert ds.num_classes == 6 and ds.image_shape == (3, 16, 16)
+    for part, n in ((ds.train, 62), (ds.test, 33)):
+        x, y = part.images.numpy(), part.labels.numpy()
+        assert part.labels.dtype == torch.int64 and y.shape == (n,) and 0 <= y.min() and y.max() < 6
+        share, extra = divmod(n, 6)
+        assert np.bincount(y, minlength=6).tolist() == [share + (i < extra) for i in range(6)]
+        assert (x[:, 0] == y[:, None, None]).all()          # each crop from the photograph its label names
+        assert (np.diff(x[:, 1].astype(int), axis=1) == 1).all() and (np.diff(x[:, 2].astype(int), axis=2) == 1).all()
+        assert not (np.diff(y) >= 0).all()                  # shuffled, labels in the crops' order
+    def corners(x):   # (photo, top, left) of each crop
+        return {tuple(c) for c in x[:, :, 0, 0].tolist()}
+
+    assert len(corners(ds.test.images.numpy()) - corners(ds.train.images.numpy())) > 25   # own positions
+    photos = load_dataset("patches", size=16, n_train=62, n_test=33, seed=5)
+    assert torch.equal(ds.train.images, photos.train.images)   # the same train crops as split="photos"
+    assert photos.train.labels is None and photos.test.labels is None and photos.num_classes is None
+    assert set(np.unique(photos.test.images.numpy()[:, 0]).tolist()) == {6, 7}
+    again = load_dataset("patches", size=16, n_train=62, n_test=33, seed=5, split="crops")
+    other = load_dataset("patches", size=16, n_train=62, n_test=33, seed=6, split="crops")
+    for a, b in ((ds.train, again.train), (ds.test, again.test)):
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert not torch.equal(ds.test.images, other.test.images) and not torch.equal(ds.test.labels, other.test.labels)
+    assert "crops" in ds.train.source and "label" in ds.train.source
+
+
+def test_patches_bad_grey_and_split(monkeypatch):
+    fake_coordinate_photos(monkeypatch)
+    opts = dict(size=16, n_train=6, n_test=6)
+    with pytest.raises(DataError, match=r"option split of dataset 'patches' must be one of 'photos', 'crops', got 'x'"):
+        load_dataset("patches", split="x", **opts)
+    for bad in ("yes", 2, 1.0, "true"):
+        with pytest.raises(DataError, match=r"option grey of dataset 'patches' must be true or false"):
+            load_dataset("patches", grey=bad, **opts)
+    with pytest.raises(DataError, match="split"):
+        patches_mod.make_patch_splits(size=16, n_train=6, n_test=6, split="Photos")
+    with pytest.raises(DataError, match="grey"):
+        patches_mod.make_patches(size=16, n_train=6, n_test=6, grey="yes")
+    for ok, channels in ((1, 1), (0, 3), (True, 1), (False, 3), (np.True_, 1), (None, 3)):
+        assert load_dataset("patches", grey=ok, **opts).image_shape[0] == channels
+    assert load_dataset("patches", split=None, **opts).num_classes is None   # None: the default, "photos"
+
+
 def test_patches_without_skimage(monkeypatch):
     def missing():
         raise DataError(f"patches: {patches_mod.SKIMAGE_MISSING}")

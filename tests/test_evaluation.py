@@ -113,6 +113,21 @@ def test_stale_cache_entry_is_retrained(digits, tiny_cache):
     assert net.config["fingerprint"]["n_test"] == len(digits.test)
 
 
+def test_feature_network_on_grey_patches_labelled_by_photograph(tmp_path):
+    """patches with split="crops" are labelled (6 photographs), so they get a feature network."""
+    pytest.importorskip("skimage")
+    options = {"size": 16, "grey": True, "split": "crops", "n_train": 600, "n_test": 200}
+    net = get_feature_network("patches", data_options=options, cache_dir=tmp_path, steps=50, progress=False)
+    assert net.num_classes == 6 and net.image_shape == (1, 16, 16)
+    assert net.config["fingerprint"]["num_classes"] == 6 and net.config["training"]["steps"] == 50
+    assert net.config["test_accuracy"] > 0.3   # chance is 1/6: the labels name what the crops show
+    splits = load_dataset("patches", **options)
+    f = compute_features(net, splits.test.images, batch_size=64)
+    assert f.shape == (200, 128) and np.isfinite(f).all()
+    (d,) = tmp_path.iterdir()
+    assert d.name.startswith("patches-lenet-128-")
+
+
 # ----------------------------------------------------------------------------------- metrics on images
 def test_compute_features_and_sample_quality(digits, tiny_net):
     x = digits.test.images[:40]

@@ -45,3 +45,21 @@ def int_option(name: str, value, *, minimum: int | None = None, maximum: int | N
         raise DataError(f"option {name}{where} must be <= {maximum}, got {value}")
     return value
 
+
+
+def bool_option(name: str, value, *, dataset: str = "") -> bool:
+    """Check that an option is a bool, or the integer 0 or 1 (JSON configs pass either); return a bool."""
+    where = f" of dataset {dataset!r}" if dataset else ""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise DataError(f"option {name}{where} must be true or false (or 1 or 0), got {value!r}")
+
+
+def choice_option(name: str, value, choices: tuple[str, ...], *, dataset: str = "") -> str:
+    """Check that an option is one of the strings ``choices``; return it."""
+    where = f" of dataset {dataset!r}" if dataset else ""
+    if not isinstance(value, str) or value not in choices:
+        raise DataError(f"option {name}{where} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from pixelzoo.data import sources
-from pixelzoo.data._checks import int_option
+from pixelzoo.data._checks import bool_option, choice_option, int_option
 from pixelzoo.data.dataset import DataSplits
-from pixelzoo.data.patches import PATCH_SIZES, patches_status
+from pixelzoo.data.patches import PATCH_SIZES, PATCH_SPLITS, patches_status
 from pixelzoo.errors import DataError
 
 
@@ -48,12 +48,14 @@ def _npz(data_dir, num_levels):
                                                         maximum=256, dataset="npz"))
 
 
-def _patches(data_dir, size, n_train, n_test, seed):
+def _patches(data_dir, size, n_train, n_test, seed, grey, split):
     return sources.load_patches_splits(
         size=int_option("size", size, choices=PATCH_SIZES, dataset="patches"),
         n_train=int_option("n_train", n_train, minimum=1, dataset="patches"),
         n_test=int_option("n_test", n_test, minimum=1, dataset="patches"),
         seed=int_option("seed", seed, minimum=0, dataset="patches"),
+        grey=bool_option("grey", grey, dataset="patches"),
+        split=choice_option("split", split, PATCH_SPLITS, dataset="patches"),
     )
 
 
@@ -72,7 +74,8 @@ _SOURCES = {s.name: s for s in (
             needs="a directory of PNG/JPEG images, optionally one subdirectory per class"),
     _Source("npz", _npz, {"num_levels": 256},
             needs="an .npz file with x_train, x_test (optional y_train, y_test), or a directory holding one"),
-    _Source("patches", _patches, {"size": 32, "n_train": 20000, "n_test": 2000, "seed": 0},
+    _Source("patches", _patches, {"size": 32, "n_train": 20000, "n_test": 2000, "seed": 0,
+                                    "grey": False, "split": "photos"},
             reads_data_dir=False),
 )}
 
@@ -95,7 +98,11 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, **options
     ``data_dir`` is where file-based data sets read from (for fashion-mnist it overrides the
     Debian folder; digits and patches take none). Options per data set, with defaults:
     fashion-mnist / mnist-idx ``pad_to=None``; folder ``test_fraction=0.1, seed=0``;
-    npz ``num_levels=256``; patches ``size=32, n_train=20000, n_test=2000, seed=0``.
+    npz ``num_levels=256``; patches ``size=32, n_train=20000, n_test=2000, seed=0, grey=False,
+    split="photos"`` (``grey``: true/false or 1/0, one channel of Rec. 601 luma instead of RGB;
+    ``split``: "photos", unlabelled, test crops from held-out photographs, or "crops", train and
+    test crops from the same six photographs, labelled by photograph; see
+    :mod:`pixelzoo.data.patches`).
     An option passed as None takes its default. Nothing is downloaded or cached on disk.
     """
     src = _source(name)

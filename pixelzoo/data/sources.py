@@ -16,7 +16,7 @@ from pixelzoo.data.dataset import DataSplits, ImageDataset
 from pixelzoo.data.idx import read_idx
 from pixelzoo.data.image_folder import read_image_folder
 from pixelzoo.data.npz import read_npz, to_nchw
-from pixelzoo.data.patches import PATCH_TEST_PHOTOS, PATCH_TRAIN_PHOTOS, make_patches
+from pixelzoo.data.patches import PATCH_TEST_PHOTOS, PATCH_TRAIN_PHOTOS, make_patch_splits
 from pixelzoo.errors import DataError
 
 # --------------------------------------------------------------------------------------- helpers
@@ -260,9 +260,18 @@ def load_npz_splits(data_dir: str | os.PathLike | None, num_levels: int) -> Data
 # --------------------------------------------------------------------------------------- patches
 
 
-def load_patches_splits(size: int, n_train: int, n_test: int, seed: int) -> DataSplits:
-    """Unlabelled RGB crops; train and test from disjoint scikit-image photographs."""
-    x_train, x_test = make_patches(size=size, n_train=n_train, n_test=n_test, seed=seed)
-    source = (f"scikit-image photos (train: {', '.join(PATCH_TRAIN_PHOTOS)}; "
-              f"test: {', '.join(PATCH_TEST_PHOTOS)})")
-    return make_splits("patches", source, x_train, None, x_test, None, 256, None)
+def load_patches_splits(size: int, n_train: int, n_test: int, seed: int, grey: bool = False,
+                        split: str = "photos") -> DataSplits:
+    """Crops of scikit-image photographs, RGB or grey (luma). ``split="photos"``: unlabelled, train
+    and test from disjoint photographs; ``"crops"``: both from the training photographs, labelled by
+    photograph (6 classes)."""
+    x_train, y_train, x_test, y_test = make_patch_splits(size=size, n_train=n_train, n_test=n_test, seed=seed,
+                                                         grey=grey, split=split)
+    colour = "grey (Rec. 601 luma)" if grey else "RGB"
+    if split == "photos":
+        where = f"train: {', '.join(PATCH_TRAIN_PHOTOS)}; test: {', '.join(PATCH_TEST_PHOTOS)}"
+    else:
+        where = f"train and test: {', '.join(PATCH_TRAIN_PHOTOS)}; label = photograph"
+    source = f"scikit-image photos, {colour}, split {split!r} ({where})"
+    num_classes = None if y_train is None else len(PATCH_TRAIN_PHOTOS)
+    return make_splits("patches", source, x_train, y_train, x_test, y_test, 256, num_classes)
