@@ -61,6 +61,8 @@ sys.path.insert(0, str(ROOT.parent))  # this checkout's pixelzoo, whichever is i
 sys.path.insert(0, str(ROOT))
 from bench_common import environment, write_result  # noqa: E402
 
+from pixelzoo.io import atomic_write_json  # noqa: E402
+
 #: per data set: its loader's name and options, the preset of each model, whether they are
 #: class-conditional, and per model the configurations of the search (overrides of the preset,
 #: "section.key": value)
@@ -180,7 +182,7 @@ def run_points(preset: str, overrides: dict, seed: int, points: list, by: str, n
         path = samples_path(trainer.run_dir, k)
         torch.save(torch.cat(chunks), path)
         rows.append({"point": point, "step": trainer.step, "train_seconds": round(trained_s, 1),
-                     "sample_seconds": round(time.perf_counter() - t0, 1), "precision": result["precision"],
+                     "sample_seconds": round(time.perf_counter() - t0, 1), "train_precision": result["precision"],
                      "samples_file": str(path),
                      **{key: round(v, 4) for key, v in result.items() if key in ("test_bpd", "test_loss")}})
     return rows
@@ -291,12 +293,15 @@ def rescore(args, run_dir: Path, start: float) -> dict:
     result = json.loads(Path(args.out).read_text())
     if result.get("data", "fashion") != args.data:
         raise SystemExit(f"{args.out} holds curves on {result.get('data', 'fashion')!r}, not {args.data!r}")
-    return score_curves(args, result, run_dir, start)
+    result["data"] = args.data
+    score_curves(args, result, run_dir, start, rescored=True)
+    return result
 
 
-def score_curves(args, result: dict, run_dir: Path, start: float) -> dict:
+def score_curves(args, result: dict, run_dir: Path, start: float, rescored: bool = False) -> dict:
     """Score every row of ``result`` from its saved samples (``run_dir/<model>-seed<seed>/samples-<k>.pt``,
-    k the point's index), plot, and write ``args.out``."""
+    k the point's index), plot, and write ``args.out``; ``rescored``: the environment of the run that
+    trained and sampled is kept, the rescoring's own goes under ``rescored``."""
     minutes = result["minutes"]
     scorer = Scorer(args.data, result["samples"], 0)
     last = {}
@@ -316,7 +321,12 @@ def score_curves(args, result: dict, run_dir: Path, start: float) -> dict:
     plot_curves(result["rows"], scorer.floor["fid"], figures["curves"])
     plot_histograms(last, scorer.hist, figures["histograms"])
     result.update(floor=scorer.floor, figures=figures, summary=summary(result["rows"], minutes))
-    write_result({**environment(args.threads), **result}, args.out, start)
+    if rescored:
+        result["rescored"] = {**environment(args.threads), "cas": args.cas,
+                              "seconds": round(time.perf_counter() - start, 1)}
+        atomic_write_json(result, args.out)
+    else:
+        write_result({**environment(args.threads), **result}, args.out, start)
     return result
 
 
