@@ -456,7 +456,7 @@ def test_patches_come_from_the_right_photos(monkeypatch):
         return np.stack([np.full_like(rows, names.index(name)), rows, cols], -1).astype(np.uint8)
 
     monkeypatch.setattr(patches_mod, "load_photo", fake_photo)
-    train, test = patches_mod.make_patches(size=16, n_train=60, n_test=30, seed=0)
+    train, _, test, _ = patches_mod.make_patch_splits(size=16, n_train=60, n_test=30, seed=0)
     train_ids = {names.index(n) for n in patches_mod.PATCH_TRAIN_PHOTOS}
     test_ids = {names.index(n) for n in patches_mod.PATCH_TEST_PHOTOS}
     assert set(np.unique(train[:, 0]).tolist()) == train_ids
@@ -489,7 +489,7 @@ def test_patches_photos_split_is_pinned():
     """split="photos" (RGB) gives, byte for byte, what it gave before the grey and split options."""
     pytest.importorskip("skimage")
     import hashlib
-    train, test = patches_mod.make_patches(size=16, n_train=50, n_test=13, seed=3)
+    train, _, test, _ = patches_mod.make_patch_splits(size=16, n_train=50, n_test=13, seed=3)
     assert hashlib.sha256(train.tobytes()).hexdigest() == \
         "3ec012f62ac8968d409282e6a29fd0f286d4134c550e891d2af288b3d59fa598"
     assert hashlib.sha256(test.tobytes()).hexdigest() == \
@@ -607,7 +607,7 @@ def test_patches_bad_grey_and_split(monkeypatch):
     with pytest.raises(DataError, match="split"):
         patches_mod.make_patch_splits(size=16, n_train=6, n_test=6, split="Photos")
     with pytest.raises(DataError, match="grey"):
-        patches_mod.make_patches(size=16, n_train=6, n_test=6, grey="yes")
+        patches_mod.make_patch_splits(size=16, n_train=6, n_test=6, grey="yes")
     for ok, channels in ((1, 1), (0, 3), (True, 1), (False, 3), (np.True_, 1), (None, 3)):
         assert load_dataset("patches", grey=ok, **opts).image_shape[0] == channels
     assert load_dataset("patches", split=None, **opts).num_classes is None   # None: the default, "photos"

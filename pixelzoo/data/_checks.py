@@ -46,7 +46,6 @@ def int_option(name: str, value, *, minimum: int | None = None, maximum: int | N
     return value
 
 
-
 def bool_option(name: str, value, *, dataset: str = "") -> bool:
     """Check that an option is a bool, or the integer 0 or 1 (JSON configs pass either); return a bool."""
     where = f" of dataset {dataset!r}" if dataset else ""

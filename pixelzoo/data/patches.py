@@ -127,12 +127,6 @@ def labelled_crops(photos: tuple[str, ...], n: int, size: int, rng: np.random.Ge
     return np.ascontiguousarray(crops.transpose(0, 3, 1, 2)), np.concatenate(labels)[order]
 
 
-def random_crops(photos: tuple[str, ...], n: int, size: int, rng: np.random.Generator, grey: bool = False
-                 ) -> np.ndarray:
-    """The crops of :func:`labelled_crops` without their labels: uint8 (n, C, size, size)."""
-    return labelled_crops(photos, n, size, rng, grey=grey)[0]
-
-
 def make_patch_splits(size: int = 32, n_train: int = 20000, n_test: int = 2000, seed: int = 0, *,
                       grey: bool = False, split: str = "photos"
                       ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
@@ -148,13 +142,6 @@ def make_patch_splits(size: int = 32, n_train: int = 20000, n_test: int = 2000, 
     if split == "photos":
         return x_train, None, x_test, None
     return x_train, y_train, x_test, y_test
-
-
-def make_patches(size: int = 32, n_train: int = 20000, n_test: int = 2000, seed: int = 0, *,
-                 grey: bool = False, split: str = "photos") -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) crops as uint8 (N, C, size, size), without labels; see :func:`make_patch_splits`."""
-    x_train, _, x_test, _ = make_patch_splits(size, n_train, n_test, seed, grey=grey, split=split)
-    return x_train, x_test
 
 
 def patches_status() -> tuple[bool, str]:
