@@ -90,9 +90,10 @@ DATA = {
         "models": {"softmax": "gated_pixelcnn/patches-grey-cpu", "pixeliqn": "pixeliqn/patches-grey-cpu"},
         "conditional": False,
         "grids": {
-            "softmax": [{"train.lr": 0.002}, {"train.lr": 0.004}, {"train.lr": 0.008}],
+            "softmax": [{"train.lr": 0.002}, {"train.lr": 0.004}, {"train.lr": 0.008}, {"train.lr": 0.016}],
             "pixeliqn": [{"train.lr": 0.002, "model.kappa": 1.0},
                          {"train.lr": 0.004, "model.kappa": 1.0},
+                         {"train.lr": 0.008, "model.kappa": 1.0},
                          {"train.lr": 0.002, "model.kappa": 4.0},
                          {"train.lr": 0.002, "model.kappa": 1.0, "model.shared_conditioning": True}],
         },
