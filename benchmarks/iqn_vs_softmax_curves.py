@@ -309,17 +309,16 @@ def score_curves(args, result: dict, run_dir: Path, start: float, rescored: bool
     for row in result["rows"]:
         k = minutes.index(row["minutes"])
         x = torch.load(samples_path(run_dir / f"{row['model']}-seed{row['seed']}", k))
-        cas = args.cas
-        row.update(scorer.score(x, cas=cas))
+        row.update(scorer.score(x, cas=args.cas))
         print(f"{row['model']} seed {row['seed']} at {row['minutes']} min: step {row['step']}, "
-              f"FID {row['fid']:.1f}" + (f", CAS {row['cas_top1']:.3f}" if cas else ""), flush=True)
+              f"FID {row['fid']:.1f}" + (f", CAS {row['cas_top1']:.3f}" if args.cas else ""), flush=True)
         if k == len(minutes) - 1:
             last[(row["model"], row["seed"])] = x
     out = Path(args.out)
     stem = out.stem.replace("_curves", "")
     figures = {"curves": str(out.with_name(stem + "_curves.png")),
                "histograms": str(out.with_name(stem + "_histograms.png"))}
-    plot_curves(result["rows"], scorer.floor["fid"], figures["curves"])
+    plot_curves(result["rows"], scorer.floor["fid"], figures["curves"], DATA[args.data]["dataset"][0])
     plot_histograms(last, scorer.hist, figures["histograms"])
     result.update(floor=scorer.floor, figures=figures, summary=summary(result["rows"], minutes))
     if rescored:
@@ -344,7 +343,7 @@ def summary(rows: list, minutes: list) -> dict:
     return out
 
 
-def plot_curves(rows: list, floor: float, path: str) -> None:
+def plot_curves(rows: list, floor: float, path: str, data_name: str) -> None:
     from matplotlib.figure import Figure
 
     from pixelzoo.commands.plot import save_figure
@@ -356,8 +355,8 @@ def plot_curves(rows: list, floor: float, path: str) -> None:
         ax.plot(*zip(*pts), marker="o", color="C0" if model == "softmax" else "C3",
                 linestyle="-" if seed == min(r["seed"] for r in rows) else "--", label=f"{model}, seed {seed}")
     ax.axhline(floor, color="grey", linestyle=":", label="floor (training images)")
-    ax.set_xlabel("training time (minutes, one core)")
-    ax.set_ylabel("FID (Fashion feature network)")
+    ax.set_xlabel("training time (minutes, one thread each)")
+    ax.set_ylabel(f"FID ({data_name} feature network)")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
     fig.tight_layout()
