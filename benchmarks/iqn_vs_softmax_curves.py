@@ -29,8 +29,10 @@ test set, the total-variation distance of the samples' pixel histogram to the te
 ``--cas`` on class-conditional models, the classification accuracy score (a classifier of the feature
 network's architecture trained only on the samples, tested on the real test set). The floor: as many
 random training images scored the same way. Figures: FID against training time and the pixel
-histograms at the last point. ``rescore`` scores the samples a ``curves`` run left in ``--run-dir``
-again (e.g. with ``--cas``) and rewrites its JSON and figures.
+histograms at the last point. Seeds already in ``--out`` from the same protocol, with their samples
+in the same ``--run-dir``, are kept (so ``--seeds 2,3`` adds two seeds to a run of 0 and 1).
+``rescore`` scores the samples a ``curves`` run left in ``--run-dir`` again (e.g. with ``--cas``) and
+rewrites its JSON and figures.
 
     python benchmarks/iqn_vs_softmax_curves.py search --steps 300 --samples 500
     python benchmarks/iqn_vs_softmax_curves.py curves --minutes 2,5,10 --samples 2000 --seeds 0,1 --run-dir RUNS
@@ -284,9 +286,27 @@ def curves(args, run_dir: Path, start: float) -> dict:
     rows = [{"model": model, "seed": seed, "minutes": m, "overrides": best[model],
              **{k: v for k, v in point.items() if k not in ("samples_file", "point")}}
             for (model, seed), points in zip(names, runs) for m, point in zip(minutes, points)]
+    kept = kept_seeds(args, minutes, best, seeds)
+    rows = [r for r in kept if r["seed"] not in seeds] + rows
+    seeds = sorted({r["seed"] for r in rows})
     result = {"benchmark": "iqn_vs_softmax_curves", "data": args.data, "minutes": minutes, "seeds": seeds,
               "samples": args.samples, "best": best, "rows": rows}
     return score_curves(args, result, run_dir, start)
+
+
+def kept_seeds(args, minutes: list, best: dict, seeds: list) -> list:
+    """The rows of other seeds in ``args.out`` from the same protocol (data, points, samples, best
+    configurations), whose samples are in the same ``--run-dir``: a curves run with new seeds adds to them."""
+    if args.smoke or not args.run_dir or not Path(args.out).is_file():
+        return []
+    old = json.loads(Path(args.out).read_text())
+    same = (old.get("data", "fashion"), old.get("minutes"), old.get("samples"), old.get("best")) == \
+        (args.data, minutes, args.samples, best)
+    rows = [r for r in old.get("rows", []) if same and r["seed"] not in seeds and
+            samples_path(Path(args.run_dir) / f"{r['model']}-seed{r['seed']}", minutes.index(r["minutes"])).is_file()]
+    if rows:
+        print(f"curves: kept seeds {sorted({r['seed'] for r in rows})} from {args.out}", flush=True)
+    return rows
 
 
 def rescore(args, run_dir: Path, start: float) -> dict:
