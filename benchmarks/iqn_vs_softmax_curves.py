@@ -363,6 +363,12 @@ def summary(rows: list, minutes: list) -> dict:
     return out
 
 
+def seed_style(seed: int):
+    """A line style per seed (solid, dashed, dash-dot, dotted, then dash patterns)."""
+    styles = ["-", "--", "-.", (0, (1, 1))]
+    return styles[seed] if 0 <= seed < len(styles) else (0, (seed % 7 + 2, 2))
+
+
 def plot_curves(rows: list, floor: float, path: str, data_name: str) -> None:
     from matplotlib.figure import Figure
 
@@ -373,7 +379,7 @@ def plot_curves(rows: list, floor: float, path: str, data_name: str) -> None:
     for (model, seed) in sorted({(r["model"], r["seed"]) for r in rows}):
         pts = sorted((r["train_seconds"] / 60, r["fid"]) for r in rows if r["model"] == model and r["seed"] == seed)
         ax.plot(*zip(*pts), marker="o", color="C0" if model == "softmax" else "C3",
-                linestyle="-" if seed == min(r["seed"] for r in rows) else "--", label=f"{model}, seed {seed}")
+                linestyle=seed_style(seed), label=f"{model}, seed {seed}")
     ax.axhline(floor, color="grey", linestyle=":", label="floor (training images)")
     ax.set_xlabel("training time (minutes, one thread each)")
     ax.set_ylabel(f"FID ({data_name} feature network)")
@@ -393,7 +399,7 @@ def plot_histograms(last: dict, data_hist: torch.Tensor, path: str) -> None:
     ax.plot(range(256), data_hist.numpy(), color="black", label="test images", linewidth=2)
     for (model, seed), x in sorted(last.items()):
         ax.plot(range(256), pixel_histogram(x).numpy(), color="C0" if model == "softmax" else "C3",
-                alpha=0.8, linestyle="-" if seed == min(s for _, s in last) else "--", label=f"{model}, seed {seed}")
+                alpha=0.8, linestyle=seed_style(seed), label=f"{model}, seed {seed}")
     ax.set_xlabel("pixel level")
     ax.set_ylabel("fraction of pixels")
     ax.set_yscale("log")
