@@ -12,8 +12,9 @@ channels, 8 layers); timed training steps (forward, backward, Adam) of:
 
 Every configuration is timed in each of ``--rounds`` rounds, in turn, so that a change of the
 machine's load touches all of them alike; per configuration the fastest round (the median of its
-steps; other work on the machine only ever adds time) and its ratio to the softmax baseline's, in fp32 and under bf16 autocast (on a CPU without native bf16, autocast is
-several times slower than fp32 for every configuration alike). Whether the variants keep quality is
+steps; other work on the machine only ever adds time) and its ratio to the softmax baseline's, in
+fp32 and under bf16 autocast (on a CPU without native bf16, autocast is several times slower than
+fp32 for every configuration alike). Whether the variants keep quality is
 the search's question (``benchmarks/iqn_vs_softmax_curves.py``), not this one's.
 
     python benchmarks/tau_path.py --threads 1
