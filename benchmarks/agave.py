@@ -126,7 +126,7 @@ def full_test(args) -> dict:
     ``--run-dir``), and the baseline's exact NLL there."""
     from pixelzoo.data import load_dataset
     from pixelzoo.evaluation.likelihood import dataset_bits_per_dim, dataset_bits_per_dim_parts
-    from pixelzoo.models.agave import PixelDecoderAlone
+    from pixelzoo.models.composites.agave.model import PixelDecoderAlone
     from pixelzoo.training import load_run_model
     from pixelzoo.training.run import build_model, read_run_config
     from pixelzoo.training.runner import load_plan_weights
@@ -159,7 +159,7 @@ def main(argv=None):
     from pixelzoo.data import load_dataset
     from pixelzoo.evaluation.likelihood import dataset_bits_per_dim
     from pixelzoo.imaging import save_levels_grid
-    from pixelzoo.models.agave import PixelDecoderAlone
+    from pixelzoo.models.composites.agave.model import PixelDecoderAlone
     from pixelzoo.training import load_run_model, resume_run, start_run
     from pixelzoo.training.run import build_model, read_run_config
     from pixelzoo.training.runner import load_plan_weights

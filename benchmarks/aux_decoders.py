@@ -217,8 +217,8 @@ def main(argv=None):
     start = time.perf_counter()
     torch.set_num_threads(args.threads)
     from pixelzoo.data import load_dataset
-    from pixelzoo.models.defauw import build_level
-    from pixelzoo.models.vqvae2 import build_code_prior
+    from pixelzoo.models.composites.defauw.model import build_level
+    from pixelzoo.models.composites.vqvae2.model import build_code_prior
     from pixelzoo.nn.quantizer import perplexity_of
     from pixelzoo.training import load_config
     from pixelzoo.training.config import TrainConfig

@@ -69,7 +69,7 @@ def main(argv=None):
     from pixelzoo.evaluation.classifier import get_feature_network
     from pixelzoo.evaluation.metrics import energy_distance
     from pixelzoo.evaluation.sample_quality import compute_features, real_vs_real, sample_quality
-    from pixelzoo.models.levels import unscale_levels
+    from pixelzoo.nn.levels import unscale_levels
     from pixelzoo.training import load_data, load_run_model
     from pixelzoo.training.config import TrainConfig
     from pixelzoo.training.run import build_model

@@ -45,7 +45,7 @@ import pixelzoo  # noqa: E402
 from pixelzoo.evaluation import dataset_bits_per_dim, get_feature_network  # noqa: E402
 from pixelzoo.evaluation.classifier import canonical_data_name  # noqa: E402
 from pixelzoo.io import atomic_write_json  # noqa: E402
-from pixelzoo.models.vqvae import level_names  # noqa: E402
+from pixelzoo.models.composites.vqvae2.autoencoder import level_names  # noqa: E402
 from pixelzoo.commands.rejection_sweep import parse_rates, rejection_sweep  # noqa: E402
 from pixelzoo.training import load_config, load_data, load_run_model, start_run  # noqa: E402
 from pixelzoo.training.run import build_model, resolve_model_config  # noqa: E402

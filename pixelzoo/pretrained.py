@@ -18,7 +18,7 @@ import torch.nn as nn
 from .devices import resolve_device
 from .errors import CheckpointError
 from .io import atomic_write_json, load_tensors, save_tensors
-from .models.hierarchy import Chain
+from .models.chain.chain import Chain
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

@@ -17,7 +17,7 @@ from pixelzoo.data import load_dataset
 from pixelzoo.data.dataset import ImageDataset
 from pixelzoo.errors import ConfigError
 from pixelzoo.evaluation.latent_bounds import dataset_latent_bounds
-from pixelzoo.models.agave import AGAVE, PixelDecoderAlone
+from pixelzoo.models.composites.agave.model import AGAVE, PixelDecoderAlone
 from pixelzoo.registry import load_preset
 from pixelzoo.training import TrainConfig, apply_overrides, load_run_model, resume_run, start_run
 from pixelzoo.views import downsample2x, quantize

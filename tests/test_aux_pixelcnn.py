@@ -15,7 +15,7 @@ from helpers import dependency_grads, raster_before
 from pixelzoo.cli import main
 from pixelzoo.errors import ConfigError
 from pixelzoo.imaging import save_levels_grid
-from pixelzoo.models.aux_pixelcnn import GrayscalePixelCNN, PyramidPixelCNN
+from pixelzoo.models.composites.grayscale_pyramid import GrayscalePixelCNN, PyramidPixelCNN
 from pixelzoo.registry import list_presets, load_preset
 from pixelzoo.training import TrainConfig, apply_overrides, load_run_model, resume_run, start_run
 from pixelzoo.views import downsample2x, grayscale4
@@ -309,7 +309,7 @@ def test_pyramid_trains_on_digits_and_upscales(tmp_path, capsys):
 def test_embedding_output_is_normalised_per_image_whatever_the_weights_scale():
     """The residual stack's output grew to ~1e9 in training without it (see EmbeddingNet's docstring):
     the normalised output stays at unit scale however large the weights become."""
-    from pixelzoo.models.embedding import EmbeddingNet
+    from pixelzoo.nn.embedding_net import EmbeddingNet
 
     net = EmbeddingNet(1, 16, 8, channels=8, n_blocks=3, down_after=[1], up_after=[2, 3]).eval()
     v = torch.randint(0, 16, (4, 1, 4, 4))

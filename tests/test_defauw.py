@@ -20,10 +20,10 @@ import torch
 import pixelzoo
 from helpers import dependency_grads, raster_before
 from pixelzoo.errors import ConfigError
-from pixelzoo.models.aux_decoders import (FeedForwardDecoder, MSPDecoder, default_masks_per_image, msp_masks,
+from pixelzoo.models.composites.defauw.aux_decoders import (FeedForwardDecoder, MSPDecoder, default_masks_per_image, msp_masks,
                                           one_hot_levels)
-from pixelzoo.models.defauw import CodeGatedTrunk, DeFauw, DeFauwLevel, LevelUnit
-from pixelzoo.models.gated_stepper import GatedStepper
+from pixelzoo.models.composites.defauw.model import CodeGatedTrunk, DeFauw, DeFauwLevel, LevelUnit
+from pixelzoo.models.autoregressive.gated_pixelcnn.stepper import GatedStepper
 from pixelzoo.registry import load_preset
 from pixelzoo.sampling.ancestral import ancestral_sample
 from pixelzoo.training import apply_overrides, load_run_model, resume_run, start_run
@@ -268,7 +268,7 @@ def test_level_unit_evaluates_its_decoder_given_its_own_codes():
 @pytest.mark.parametrize("channels", [1, 3])
 def test_code_gated_trunk_is_causal_and_steps_exactly(channels):
     torch.manual_seed(0)
-    from pixelzoo.models.defauw import build_local_model
+    from pixelzoo.models.composites.defauw.model import build_local_model
 
     ar = build_local_model({**LOCAL, "code_embedding": 3}, (channels, 4, 4), 6, 0, codes=True).eval()
     assert isinstance(ar.trunk, CodeGatedTrunk)

@@ -7,8 +7,8 @@ import torch
 
 import pixelzoo
 from pixelzoo.errors import ConfigError
-from pixelzoo.models.gated_stepper import GatedStepper
-from pixelzoo.models.steppers import FullForwardStepper, Stepper
+from pixelzoo.models.autoregressive.gated_pixelcnn.stepper import GatedStepper
+from pixelzoo.models.autoregressive.steppers import FullForwardStepper, Stepper
 from pixelzoo.nn import feature_groups
 from pixelzoo.sampling.ancestral import ancestral_sample
 

@@ -1,4 +1,4 @@
-"""The chain of levels (pixelzoo.models.hierarchy): the three composites built on it behave exactly as
+"""The chain of levels (pixelzoo.models.chain.chain): the three composites built on it behave exactly as
 the hand-written composites they replaced, and the chain's own checks.
 
 ``tests/data/chain_reference.safetensors`` holds tiny Grayscale, Pyramid and VQ-VAE-2 models (their
@@ -15,7 +15,7 @@ from safetensors import safe_open
 
 import pixelzoo
 from pixelzoo.errors import ConfigError
-from pixelzoo.models.hierarchy import Chain, Level, Link, View
+from pixelzoo.models.chain.chain import Chain, Level, Link, View
 
 REFERENCE = Path(__file__).parent / "data" / "chain_reference.safetensors"
 

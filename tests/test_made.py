@@ -8,9 +8,9 @@ import torch
 
 import pixelzoo
 from pixelzoo.errors import ConfigError
-from pixelzoo.models.made import MADETrunk, flatten_raster, raster_index
-from pixelzoo.models.made_stepper import MADEStepper
-from pixelzoo.models.steppers import FullForwardStepper
+from pixelzoo.models.autoregressive.made.trunk import MADETrunk, flatten_raster, raster_index
+from pixelzoo.models.autoregressive.made.stepper import MADEStepper
+from pixelzoo.models.autoregressive.steppers import FullForwardStepper
 from pixelzoo.nn.masked_linear import reach_mask, spread_reaches
 from pixelzoo.sampling.ancestral import ancestral_sample
 

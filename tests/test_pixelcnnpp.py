@@ -8,7 +8,7 @@ import torch
 
 import pixelzoo
 from pixelzoo.errors import ConfigError
-from pixelzoo.models.pixelcnnpp import max_resolutions
+from pixelzoo.models.autoregressive.pixelcnnpp.trunk import max_resolutions
 from helpers import dependency_grads, raster_before
 
 

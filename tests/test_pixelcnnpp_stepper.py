@@ -7,9 +7,9 @@ import torch
 
 import pixelzoo
 from conftest import TINY_MODELS
-from pixelzoo.models.pixelcnnpp import PixelCNNPPTrunk
-from pixelzoo.models.pixelcnnpp_stepper import PixelCNNPPStepper
-from pixelzoo.models.steppers import FullForwardStepper
+from pixelzoo.models.autoregressive.pixelcnnpp.trunk import PixelCNNPPTrunk
+from pixelzoo.models.autoregressive.pixelcnnpp.stepper import PixelCNNPPStepper
+from pixelzoo.models.autoregressive.steppers import FullForwardStepper
 
 TINY = TINY_MODELS["pixelcnnpp"]
 

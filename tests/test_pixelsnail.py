@@ -6,7 +6,7 @@ import torch
 
 from helpers import dependency_grads, raster_before
 from pixelzoo.errors import ConfigError
-from pixelzoo.models.pixelsnail import PixelSNAILTrunk, build_pixelsnail
+from pixelzoo.models.autoregressive.pixelsnail.trunk import PixelSNAILTrunk, build_pixelsnail
 
 
 TINY = dict(channels=8, n_blocks=2, kernel_size=3, attention_every=1, heads=2, out_res_blocks=1, out_hidden=8)

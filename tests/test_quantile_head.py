@@ -7,8 +7,8 @@ import torch
 import pixelzoo
 from pixelzoo.errors import ConfigError
 from pixelzoo.heads import HEADS, QuantileHead, create_head
-from pixelzoo.models.autoregressive import AutoregressiveModel, build_autoregressive
-from pixelzoo.models.trunks import list_trunks
+from pixelzoo.models.autoregressive.model import AutoregressiveModel, build_autoregressive
+from pixelzoo.models.autoregressive.trunks import list_trunks
 
 GATED = dict(channels=12, n_layers=3, kernel_size=3, first_kernel_size=5)
 TRUNK_OPTIONS = {

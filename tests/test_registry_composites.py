@@ -10,9 +10,9 @@ import pixelzoo
 from conftest import COMPOSITE_MODELS
 from helpers import dependency_grads, raster_before
 from pixelzoo.data import DataSplits, ImageDataset
-from pixelzoo.models.autoregressive import AutoregressiveModel
-from pixelzoo.models.conditional import ConditionalAR
-from pixelzoo.models.hierarchy import Chain
+from pixelzoo.models.autoregressive.model import AutoregressiveModel
+from pixelzoo.models.autoregressive.conditional import ConditionalAR
+from pixelzoo.models.chain.chain import Chain
 
 TINY_AR = {"name": "gated_pixelcnn", "channels": 8, "n_layers": 2, "first_kernel_size": 3, "out_hidden": 8}
 TINY_COMPOSITES = {
@@ -121,7 +121,7 @@ def test_save_load_round_trip_one_folder_per_part(name, tmp_path):
 
 
 def test_a_directly_built_composite_saves(tmp_path):
-    from pixelzoo.models.aux_pixelcnn import GrayscalePixelCNN
+    from pixelzoo.models.composites.grayscale_pyramid import GrayscalePixelCNN
 
     shape, levels, hp = TINY_COMPOSITES["grayscale_pixelcnn"]
     model = GrayscalePixelCNN(shape, levels, CLASSES, **hp)

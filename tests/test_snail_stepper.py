@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import pixelzoo
-from pixelzoo.models.snail_stepper import SnailStepper
-from pixelzoo.models.steppers import FullForwardStepper
+from pixelzoo.models.autoregressive.pixelsnail.stepper import SnailStepper
+from pixelzoo.models.autoregressive.steppers import FullForwardStepper
 from pixelzoo.sampling.ancestral import ancestral_sample
 
 TINY = dict(channels=12, n_blocks=2, attention_every=1, heads=2, out_res_blocks=1, out_hidden=12)

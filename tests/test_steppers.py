@@ -7,12 +7,12 @@ import torch
 import pixelzoo
 from pixelzoo.errors import ConfigError
 from pixelzoo.heads import create_head
-from pixelzoo.models.autoregressive import AutoregressiveModel
-from pixelzoo.models.gated_pixelcnn import GatedPixelCNNTrunk
-from pixelzoo.models.gated_stepper import GatedStepper
-from pixelzoo.models.pixelcnnpp_stepper import PixelCNNPPStepper
-from pixelzoo.models.snail_stepper import SnailStepper
-from pixelzoo.models.steppers import FullForwardStepper, Stepper
+from pixelzoo.models.autoregressive.model import AutoregressiveModel
+from pixelzoo.models.autoregressive.gated_pixelcnn.trunk import GatedPixelCNNTrunk
+from pixelzoo.models.autoregressive.gated_pixelcnn.stepper import GatedStepper
+from pixelzoo.models.autoregressive.pixelcnnpp.stepper import PixelCNNPPStepper
+from pixelzoo.models.autoregressive.pixelsnail.stepper import SnailStepper
+from pixelzoo.models.autoregressive.steppers import FullForwardStepper, Stepper
 from pixelzoo.sampling import ancestral_sample
 
 GATED = dict(channels=12, n_layers=3, kernel_size=3, first_kernel_size=5, out_hidden=12)

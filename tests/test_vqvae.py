@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pixelzoo.errors import ConfigError
-from pixelzoo.models.vqvae import VQVAE2, build_vqvae2
+from pixelzoo.models.composites.vqvae2.autoencoder import VQVAE2, build_vqvae2
 
 
 

@@ -15,7 +15,7 @@ from helpers import dependency_grads, raster_before
 from pixelzoo.cli import main
 from pixelzoo.data import load_dataset
 from pixelzoo.errors import ConfigError
-from pixelzoo.models.vqvae2 import CODES_FILE, VQVAE2Model
+from pixelzoo.models.composites.vqvae2.model import CODES_FILE, VQVAE2Model
 from pixelzoo.commands.rejection_sweep import parse_rates, rejection_sweep
 from pixelzoo.sampling.rejection import rejection_sample, select_best
 from pixelzoo.training import load_run_model, start_run

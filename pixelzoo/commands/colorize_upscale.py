@@ -11,7 +11,7 @@ import torch
 
 from ..errors import ConfigError
 from ..imaging import save_grid
-from ..models.aux_pixelcnn import GrayscalePixelCNN, PyramidPixelCNN
+from ..models.composites.grayscale_pyramid import GrayscalePixelCNN, PyramidPixelCNN
 from ..training import load_data, load_run_model
 from ..views import gray_to_image, upsample_nearest
 

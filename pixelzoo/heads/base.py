@@ -16,7 +16,7 @@ sub-pixel, which it draws itself (``extra_inputs``, e.g. PixelIQN's quantile tar
 ``sampling_inputs`` draws them for a sample run (the randomness of sampling then lies in them),
 ``training_inputs`` for a training step, ``embed_inputs`` maps them to features (B, E, H, W) with a
 colour group per feature channel (``input_groups``), and ``check_inputs`` validates given ones. The
-autoregressive model routes the embedding to the network (``pixelzoo.models.autoregressive``): through
+autoregressive model routes the embedding to the network (``pixelzoo.models.autoregressive.model``): through
 the trunk's causal spatial conditioning where the trunk has it, and through the output layer at the
 sub-pixel's own position. Such inputs are ordered like the image: sub-pixel ``i``'s parameters may
 depend on the inputs at and before ``i``, never after.

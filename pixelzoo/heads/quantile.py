@@ -6,7 +6,7 @@ The quantile target ``tau`` is a per-position *input* (``extra_inputs = ("tau",)
 the temperature t in [0, 1]; ``training_inputs``: tau ~ U[0, 1]), embeds it for the network
 (``embed_inputs``), maps the network's raw output to Q on the data's scale, gives the loss and the
 draw (Q rounded to the level grid, or Q itself for a ``continuous`` level). The autoregressive model
-routes the embedding of tau through the trunk and the output layer (``pixelzoo.models.pixeliqn``).
+routes the embedding of tau through the trunk and the output layer (``pixelzoo.models.autoregressive.pixeliqn``).
 """
 
 from __future__ import annotations

@@ -1,19 +1,18 @@
-"""Models: trunks, the autoregressive model that joins a trunk to a head, the chain of levels and
-the composites built on it, training plans. Importing this package registers every model and trunk
-(each module registers its own with ``@register_model`` / ``@register_trunk`` where it is defined)."""
+"""Models, by role: ``base.py`` (the model base, units, training plans, declared capabilities);
+``autoregressive/`` (the model = trunk + head, conditional models, trunks and their steppers);
+``chain/`` (levels, makers, links, the chain, the level cache); ``composites/`` (one builder of a
+chain per paper's model). Importing this package registers every model and trunk (each module
+registers its own with ``@register_model`` / ``@register_trunk`` where it is defined)."""
 
-from . import agave, aux_pixelcnn, defauw, gated_pixelcnn, made, pixelcnnpp, pixeliqn, pixelsnail, vqvae2
-from .autoregressive import AutoregressiveModel, build_autoregressive
-from .gated_pixelcnn import GatedPixelCNNTrunk, build_gated_pixelcnn
-from .hierarchy import Chain, Encoder, Level, Link, View
-from .pixelcnnpp import PixelCNNPPTrunk, build_pixelcnnpp
-from .plan import PixelzooModel, TrainingPlan, Unit
-from .steppers import FullForwardStepper, Stepper
-from .trunks import Trunk, list_trunks, register_trunk
+from .base import PixelzooModel, TrainingPlan, Unit
+from .autoregressive import (AutoregressiveModel, FullForwardStepper, GatedPixelCNNTrunk, PixelCNNPPTrunk, Stepper,
+                             Trunk, build_autoregressive, build_gated_pixelcnn, build_pixelcnnpp, list_trunks,
+                             register_trunk)
+from .chain import Chain, Encoder, Level, Link, View
+from . import composites
 
 __all__ = [
     "AutoregressiveModel",
-    "agave",
     "Chain",
     "Encoder",
     "FullForwardStepper",
@@ -27,17 +26,10 @@ __all__ = [
     "Trunk",
     "Unit",
     "View",
-    "aux_pixelcnn",
     "build_autoregressive",
     "build_gated_pixelcnn",
     "build_pixelcnnpp",
-    "defauw",
-    "gated_pixelcnn",
+    "composites",
     "list_trunks",
-    "made",
-    "pixelcnnpp",
-    "pixeliqn",
-    "pixelsnail",
     "register_trunk",
-    "vqvae2",
 ]

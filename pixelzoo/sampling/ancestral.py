@@ -2,7 +2,7 @@
 
 The sampler knows no trunk: once per call it draws the head's per-position inputs up front
 (``model.sampling_inputs``: e.g. PixelIQN's tau, whose range is the temperature), asks the model for a
-stepper (``model.stepper(n, y, spatial, inputs, cached)``, see ``pixelzoo.models.steppers``) and then,
+stepper (``model.stepper(n, y, spatial, inputs, cached)``, see ``pixelzoo.models.autoregressive.steppers``) and then,
 for every sub-pixel that is not given, in raster order, takes its parameters from the stepper and
 draws it with ``model.head.sample``. The default stepper crops and runs the full forward pass; a
 trunk may supply an incremental one (e.g. the Gated PixelCNN's per-layer queues), which gives the same

@@ -1,7 +1,7 @@
 """PixelCNNs with auxiliary variables (Kolesnikov & Lampert 2017): Grayscale PixelCNN and Pyramid PixelCNN.
 
 p(X, X_hat) = p(X_hat) p(X | X_hat) with X_hat = psi(X) a fixed view (``pixelzoo.views``). Both
-models are chains (``pixelzoo.models.hierarchy``) built from parts that exist: an autoregressive prior over the top
+models are chains (``pixelzoo.models.chain.chain``) built from parts that exist: an autoregressive prior over the top
 level (any registered trunk + head), and per lower level a ``ConditionalAR`` whose trunk gets
 f_w(X_hat), the output of a non-causal ``EmbeddingNet``, added in every block (the trunk's spatial
 conditioning path). Training maximises log p(X, X_hat) = log p(X_hat) + log p(X | X_hat), whose
@@ -28,7 +28,7 @@ narrow: 16 luma bins, and a logistic mixture puts mass on every level). So psi(s
 holds for most pixels of a trained model, not for all, even with MAP sampling; ``view_agreement``
 measures the fraction of pixels that keep it.
 
-**A chain.** Both are builders of the generic chain (``pixelzoo.models.hierarchy``): levels made
+**A chain.** Both are builders of the generic chain (``pixelzoo.models.chain.chain``): levels made
 by fixed views, a prior link on the top level and a conditional link per level below. The chain
 gives the parts' data (a conditional part's splits carry ``cond`` = psi(x); the trainer flips it
 with its images, so flip augmentation keeps X and X_hat consistent), the bound, and sampling from
@@ -42,13 +42,13 @@ import math
 import torch
 import torch.nn as nn
 
-from ..errors import ConfigError
-from ..registry import register_model
-from ..views import downsample2x, grayscale4
-from .conditional import ConditionalAR
-from .embedding import EmbeddingNet
-from .hierarchy import Chain, Level, Link, View
-from .part_specs import build_ar_part, part_spec
+from ...errors import ConfigError
+from ...registry import register_model
+from ...views import downsample2x, grayscale4
+from ..autoregressive.conditional import ConditionalAR
+from ...nn.embedding_net import EmbeddingNet
+from ..chain.chain import Chain, Level, Link, View
+from ..chain.part_specs import build_ar_part, part_spec
 
 # ---------------------------------------------------------------------- defaults (tiny, CPU-friendly)
 GRAY_PRIOR = {"name": "gated_pixelcnn", "channels": 32, "n_layers": 6, "kernel_size": 3, "first_kernel_size": 5,

@@ -18,10 +18,10 @@ Two seams:
   pixel's earlier channels, keeping colour ordered). The loss draws them (``Head.training_inputs``),
   the sampler too (``sampling_inputs``); every method that computes parameters takes them as keyword
   arguments (``params_from_scaled(xs, y, spatial, tau=tau)``).
-* **Steppers** (``pixelzoo.models.steppers``): ``stepper`` gives the sampler the source of each
+* **Steppers** (``pixelzoo.models.autoregressive.steppers``): ``stepper`` gives the sampler the source of each
   sub-pixel's parameters: the trunk's incremental stepper where it has one, else the full forward pass.
 
-``build_autoregressive`` builds any registered trunk (``pixelzoo.models.trunks``) with any head.
+``build_autoregressive`` builds any registered trunk (``pixelzoo.models.autoregressive.trunks``) with any head.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from ..heads import Head, create_head
-from ..nn import GroupedPointwise, feature_groups
-from .levels import check_levels, scale_levels
-from .plan import PixelzooModel
+from ...errors import ConfigError
+from ...heads import Head, create_head
+from ...nn import GroupedPointwise, feature_groups
+from ...nn.levels import check_levels, scale_levels
+from ..base import PixelzooModel
 from .steppers import FullForwardStepper, Stepper
 from .trunks import Trunk, trunk_class
 
@@ -313,7 +313,7 @@ class AutoregressiveModel(PixelzooModel):
 
     def stepper(self, n: int, y: torch.Tensor | None = None, spatial: torch.Tensor | None = None,
                 inputs: dict | None = None, cached: bool | None = None) -> Stepper:
-        """The source of each sub-pixel's parameters for one sample call (``pixelzoo.models.steppers``).
+        """The source of each sub-pixel's parameters for one sample call (``pixelzoo.models.autoregressive.steppers``).
 
         ``cached`` None: the trunk's incremental stepper where it has one, else the full-forward one;
         False: the full-forward stepper; True: the trunk's incremental stepper, or ConfigError."""
@@ -346,7 +346,7 @@ class AutoregressiveModel(PixelzooModel):
         ``pixelzoo.sampling.ancestral_sample``. ``head_options`` go to the head's ``sample`` (e.g.
         ``{"mode": "map"}``, or for the logistic mixture ``{"log_scale_shift": 0.5}``); ``cached`` picks
         the stepper (``stepper``)."""
-        from ..sampling import ancestral_sample
+        from ...sampling import ancestral_sample
 
         return ancestral_sample(
             self, n, y=y, temperature=temperature, known=known, mask=mask, spatial=spatial,
@@ -359,7 +359,7 @@ def build_autoregressive(trunk: str, image_shape, num_levels: int, num_classes: 
                          head: str | Head = "categorical", head_options: dict | None = None,
                          out_hidden: int | None = None, spatial_channels: int = 0, fp32_output: bool = False,
                          **trunk_options) -> AutoregressiveModel:
-    """The registered trunk ``trunk`` (``pixelzoo.models.trunks``) with its ``trunk_options``, the
+    """The registered trunk ``trunk`` (``pixelzoo.models.autoregressive.trunks``) with its ``trunk_options``, the
     head ``head`` (a name in ``pixelzoo.heads.HEADS`` with ``head_options``, or a built head) and the
     output layer between them (``out_hidden`` channels, default the trunk's; in float32 under autocast
     with ``fp32_output``).

@@ -3,7 +3,7 @@ convolutional autoregressive models"): every causal layer keeps a cache of the i
 and per position each layer computes only the outputs the next positions need, so drawing a batch
 costs about one forward pass of the trunk (plus, for colour images, one column per channel).
 
-The trunk (``pixelzoo.models.pixelsnail``) has three kinds of causal layer:
+The trunk (``pixelzoo.models.autoregressive.pixelsnail.trunk``) has three kinds of causal layer:
 
 * **vertical** convolutions (``VerticalConv``: output row ``r`` reads input rows ``r-k//2 .. r``, every
   column): once row ``r`` of the image is final, each layer computes its row ``r`` from a buffer of
@@ -55,9 +55,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..nn import gate
-from ..nn.attention import sinusoidal_positions
-from .steppers import Stepper
+from ....nn import gate
+from ....nn.attention import sinusoidal_positions
+from ..steppers import Stepper
 
 
 class SnailStepper(Stepper):

@@ -1,7 +1,7 @@
 """Causal trunks: the base class and the registry of trunks by name.
 
 A trunk registers itself where it is defined, with ``@register_trunk("name")`` on its class; the
-generic builder ``pixelzoo.models.autoregressive.build_autoregressive`` builds any registered trunk
+generic builder ``pixelzoo.models.autoregressive.model.build_autoregressive`` builds any registered trunk
 by name through ``Trunk.from_shape``, so no model switches on trunk names.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 
 class Trunk(nn.Module):
@@ -26,8 +26,8 @@ class Trunk(nn.Module):
     inputs, e.g. PixelIQN's tau) is then an autoregressive input like the image.
 
     A trunk may offer an incremental stepper for sampling (``incremental_stepper``; the Gated
-    PixelCNN's per-layer queues, ``pixelzoo.models.gated_stepper``; PixelCNN++'s per-map stepper;
-    PixelSNAIL's per-layer caches, ``pixelzoo.models.snail_stepper``); the model falls back to the
+    PixelCNN's per-layer queues, ``pixelzoo.models.autoregressive.gated_pixelcnn.stepper``; PixelCNN++'s per-map stepper;
+    PixelSNAIL's per-layer caches, ``pixelzoo.models.autoregressive.pixelsnail.stepper``); the model falls back to the
     full-forward stepper.
     """
 
@@ -52,7 +52,7 @@ class Trunk(nn.Module):
         return cls(int(image_shape[0]), **options, **kw)
 
     def incremental_stepper(self, model, n: int, y=None, spatial=None, inputs=None):
-        """A stepper (see ``pixelzoo.models.steppers``) that computes the parameters of each sampled
+        """A stepper (see ``pixelzoo.models.autoregressive.steppers``) that computes the parameters of each sampled
         sub-pixel of ``model`` (whose trunk this is) incrementally, or None when this trunk has none
         (the model then uses the full-forward stepper)."""
         return None

@@ -33,7 +33,7 @@ quantile head with ``continuous=True``, or the ``gaussian_mixture`` likelihood h
 trained in a last stage on latents of the training images from the trained encoder, read through
 the level cache; ``sample`` then draws z from it instead of N(0, I). The bound stays the ELBO under
 N(0, I), the prior the VAE was trained with. Any registered autoregressive model fits: a spatial trunk
-over the z map (``gated_pixelcnn``, ...) or ``made`` over z as one flat vector (``pixelzoo.models.made``).
+over the z map (``gated_pixelcnn``, ...) or ``made`` over z as one flat vector (``pixelzoo.models.autoregressive.made.trunk``).
 ``latent_source`` says which latents: ``"mean"`` (default), the means of q(z | x), the chain's level
 z; ``"sample"``, draws z ~ q(z | x), fresh at every training step (the unit's data holds the means and
 log-variances of q, cached as the encoder's outputs under their own slot, ``vae-posterior``; the
@@ -57,18 +57,18 @@ from functools import partial
 import torch
 import torch.nn as nn
 
-from ..data.dataset import DataSplits, ImageDataset
-from ..errors import ConfigError
-from ..nn.gaussian import gaussian_log_prob, kl_to_standard_normal, reparameterise, standard_normal_log_prob
-from ..registry import register_model
-from ..views import upsample_nearest
-from .autoregressive import AutoregressiveModel
-from .conditional import ConditionalAR
-from .embedding import EmbeddingNet
-from .hierarchy import Chain, Encoder, Level, Link
-from .levels import check_levels
-from .part_specs import build_ar_part, part_spec
-from .plan import TrainingPlan, Unit
+from ....data.dataset import DataSplits, ImageDataset
+from ....errors import ConfigError
+from ....nn.gaussian import gaussian_log_prob, kl_to_standard_normal, reparameterise, standard_normal_log_prob
+from ....registry import register_model
+from ....views import upsample_nearest
+from ...autoregressive.model import AutoregressiveModel
+from ...autoregressive.conditional import ConditionalAR
+from ....nn.embedding_net import EmbeddingNet
+from ...chain.chain import Chain, Encoder, Level, Link
+from ....nn.levels import check_levels
+from ...chain.part_specs import build_ar_part, part_spec
+from ...base import TrainingPlan, Unit
 from .vae import GaussianVAE, StandardNormalPrior
 
 VAE = {"latent_channels": 8, "factor": 4, "hidden": 64, "res_channels": 32, "n_res_blocks": 2}

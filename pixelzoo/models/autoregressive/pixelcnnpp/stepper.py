@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .steppers import Stepper
+from ..steppers import Stepper
 
 
 def _celu(g: torch.Tensor) -> torch.Tensor:

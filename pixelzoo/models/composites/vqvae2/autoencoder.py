@@ -34,10 +34,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..devices import module_device
-from ..errors import ConfigError
-from ..nn.quantizer import VectorQuantizer
-from .levels import check_levels, scale_levels
+from ....devices import module_device
+from ....errors import ConfigError
+from ....nn.quantizer import VectorQuantizer
+from ....nn.levels import check_levels, scale_levels
 
 
 def level_names(n: int) -> list[str]:

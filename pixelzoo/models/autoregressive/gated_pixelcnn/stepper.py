@@ -3,7 +3,7 @@ convolutional autoregressive models"): every causal layer keeps a queue of the i
 and per generated position each layer computes only the output the next positions need, so drawing
 a batch costs about one forward pass of the trunk (plus, for colour images, a column per channel).
 
-A layer of the trunk (``pixelzoo.models.gated_pixelcnn.GatedLayer``) has two causal convolutions:
+A layer of the trunk (``pixelzoo.models.autoregressive.gated_pixelcnn.trunk.GatedLayer``) has two causal convolutions:
 
 * the **vertical** one (``VerticalConv``: output row ``r`` reads input rows ``r-k//2 .. r``, every
   column) runs once per image row: once row ``r`` of the image is final, each layer computes just row
@@ -44,8 +44,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..nn import gate
-from .steppers import Stepper
+from ....nn import gate
+from ..steppers import Stepper
 
 
 class _LayerQueues:

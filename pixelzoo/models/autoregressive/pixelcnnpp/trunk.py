@@ -35,9 +35,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import register_model
-from ..errors import ConfigError
-from ..nn import (
+from ....registry import register_model
+from ....errors import ConfigError
+from ....nn import (
     ConditioningBias,
     DownRightShiftedConv2d,
     DownRightShiftedConvTranspose2d,
@@ -47,9 +47,9 @@ from ..nn import (
     down_shift,
     right_shift,
 )
-from .autoregressive import AutoregressiveModel, build_autoregressive
-from .pixelcnnpp_stepper import PixelCNNPPStepper
-from .trunks import Trunk, register_trunk
+from ..model import AutoregressiveModel, build_autoregressive
+from .stepper import PixelCNNPPStepper
+from ..trunks import Trunk, register_trunk
 
 MAX_RESOLUTIONS = 3
 
@@ -209,7 +209,7 @@ class PixelCNNPPTrunk(Trunk):
         return ul
 
     def incremental_stepper(self, model, n, y=None, spatial=None, inputs=None):
-        """The exact per-position stepper (``pixelzoo.models.pixelcnnpp_stepper``): each map of the
+        """The exact per-position stepper (``pixelzoo.models.autoregressive.pixelcnnpp.stepper``): each map of the
         trunk computes, per generated pixel, only the positions that pixel completes."""
         return PixelCNNPPStepper(model, n, y, spatial, inputs)
 

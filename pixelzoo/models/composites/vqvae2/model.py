@@ -3,12 +3,12 @@ autoregressive priors over its code maps (stage 2).
 
 Parts (``stages = [["autoencoder"], [<level>_prior, ...]]``, priors top first):
 
-* ``autoencoder``: :class:`~pixelzoo.models.vqvae.VQVAE2` (Algorithm 1), trained on the pixels.
+* ``autoencoder``: :class:`~pixelzoo.models.composites.vqvae2.autoencoder.VQVAE2` (Algorithm 1), trained on the pixels.
 * ``top_prior``: p(e_top | class), a PixelSNAIL-style model (gated causal convolutions, causal
   multi-head attention every ``attention_every`` blocks, dropout, a stack of 1x1 residual blocks on
   top, categorical head over the K codes) on the top code map (1, H_top, W_top).
 * ``bottom_prior`` (and ``middle_prior`` with three levels, ``middle<i>_prior`` with more):
-  p(e_l | e_above, class), a :class:`~pixelzoo.models.conditional.ConditionalAR` whose AR model is the
+  p(e_l | e_above, class), a :class:`~pixelzoo.models.autoregressive.conditional.ConditionalAR` whose AR model is the
   same trunk without attention (by default) and whose ``cond_net`` is a :class:`ConditioningStack`:
   a deep, non-causal residual network over the embedded codes of *every* level above, upsampled to
   this level's size and fed to every gated block as a spatial bias.
@@ -47,17 +47,17 @@ from functools import partial
 import torch
 import torch.nn as nn
 
-from ..registry import register_model
-from ..devices import module_device
-from ..errors import ConfigError
-from ..heads import create_head
-from ..nn import HorizontalConv, VerticalConv, feature_groups
-from .autoregressive import AutoregressiveModel
-from .conditional import ConditionalAR
-from .hierarchy import Chain, Encoder, Level, Link
-from .level_cache import cache_file
-from .pixelsnail import PixelSNAILTrunk, build_pixelsnail
-from .vqvae import VQVAE2, ResidualStack, _log2
+from ....registry import register_model
+from ....devices import module_device
+from ....errors import ConfigError
+from ....heads import create_head
+from ....nn import HorizontalConv, VerticalConv, feature_groups
+from ...autoregressive.model import AutoregressiveModel
+from ...autoregressive.conditional import ConditionalAR
+from ...chain.chain import Chain, Encoder, Level, Link
+from ...chain.level_cache import cache_file
+from ...autoregressive.pixelsnail.trunk import PixelSNAILTrunk, build_pixelsnail
+from .autoencoder import VQVAE2, ResidualStack, _log2
 
 CODES_FILE = cache_file("autoencoder")  # the code cache in RUN/cache/
 
@@ -199,7 +199,7 @@ class VQVAE2Model(Chain):
     Args:
         image_shape, num_levels, num_classes: the data (the priors are class-conditional when
             ``num_classes`` is given; the autoencoder never is).
-        autoencoder: options of :class:`~pixelzoo.models.vqvae.VQVAE2` (``levels``, ``num_codes``, ...).
+        autoencoder: options of :class:`~pixelzoo.models.composites.vqvae2.autoencoder.VQVAE2` (``levels``, ``num_codes``, ...).
         top_prior: options of the top prior (``TOP_PRIOR_DEFAULTS``).
         bottom_prior, middle_prior, middle<i>_prior: options of the conditional priors
             (``LOWER_PRIOR_DEFAULTS``: the trunk's, plus the conditioning stack's ``cond_*`` and

@@ -28,9 +28,9 @@ The model (an ``AutoregressiveModel``) has ``quantile(x, tau, y)``, ``quantile_d
 
 from __future__ import annotations
 
-from ..heads.quantile import NO_LIKELIHOOD
-from ..registry import register_model
-from .autoregressive import AutoregressiveModel, build_autoregressive
+from ...heads.quantile import NO_LIKELIHOOD
+from ...registry import register_model
+from .model import AutoregressiveModel, build_autoregressive
 
 __all__ = ["NO_LIKELIHOOD", "build_pixeliqn"]
 

@@ -20,7 +20,7 @@ The class label (a learned embedding added to every hidden layer) reaches everyt
 feature group ``c`` holds dimension ``(c, p)``'s features (``channel_masked``: group ``c`` sees channels
 ``< c`` of its pixel). The trunk is ``causal_spatial``, so a head's per-position inputs (tau) pass
 through every layer. It is not row-causal (its layers are fully connected over the map, so it takes
-maps of exactly its shape), and its exact incremental stepper (``pixelzoo.models.made_stepper``)
+maps of exactly its shape), and its exact incremental stepper (``pixelzoo.models.autoregressive.made.stepper``)
 computes each hidden unit once per sample call, when its inputs are final.
 
 ``pixelzoo.create_model("made", shape, K, head=...)`` builds it with any head (categorical by
@@ -34,12 +34,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from ..nn.masked_linear import MaskedLinear, spread_reaches
-from ..registry import register_model
-from .autoregressive import AutoregressiveModel, build_autoregressive
-from .made_stepper import MADEStepper
-from .trunks import Trunk, register_trunk
+from ....errors import ConfigError
+from ....nn.masked_linear import MaskedLinear, spread_reaches
+from ....registry import register_model
+from ..model import AutoregressiveModel, build_autoregressive
+from .stepper import MADEStepper
+from ..trunks import Trunk, register_trunk
 
 
 def raster_index(shape) -> torch.Tensor:

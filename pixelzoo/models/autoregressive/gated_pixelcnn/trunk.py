@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..registry import register_model
-from ..nn import (
+from ....registry import register_model
+from ....nn import (
     ConditioningBias,
     GroupedPointwise,
     HorizontalConv,
@@ -27,9 +27,9 @@ from ..nn import (
     gate,
     gate_groups,
 )
-from .autoregressive import AutoregressiveModel, build_autoregressive
-from .gated_stepper import GatedStepper
-from .trunks import Trunk, register_trunk
+from ..model import AutoregressiveModel, build_autoregressive
+from .stepper import GatedStepper
+from ..trunks import Trunk, register_trunk
 
 
 def conditioning_out_groups(channels: int, n_groups: int) -> torch.Tensor:
@@ -117,7 +117,7 @@ class GatedPixelCNNTrunk(Trunk):
 
     def input_features(self, x):
         """What the first layer reads at each position: the scaled image itself (position-wise; a
-        subclass may embed it, e.g. a code map's ``CodeGatedTrunk`` in ``pixelzoo.models.defauw``)."""
+        subclass may embed it, e.g. a code map's ``CodeGatedTrunk`` in ``pixelzoo.models.composites.defauw.model``)."""
         return x
 
     def forward(self, x, y=None, spatial=None):

@@ -7,9 +7,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..devices import module_device
-from ..errors import ConfigError
-from .autoregressive import AutoregressiveModel
+from ...devices import module_device
+from ...errors import ConfigError
+from .model import AutoregressiveModel
 
 
 class ConditionalAR(nn.Module):

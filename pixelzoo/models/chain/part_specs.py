@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import copy
 
-from ..errors import ConfigError
-from ..registry import create_model
-from .autoregressive import AutoregressiveModel
+from ...errors import ConfigError
+from ...registry import create_model
+from ..autoregressive.model import AutoregressiveModel
 
 
 def part_spec(given, default: dict, what: str) -> dict:

@@ -1,4 +1,4 @@
-"""The MADE trunk's exact incremental stepper (``pixelzoo.models.made``).
+"""The MADE trunk's exact incremental stepper (``pixelzoo.models.autoregressive.made.trunk``).
 
 A hidden unit of reach ``r`` depends only on dimensions ``< r`` of the map (and on inputs that are
 fixed for the sample call: the class label, the spatial map, the head's per-position inputs such as
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .steppers import Stepper
+from ..steppers import Stepper
 
 
 class MADEStepper(Stepper):

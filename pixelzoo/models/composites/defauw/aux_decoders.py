@@ -34,9 +34,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from .levels import scale_levels
-from .vqvae import ResidualStack
+from ....errors import ConfigError
+from ....nn.levels import scale_levels
+from ..vqvae2.autoencoder import ResidualStack
 
 #: masks per image by mask size (appendix A)
 MASKS_PER_IMAGE = {1: 30, 3: 30, 5: 10, 7: 10, 9: 3, 11: 3, 13: 3, 15: 3, 17: 1, 19: 1}

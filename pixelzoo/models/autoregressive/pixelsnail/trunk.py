@@ -36,9 +36,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import register_model
-from ..errors import ConfigError
-from ..nn import (
+from ....registry import register_model
+from ....errors import ConfigError
+from ....nn import (
     ConditioningBias,
     GroupedPointwise,
     HorizontalConv,
@@ -48,11 +48,11 @@ from ..nn import (
     gate,
     gate_groups,
 )
-from ..nn.attention import CausalSelfAttention2d
-from .autoregressive import AutoregressiveModel, build_autoregressive
-from .trunks import Trunk, register_trunk
-from .gated_pixelcnn import conditioning_out_groups
-from .snail_stepper import SnailStepper
+from ....nn.attention import CausalSelfAttention2d
+from ..model import AutoregressiveModel, build_autoregressive
+from ..trunks import Trunk, register_trunk
+from ..gated_pixelcnn.trunk import conditioning_out_groups
+from .stepper import SnailStepper
 
 
 class GatedResidualBlock(nn.Module):
@@ -172,7 +172,7 @@ class PixelSNAILTrunk(Trunk):
         return self.out_stack(h)
 
     def incremental_stepper(self, model, n, y=None, spatial=None, inputs=None):
-        """Per-layer caches (Ramachandran et al. 2017): ``pixelzoo.models.snail_stepper.SnailStepper``."""
+        """Per-layer caches (Ramachandran et al. 2017): ``pixelzoo.models.autoregressive.pixelsnail.stepper.SnailStepper``."""
         return SnailStepper(model, n, y, spatial, inputs)
 
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
-from ..nn import concat_elu
+from . import concat_elu
 
 
 class EmbeddingBlock(nn.Module):

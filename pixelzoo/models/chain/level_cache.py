@@ -18,8 +18,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ..errors import CheckpointError
-from ..io import load_tensors, read_metadata, save_tensors
+from ...errors import CheckpointError
+from ...io import load_tensors, read_metadata, save_tensors
 
 CACHE_FORMAT = "pixelzoo-levels-1"
 

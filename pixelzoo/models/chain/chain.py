@@ -37,12 +37,12 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ..data.dataset import DataSplits, ImageDataset, as_input, image_dtype_for
-from ..devices import module_device
-from ..errors import ConfigError
+from ...data.dataset import DataSplits, ImageDataset, as_input, image_dtype_for
+from ...devices import module_device
+from ...errors import ConfigError
 from .level_cache import LevelCache, cache_file, fingerprint
-from .levels import unscale_levels
-from .plan import PixelzooModel, TrainingPlan, Unit
+from ...nn.levels import unscale_levels
+from ..base import PixelzooModel, TrainingPlan, Unit
 
 CHUNK = 256  # images per chunk when a maker runs over a whole data set
 

@@ -1,0 +1,1 @@
+"""The gated_pixelcnn trunk (``trunk.py``) and its exact incremental stepper (``stepper.py``)."""

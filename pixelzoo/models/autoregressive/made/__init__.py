@@ -1,0 +1,1 @@
+"""The made trunk (``trunk.py``) and its exact incremental stepper (``stepper.py``)."""

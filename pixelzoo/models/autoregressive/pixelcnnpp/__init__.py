@@ -1,0 +1,1 @@
+"""The pixelcnnpp trunk (``trunk.py``) and its exact incremental stepper (``stepper.py``)."""

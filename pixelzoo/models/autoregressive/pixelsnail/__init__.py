@@ -1,0 +1,1 @@
+"""The pixelsnail trunk (``trunk.py``) and its exact incremental stepper (``stepper.py``)."""
