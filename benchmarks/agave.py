@@ -109,7 +109,7 @@ def trained_steps(run: Path, part: str) -> int:
 
 def evaluate(model, test, args) -> dict:
     from pixelzoo.evaluation.latent_bounds import dataset_latent_bounds
-    from pixelzoo.evaluation.likelihood import dataset_bits_per_dim_parts
+    from pixelzoo.training.held_out import dataset_bits_per_dim_parts
 
     t0 = time.perf_counter()
     parts = dataset_bits_per_dim_parts(model, test, 64, args.elbo_images)
@@ -125,7 +125,7 @@ def full_test(args) -> dict:
     """The ELBO and its two terms on the whole test set for every configuration of ``--out`` (its runs in
     ``--run-dir``), and the baseline's exact NLL there."""
     from pixelzoo.data import load_dataset
-    from pixelzoo.evaluation.likelihood import dataset_bits_per_dim, dataset_bits_per_dim_parts
+    from pixelzoo.training.held_out import dataset_bits_per_dim, dataset_bits_per_dim_parts
     from pixelzoo.models.composites.agave.model import PixelDecoderAlone
     from pixelzoo.training import load_run_model
     from pixelzoo.training.run import build_model, read_run_config
@@ -157,7 +157,7 @@ def main(argv=None):
     if args.full_test:
         return full_test(args)
     from pixelzoo.data import load_dataset
-    from pixelzoo.evaluation.likelihood import dataset_bits_per_dim
+    from pixelzoo.training.held_out import dataset_bits_per_dim
     from pixelzoo.imaging import save_levels_grid
     from pixelzoo.models.composites.agave.model import PixelDecoderAlone
     from pixelzoo.training import load_run_model, resume_run, start_run

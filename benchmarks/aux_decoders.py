@@ -218,7 +218,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     from pixelzoo.data import load_dataset
     from pixelzoo.models.composites.defauw.model import build_level
-    from pixelzoo.models.composites.vqvae2.model import build_code_prior
+    from pixelzoo.models.composites.code_prior import build_code_prior
     from pixelzoo.nn.quantizer import perplexity_of
     from pixelzoo.training import load_config
     from pixelzoo.training.config import TrainConfig

@@ -13,7 +13,7 @@ import json
 import torch
 
 from pixelzoo.evaluation import dataset_bits_per_dim
-from pixelzoo.pretrained import load_state_strict
+from pixelzoo.io import load_state_strict
 from pixelzoo.training import load_data, read_run_config
 from pixelzoo.training.checkpoint import CHECKPOINT_NAME, read_checkpoint
 from pixelzoo.training.run import build_model

@@ -208,7 +208,7 @@ def reconstruction_errors(x: torch.Tensor, rec: torch.Tensor, per_image: int, nu
 
 
 def evaluate_stack(args, preset: str, run: Path, record: dict, net, floor_features, out_dir: Path) -> dict:
-    from pixelzoo.evaluation.likelihood import dataset_bits_per_dim_parts
+    from pixelzoo.training.held_out import dataset_bits_per_dim_parts
     from pixelzoo.evaluation.sample_quality import sample_quality
     from pixelzoo.imaging import save_grid
     from pixelzoo.nn.quantizer import perplexity_of

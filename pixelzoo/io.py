@@ -74,3 +74,21 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
             return f.metadata() or {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt?): {e}") from e
+
+
+def load_state_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``tensors`` into ``module``, naming missing, unexpected and mis-shaped keys on failure."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    badshape = sorted(k for k in set(own) & set(tensors) if own[k].shape != tensors[k].shape)
+    if missing or unexpected or badshape:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:5]}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:5]}")
+        if badshape:
+            parts.append(f"wrong shape {[(k, tuple(tensors[k].shape), tuple(own[k].shape)) for k in badshape[:5]]}")
+        raise CheckpointError(f"{source} does not match the model: {'; '.join(parts)}")
+    module.load_state_dict(tensors, strict=True)

@@ -20,8 +20,8 @@ import torch
 import pixelzoo
 from helpers import dependency_grads, raster_before
 from pixelzoo.errors import ConfigError
-from pixelzoo.models.composites.defauw.aux_decoders import (FeedForwardDecoder, MSPDecoder, default_masks_per_image, msp_masks,
-                                          one_hot_levels)
+from pixelzoo.models.composites.defauw.aux_decoders import FeedForwardDecoder, MSPDecoder, default_masks_per_image, msp_masks
+from pixelzoo.nn.levels import one_hot_levels
 from pixelzoo.models.composites.defauw.model import CodeGatedTrunk, DeFauw, DeFauwLevel, LevelUnit
 from pixelzoo.models.autoregressive.gated_pixelcnn.stepper import GatedStepper
 from pixelzoo.registry import load_preset

@@ -109,7 +109,7 @@ def test_train_config_rejects_unknown_and_bad_values():
 
 def test_adamax_resumes_exactly_and_the_final_evaluation_takes_its_images(tmp_path):
     from pixelzoo.data import load_dataset
-    from pixelzoo.evaluation.likelihood import dataset_bits_per_dim
+    from pixelzoo.training.held_out import dataset_bits_per_dim
     from pixelzoo.training import load_run_model
 
     a, result = run(config(5, optimizer="adamax", final_eval_images=20), tmp_path / "a")

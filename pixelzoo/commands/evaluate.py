@@ -18,7 +18,7 @@ from ..errors import CheckpointError, ConfigError, DataError
 from ..evaluation.classifier import (cache_root, canonical_data_name, data_fingerprint, feature_id_for, get_feature_network,
                          load_classifier, save_classifier, train_classifier)
 from ..evaluation.latent_bounds import dataset_latent_bounds
-from ..evaluation.likelihood import dataset_bits_per_dim
+from ..training.held_out import dataset_bits_per_dim
 from ..evaluation.sample_quality import (SAMPLE_METRICS, as_images, classification_accuracy_score, compute_features, fid_star,
                              feature_network_id, nearest_neighbour_grid, real_vs_real, sample_quality)
 from ..io import atomic_write_json, read_metadata

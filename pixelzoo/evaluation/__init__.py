@@ -6,7 +6,7 @@ from .classifier import (LeNetClassifier, classifier_accuracy, create_classifier
                          get_feature_network, list_classifiers, load_classifier, register_classifier,
                          save_classifier, train_classifier)
 from .bounds import elbo, iwae_bound
-from .likelihood import dataset_bits_per_dim
+from ..training.held_out import dataset_bits_per_dim
 from .metrics import fid, frechet_distance, gaussian_stats, inception_score, kid, nearest_neighbours, precision_recall
 from .sample_quality import (classification_accuracy_score, compute_features, compute_probs, feature_network_id,
                              fid_star, nearest_neighbour_grid, real_vs_real, sample_quality)

@@ -203,7 +203,7 @@ def load_classifier(directory, fingerprint: dict | None = None, map_location="cp
     With ``fingerprint`` (see :func:`data_fingerprint`), raise :class:`CheckpointError` unless the
     classifier was trained on exactly that data.
     """
-    from ..pretrained import load_state_strict
+    from ..io import load_state_strict
 
     directory = Path(directory)
     config = read_classifier_config(directory)

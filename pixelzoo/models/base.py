@@ -17,7 +17,8 @@ from typing import Callable
 
 import torch.nn as nn
 
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
+from ..io import atomic_write_json, save_tensors
 
 
 def _same_splits(splits, cache_dir=None, write_cache=True):
@@ -74,6 +75,11 @@ def single_unit_plan(model: nn.Module) -> TrainingPlan:
     return TrainingPlan([[Unit(None, model)]])
 
 
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+PARTS_DIR = "parts"
+
+
 class PixelzooModel(nn.Module):
     """What every pixelzoo model has besides its own methods: a training plan and saving.
 
@@ -84,7 +90,25 @@ class PixelzooModel(nn.Module):
     def training_plan(self) -> TrainingPlan:
         return single_unit_plan(self)
 
-    def save_pretrained(self, directory) -> None:
-        from ..pretrained import save_pretrained
+    def saved_parts(self) -> dict[str, nn.Module] | None:
+        """The parts whose weights are saved one folder each (a chain's parts hold all its state), or
+        None: the model's weights are saved as one file."""
+        return None
 
-        save_pretrained(self, directory)
+    def save_pretrained(self, directory) -> None:
+        """``config.json`` and the weights (``model.safetensors``, or ``parts/NAME/``; see
+        ``pixelzoo.pretrained``), each file written atomically."""
+        if not getattr(self, "config", None):
+            raise CheckpointError(f"{type(self).__name__} has no config: build it with pixelzoo.create_model, a "
+                                  "registered builder or a registered class to save it")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        parts = self.saved_parts()
+        if parts is None:
+            save_tensors(self.state_dict(), directory / WEIGHTS_NAME)
+        else:
+            for name, part in parts.items():
+                save_tensors(part.state_dict(), directory / PARTS_DIR / name / WEIGHTS_NAME)
+                if getattr(part, "config", None):
+                    atomic_write_json(part.config, directory / PARTS_DIR / name / CONFIG_NAME)
+        atomic_write_json(self.config, directory / CONFIG_NAME)

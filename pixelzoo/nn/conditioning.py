@@ -8,6 +8,7 @@ import torch.nn as nn
 
 from ..errors import ConfigError
 from .causal import GroupedPointwise
+from .masks import gate_groups
 
 
 class ConditioningBias(nn.Module):
@@ -57,3 +58,9 @@ def gate(x: torch.Tensor) -> torch.Tensor:
     a, b = x.chunk(2, dim=1)
     return torch.tanh(a) * torch.sigmoid(b)
 
+
+def conditioning_out_groups(channels: int, n_groups: int) -> torch.Tensor:
+    """Colour groups of a two-stream layer's conditioning bias (vertical 2F channels, then horizontal
+    2F): the vertical stream reaches the horizontal one only after ``down_shift`` (earlier rows), so
+    it may read every group; the horizontal part keeps the gate's groups."""
+    return torch.cat([torch.full((2 * channels,), n_groups - 1), gate_groups(channels, n_groups)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import ConfigError
 
@@ -27,3 +28,13 @@ def check_levels(x: torch.Tensor, image_shape: tuple[int, ...], num_levels: int)
         raise ConfigError(f"images must be integer levels in [0, {num_levels}), got dtype {x.dtype}")
     if x.numel() and (int(x.min()) < 0 or int(x.max()) >= num_levels):
         raise ConfigError(f"image values must lie in [0, {num_levels}), got [{int(x.min())}, {int(x.max())}]")
+
+
+def one_hot_levels(x: torch.Tensor, num_levels: int, keep: torch.Tensor | None = None) -> torch.Tensor:
+    """Integer levels (B, C, H, W) -> one-hot floats (B, C * K, H, W), channel c's K values together;
+    positions where ``keep`` (B, 1, H, W) is False are all zeros (a masked position, unlike level 0)."""
+    if x.is_floating_point():
+        raise ConfigError(f"one-hot inputs must be integer levels, got dtype {x.dtype}")
+    b, c, h, w = x.shape
+    out = F.one_hot(x.long(), num_levels).permute(0, 1, 4, 2, 3).reshape(b, c * num_levels, h, w).float()
+    return out if keep is None else out * keep.to(out.dtype)

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..io import load_tensors, read_metadata, save_tensors
-from ..pretrained import load_state_strict
+from ..io import load_state_strict
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 

@@ -20,9 +20,9 @@ import torch
 
 from ..devices import resolve_device
 from ..errors import ConfigError, TrainingError
-from ..evaluation.likelihood import dataset_bits_per_dim_parts
+from .held_out import dataset_bits_per_dim_parts
 from ..imaging import save_class_grid, save_grid
-from ..pretrained import load_state_strict
+from ..io import load_state_strict
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME, evaluation_weights, read_checkpoint
 from .config import TrainConfig

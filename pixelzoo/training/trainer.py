@@ -27,7 +27,7 @@ from ..data import apply_hflip, hflip_mask
 from ..data.dataset import as_input
 from ..devices import autocast, describe_device, module_device, resolve_device, resolve_precision, to_device
 from ..errors import TrainingError
-from ..evaluation.likelihood import dataset_bits_per_dim, dataset_loss
+from .held_out import dataset_bits_per_dim, dataset_loss
 from ..imaging import save_class_grid, save_grid
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint

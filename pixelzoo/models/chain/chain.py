@@ -169,6 +169,9 @@ class Chain(PixelzooModel):
         self._makers = made
 
     # ------------------------------------------------------------------ structure
+    def saved_parts(self) -> dict[str, nn.Module]:
+        return dict(self.parts)
+
     @property
     def part_names(self) -> list[str]:
         return [name for stage in self.stages for name in stage]

@@ -27,16 +27,10 @@ from ....nn import (
     gate,
     gate_groups,
 )
+from ....nn.conditioning import conditioning_out_groups
 from ..model import AutoregressiveModel, build_autoregressive
 from .stepper import GatedStepper
 from ..trunks import Trunk, register_trunk
-
-
-def conditioning_out_groups(channels: int, n_groups: int) -> torch.Tensor:
-    """Colour groups of a two-stream layer's conditioning bias (vertical 2F channels, then horizontal
-    2F): the vertical stream reaches the horizontal one only after ``down_shift`` (earlier rows), so
-    it may read every group; the horizontal part keeps the gate's groups."""
-    return torch.cat([torch.full((2 * channels,), n_groups - 1), gate_groups(channels, n_groups)])
 
 
 class GatedLayer(nn.Module):

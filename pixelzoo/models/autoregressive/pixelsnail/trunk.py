@@ -49,9 +49,9 @@ from ....nn import (
     gate_groups,
 )
 from ....nn.attention import CausalSelfAttention2d
+from ....nn.conditioning import conditioning_out_groups
 from ..model import AutoregressiveModel, build_autoregressive
 from ..trunks import Trunk, register_trunk
-from ..gated_pixelcnn.trunk import conditioning_out_groups
 from .stepper import SnailStepper
 
 

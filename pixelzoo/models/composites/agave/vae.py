@@ -34,7 +34,7 @@ from ....heads import binned_logistic_log_prob
 from ....nn.gaussian import kl_to_standard_normal, reparameterise, standard_normal_log_prob
 from ....views import downsample2x, quantize
 from ....nn.levels import check_levels, scale_levels, unscale_levels
-from ..vqvae2.autoencoder import Decoder as ConvDecoder, Encoder as ConvEncoder
+from ....nn.conv_autoencoder import ConvDecoder, ConvEncoder
 
 MIN_LOG_SCALE = -7.0  # PixelCNN++'s floor on the logistic log-scales
 

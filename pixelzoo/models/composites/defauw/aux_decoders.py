@@ -28,63 +28,17 @@ of an image are masked at once, and the number per image follows the mask size a
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ....errors import ConfigError
-from ....nn.levels import scale_levels
-from ..vqvae2.autoencoder import ResidualStack
+from ....nn.levels import one_hot_levels, scale_levels
+from ....nn.residual import ResidualStack, SubPixelResNet, check_widths
 
 #: masks per image by mask size (appendix A)
 MASKS_PER_IMAGE = {1: 30, 3: 30, 5: 10, 7: 10, 9: 3, 11: 3, 13: 3, 15: 3, 17: 1, 19: 1}
-
-
-def one_hot_levels(x: torch.Tensor, num_levels: int, keep: torch.Tensor | None = None) -> torch.Tensor:
-    """Integer levels (B, C, H, W) -> one-hot floats (B, C * K, H, W), channel c's K values together;
-    positions where ``keep`` (B, 1, H, W) is False are all zeros (a masked position, unlike level 0)."""
-    if x.is_floating_point():
-        raise ConfigError(f"one-hot inputs must be integer levels, got dtype {x.dtype}")
-    b, c, h, w = x.shape
-    out = F.one_hot(x.long(), num_levels).permute(0, 1, 4, 2, 3).reshape(b, c * num_levels, h, w).float()
-    return out if keep is None else out * keep.to(out.dtype)
-
-
-def _check_widths(what: str, hidden: int, res_hidden: int, n_blocks: int) -> None:
-    if min(hidden, res_hidden) < 1 or n_blocks < 0:
-        raise ConfigError(f"{what}: hidden and res_hidden must be >= 1 and n_blocks >= 0, got hidden={hidden}, "
-                          f"res_hidden={res_hidden}, n_blocks={n_blocks}")
-
-
-def log2_factor(factor: int, what: str) -> int:
-    """log2 of an up/downsampling factor (1, 2, 4, ...), else ConfigError."""
-    k = int(round(math.log2(factor))) if isinstance(factor, int) and factor >= 1 else -1
-    if k < 0 or 2**k != factor:
-        raise ConfigError(f"{what}: the factor must be a power of 2 (1, 2, 4, ...), got {factor!r}")
-    return k
-
-
-class SubPixelResNet(nn.Module):
-    """``in_channels`` at low resolution -> ``out_channels`` at ``factor`` times the resolution: a 3x3
-    convolution to ``hidden * factor^2`` channels and a pixel shuffle (the sub-pixel convolution of
-    Shi et al. 2016, at the start), ``n_blocks`` pre-activation residual blocks, ReLU, a 1x1
-    convolution. With ``factor`` 1 there is no shuffle."""
-
-    def __init__(self, in_channels: int, out_channels: int, factor: int, hidden: int, res_hidden: int, n_blocks: int,
-                 what: str = "sub-pixel ResNet"):
-        super().__init__()
-        _check_widths(what, hidden, res_hidden, n_blocks)
-        log2_factor(factor, what)
-        self.factor = int(factor)
-        self.inp = nn.Conv2d(in_channels, hidden * self.factor**2, 3, padding=1)
-        self.shuffle = nn.PixelShuffle(self.factor) if self.factor > 1 else nn.Identity()
-        self.res = ResidualStack(hidden, res_hidden, n_blocks)
-        self.out = nn.Conv2d(hidden, out_channels, 1)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.out(self.res(self.shuffle(self.inp(z))))
 
 
 def _categorical(logits: torch.Tensor, channels: int, num_levels: int) -> torch.Tensor:
@@ -175,7 +129,7 @@ class MSPDecoder(nn.Module):
                               f"{self.height}x{self.width} input, got {masks_per_image!r}")
         t = {"hidden": 64, "res_hidden": 32, "n_blocks": 4, **(teacher or {})}
         s = {"hidden": 64, "res_hidden": 32, "n_blocks": 2, **(student or {})}
-        _check_widths("teacher", t["hidden"], t["res_hidden"], t["n_blocks"])
+        check_widths("teacher", t["hidden"], t["res_hidden"], t["n_blocks"])
         if 1 + t["n_blocks"] <= mask_size // 2:  # the teacher's reach: its 3x3 convolutions, one position each
             raise ConfigError(f"the teacher reaches {1 + t['n_blocks']} positions from a middle, which is all inside "
                               f"its {mask_size}x{mask_size} masked region: give it at least {mask_size // 2} blocks")

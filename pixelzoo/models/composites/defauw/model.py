@@ -63,16 +63,16 @@ from ....heads import create_head
 from ....nn.quantizer import VectorQuantizer
 from ....registry import register_model
 from ...autoregressive.model import AutoregressiveModel
-from .aux_decoders import FeedForwardDecoder, MSPDecoder, SubPixelResNet, log2_factor, one_hot_levels
+from .aux_decoders import FeedForwardDecoder, MSPDecoder
 from ...autoregressive.conditional import ConditionalAR
 from ...autoregressive.gated_pixelcnn.trunk import GatedLayer, GatedPixelCNNTrunk
 from ...chain.chain import Chain, Encoder, Level, Link
-from ....nn.levels import check_levels
+from ....nn.levels import check_levels, one_hot_levels
+from ....nn.residual import ResidualStack, SubPixelResNet, log2_factor
 from ...chain.part_specs import build_ar_part, part_spec
 from ...autoregressive.pixelsnail.trunk import build_pixelsnail
 from ...base import TrainingPlan, Unit
-from ..vqvae2.autoencoder import ResidualStack
-from ..vqvae2.model import TOP_PRIOR_DEFAULTS, CodeEmbedding, build_code_prior
+from ..code_prior import TOP_PRIOR_DEFAULTS, CodeEmbedding, build_code_prior
 
 AUX_KINDS = ("ff", "msp")
 ENCODER = {"hidden": 64, "res_hidden": 32, "n_blocks": 4}

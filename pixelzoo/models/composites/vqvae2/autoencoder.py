@@ -36,7 +36,9 @@ import torch.nn.functional as F
 
 from ....devices import module_device
 from ....errors import ConfigError
+from ....nn.conv_autoencoder import ConvDecoder, ConvEncoder, upsampling_convs
 from ....nn.quantizer import VectorQuantizer
+from ....nn.residual import log2_factor
 from ....nn.levels import check_levels, scale_levels
 
 
@@ -49,85 +51,6 @@ def level_names(n: int) -> list[str]:
     if n == 3:
         return ["top", "middle", "bottom"]
     return ["top"] + [f"middle{i}" for i in range(1, n - 1)] + ["bottom"]
-
-
-def _log2(factor: int) -> int:
-    k = int(round(math.log2(factor))) if factor >= 1 else -1
-    if factor < 2 or 2**k != factor:
-        raise ConfigError(f"each level's downsampling factor must be a power of 2 >= 2, got {factor}")
-    return k
-
-
-class ResidualStack(nn.Module):
-    """``n`` blocks of ``x + 1x1(relu(3x3(relu(x))))``, then ReLU."""
-
-    def __init__(self, channels: int, res_channels: int, n: int):
-        super().__init__()
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.ReLU(), nn.Conv2d(channels, res_channels, 3, padding=1), nn.ReLU(),
-                          nn.Conv2d(res_channels, channels, 1))
-            for _ in range(n)
-        )
-
-    def forward(self, x):
-        for block in self.blocks:
-            x = x + block(x)
-        return F.relu(x)
-
-
-def _down(in_channels: int, hidden: int, factor: int) -> list[nn.Module]:
-    """log2(factor) stride-2 4x4 convolutions (the first to hidden/2 when there are several, as in
-    the VQ-VAE encoder), ReLU between, then a 3x3 convolution."""
-    k = _log2(factor)
-    layers: list[nn.Module] = []
-    ch = in_channels
-    for s in range(k):
-        out = hidden // 2 if (s < k - 1 and k > 1) else hidden
-        layers += [nn.Conv2d(ch, out, 4, stride=2, padding=1), nn.ReLU()]
-        ch = out
-    layers.append(nn.Conv2d(ch, hidden, 3, padding=1))
-    return layers
-
-
-def _up(in_channels: int, hidden: int, out_channels: int, factor: int) -> list[nn.Module]:
-    """log2(factor) stride-2 4x4 transposed convolutions: in -> hidden/2 ... -> out, ReLU between."""
-    k = _log2(factor)
-    layers: list[nn.Module] = []
-    ch = in_channels
-    for s in range(k):
-        last = s == k - 1
-        out = out_channels if last else max(hidden // 2, 1)
-        layers.append(nn.ConvTranspose2d(ch, out, 4, stride=2, padding=1))
-        if not last:
-            layers.append(nn.ReLU())
-        ch = out
-    return layers
-
-
-class Encoder(nn.Module):
-    """Downsample by ``factor`` then a residual stack: the bottom-up encoder of one level."""
-
-    def __init__(self, in_channels, hidden, res_channels, n_res_blocks, factor):
-        super().__init__()
-        self.net = nn.Sequential(*_down(in_channels, hidden, factor), ResidualStack(hidden, res_channels, n_res_blocks))
-
-    def forward(self, x):
-        return self.net(x)
-
-
-class Decoder(nn.Module):
-    """3x3 convolution, residual stack, transposed convolutions up by ``factor``."""
-
-    def __init__(self, in_channels, hidden, res_channels, n_res_blocks, out_channels, factor):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(in_channels, hidden, 3, padding=1),
-            ResidualStack(hidden, res_channels, n_res_blocks),
-            *_up(hidden, hidden, out_channels, factor),
-        )
-
-    def forward(self, x):
-        return self.net(x)
 
 
 class VQVAE2(nn.Module):
@@ -161,7 +84,7 @@ class VQVAE2(nn.Module):
         if not levels:
             raise ConfigError("levels must list at least one downsampling factor")
         for f in levels:
-            _log2(f)
+            log2_factor(f, "each level's downsampling", minimum=2)
         total = math.prod(levels)
         c, h, w = image_shape
         if h % total or w % total:
@@ -187,11 +110,11 @@ class VQVAE2(nn.Module):
         }
         # bottom-up encoders, index 0 = bottom
         self.encoders = nn.ModuleList(
-            Encoder(c if l == 0 else hidden, hidden, res_channels, n_res_blocks, levels[l]) for l in range(n)
+            ConvEncoder(c if l == 0 else hidden, hidden, res_channels, n_res_blocks, levels[l]) for l in range(n)
         )
         # top-down conditioning decoders C_l (l < top): from d_{l+1} to level l's resolution
         self.cond_decoders = nn.ModuleList(
-            Decoder(embed_dim * (1 if l + 1 == n - 1 else 2), hidden, res_channels, n_res_blocks, embed_dim,
+            ConvDecoder(embed_dim * (1 if l + 1 == n - 1 else 2), hidden, res_channels, n_res_blocks, embed_dim,
                     levels[l + 1])
             for l in range(n - 1)
         )
@@ -206,10 +129,10 @@ class VQVAE2(nn.Module):
         )
         # decoder: upsample level l (> 0) to the bottom resolution, then one decoder to pixels
         self.upsamplers = nn.ModuleList(
-            nn.Identity() if l == 0 else nn.Sequential(*_up(embed_dim, 2 * embed_dim, embed_dim, math.prod(levels[1 : l + 1])))
+            nn.Identity() if l == 0 else nn.Sequential(*upsampling_convs(embed_dim, 2 * embed_dim, embed_dim, math.prod(levels[1 : l + 1])))
             for l in range(n)
         )
-        self.decoder = Decoder(embed_dim * n, hidden, res_channels, n_res_blocks, c, levels[0])
+        self.decoder = ConvDecoder(embed_dim * n, hidden, res_channels, n_res_blocks, c, levels[0])
 
     # ------------------------------------------------------------------ shapes and scaling
     def code_shapes(self) -> list[tuple[int, int]]:

@@ -1,5 +1,6 @@
-"""Bits per dimension over a data set, and the held-out loss of models without a likelihood; on the
-model's device (batches are moved there)."""
+"""Held-out evaluation, during training and after: bits per dimension over a data set (also per
+part of a composite's bound), and the held-out loss of models without a likelihood; on the
+model's device (batches are moved there). ``pixelzoo.evaluation`` exports ``dataset_bits_per_dim``."""
 
 from __future__ import annotations
 
