@@ -188,8 +188,8 @@ def draw(model, n: int, temperature: float, args, y=None, given=None) -> torch.T
 def reconstructions(model, x: torch.Tensor, args) -> torch.Tensor:
     """``--per-image`` sampled reconstructions of each image of ``x``, image-major."""
     g = torch.Generator().manual_seed(args.seed)
-    return torch.cat([model.reconstruct(x[s:s + 50], args.per_image, temperature=args.recon_temperature,
-                                        generator=g).long().cpu() for s in range(0, x.shape[0], 50)])
+    return torch.cat([model.sample_reconstructions(x[s:s + 50], args.per_image, temperature=args.recon_temperature,
+                                                   generator=g).images.long().cpu() for s in range(0, x.shape[0], 50)])
 
 
 def reconstruction_errors(x: torch.Tensor, rec: torch.Tensor, per_image: int, num_levels: int) -> dict:

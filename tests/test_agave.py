@@ -184,11 +184,11 @@ def test_sampling_shows_f_z_above_x_and_reconstructs():
     assert [(t.shape, k) for t, k in grid] == [((2, 3, 4, 4), 16), ((2, 3, 8, 8), 16)]
     assert grid[0][0].dtype == torch.long and 0 <= grid[0][0].min() and grid[0][0].max() < 16
     x = images((3, 8, 8))
-    r = m.reconstruct(x, n_per_image=2, generator=torch.Generator().manual_seed(1))
+    r = m.sample_reconstructions(x, n_per_image=2, generator=torch.Generator().manual_seed(1)).images
     assert r.shape == (6, 3, 8, 8)
-    again = m.reconstruct(x, n_per_image=2, generator=torch.Generator().manual_seed(1))
+    again = m.sample_reconstructions(x, n_per_image=2, generator=torch.Generator().manual_seed(1)).images
     assert torch.equal(r, again)
-    lv = m.reconstruct(x[:1], levels=True, generator=torch.Generator().manual_seed(1))
+    lv = m.sample_reconstructions(x[:1], generator=torch.Generator().manual_seed(1))
     assert set(lv) == {"z", "means", "image"}
     # given latents decode deterministically to f(z), then x is drawn given it
     z = torch.randn(2, *m.vae.latent_shape)
@@ -299,7 +299,7 @@ def test_pipeline_evaluates_samples_and_reconstructs(agave_run, tmp_path):
     assert (tmp_path / "rc.png").is_file() and (tmp_path / "rc.npz").is_file()
     model = load_run_model(run)[0]
     x = load_dataset("digits").test.images[:2].long()
-    assert model.reconstruct(x, 2, generator=torch.Generator().manual_seed(0)).shape == (4, 1, 8, 8)
+    assert model.sample_reconstructions(x, 2, generator=torch.Generator().manual_seed(0)).images.shape == (4, 1, 8, 8)
 
 
 def test_resume_continues_the_joint_unit_from_its_checkpoint(agave_run, tmp_path):

@@ -15,6 +15,7 @@ from helpers import dependency_grads, raster_before
 from pixelzoo.cli import main
 from pixelzoo.errors import ConfigError
 from pixelzoo.imaging import save_levels_grid
+from pixelzoo.sampling.labels import expand_labels
 from pixelzoo.models.composites.grayscale_pyramid import GrayscalePixelCNN, PyramidPixelCNN
 from pixelzoo.registry import list_presets, load_preset
 from pixelzoo.training import TrainConfig, apply_overrides, load_run_model, resume_run, start_run
@@ -113,11 +114,12 @@ def test_bound_is_the_sum_of_its_parts_in_bits_per_dim_of_x():
 def test_sampling_shapes_options_colorize_upscale():
     g = gray_model()
     y = torch.tensor([0, 1, 2, 0])
-    x, gray = g.sample(4, y=y, return_levels=True, head_options={"conditional": {"mode": "map"}},
-                       temperature={"prior": 0.5})
+    lv = g.sample_levels(4, y=y, head_options={"conditional": {"mode": "map"}}, temperature={"prior": 0.5})
+    x, gray = lv["image"], lv["gray"]
     assert x.shape == (4, 3, 4, 4) and gray.shape == (4, 1, 4, 4) and x.dtype == torch.long
     assert int(x.max()) < 8 and int(gray.max()) < 4
-    col = g.colorize(gray[:2], n_per_image=3, y=y[:2], head_options={"mode": "map", "log_scale_shift": 0.5})
+    col = g.sample(6, y=expand_labels(y[:2], 2, 3), head_options={"conditional": {"mode": "map", "log_scale_shift": 0.5}},
+                   given={"gray": gray[:2]})
     assert col.shape == (6, 3, 4, 4) and int(col.max()) < 8
     assert g.view_agreement(col, gray[:2].repeat_interleave(3, 0)).shape == (6,)
     with pytest.raises(ConfigError, match="part names"):
@@ -127,17 +129,17 @@ def test_sampling_shapes_options_colorize_upscale():
     with pytest.raises(ConfigError, match="inpainting"):
         g.sample(2, y=y[:2], known=x[:1], mask=torch.ones(4, 4, dtype=torch.bool))
     with pytest.raises(ConfigError, match="shape"):
-        g.colorize(x, y=y)
+        g.sample(4, y=y, given={"gray": x})
 
     p = pyramid_model()
-    levels = p.sample(2, y=1, return_levels=True, head_options={"scale_2": {"mode": "map"}})
+    levels = p.sample_levels(2, y=1, head_options={"scale_2": {"mode": "map"}}).top_down()
     assert [tuple(l.shape) for l in levels] == [(2, 3, 2, 2), (2, 3, 4, 4), (2, 3, 8, 8)]
-    up = p.upscale(levels[0], n_per_image=2, y=torch.tensor([1, 2]), return_levels=True)
+    up = p.sample_levels(4, y=expand_labels(torch.tensor([1, 2]), 2, 2), given={"2x2": levels[0]}).top_down()
     assert [tuple(l.shape) for l in up] == [(4, 3, 2, 2), (4, 3, 4, 4), (4, 3, 8, 8)]
     assert torch.equal(up[0], levels[0].repeat_interleave(2, 0))
-    assert p.upscale(levels[1], y=1).shape == (2, 3, 8, 8)
-    with pytest.raises(ConfigError, match="not a lower level"):
-        p.upscale(levels[2], y=1)
+    assert p.sample(2, y=1, given={"4x4": levels[1]}).shape == (2, 3, 8, 8)
+    with pytest.raises(ConfigError, match="not a level above the data"):
+        p.sample(2, y=1, given={"image": levels[2]})
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -248,7 +250,7 @@ def test_colourisations_follow_the_given_gray_view(gray_run):
     x, y = test.images[:40].long(), test.labels[:40]
     gray = model.view(x)
     g = torch.Generator().manual_seed(0)
-    col = model.colorize(gray, 1, y=y, head_options={"mode": "map"}, generator=g)
+    col = model.sample(40, y=y, head_options={"conditional": {"mode": "map"}}, generator=g, given={"gray": gray})
     agree = float(model.view_agreement(col, gray).mean())
     other = float(model.view_agreement(col, gray.roll(1, 0)).mean())
     print(f"digits, 4 gray levels, 120 steps: psi(MAP colourisation) == X_hat at {agree:.1%} of pixels "

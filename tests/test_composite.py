@@ -13,7 +13,7 @@ import torch.nn as nn
 
 import pixelzoo
 from pixelzoo import registry
-from pixelzoo.models.chain.chain import Chain, Level, Link, View
+from pixelzoo.models.chain import Chain, Level, Link, View
 from pixelzoo.models.base import TrainingPlan, Unit
 from pixelzoo.models.autoregressive.conditional import ConditionalAR
 from pixelzoo.training import load_run_model, resume_run, start_run

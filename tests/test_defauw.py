@@ -315,14 +315,14 @@ def test_sampling_top_down_with_temperatures_and_reconstructions():
     with pytest.raises(ConfigError, match="unknown"):
         m.sample(2, temperature={"decoder": 1.0})
     x = images(n=2)
-    rec = m.reconstruct(x, 3, generator=torch.Generator().manual_seed(0), levels=True)
+    rec = m.sample_reconstructions(x, 3, generator=torch.Generator().manual_seed(0))
     assert rec["image"].shape == (6, 1, 8, 8)
     top = m.encode(x)["codes2"]
     assert torch.equal(rec["codes2"], top.repeat_interleave(3, dim=0))  # the given images' top codes
-    low = m.reconstruct(x, 1, from_level="codes1", levels=True)
+    low = m.sample_reconstructions(x, 1, from_level="codes1")
     assert torch.equal(low["codes1"], m.encode(x)["codes1"]) and "codes2" not in low
     with pytest.raises(ConfigError, match="from_level"):
-        m.reconstruct(x, from_level="image")
+        m.sample_reconstructions(x, from_level="image")
 
 
 # ---------------------------------------------------------------------- options
@@ -422,7 +422,7 @@ def test_pipeline_model_samples_reconstructs_and_evaluates(defauw_run, tmp_path)
     run = defauw_run[0]
     model = load_run_model(run)[0]
     x = load_dataset("digits").test.images[:2].long()
-    assert model.reconstruct(x, 2, generator=torch.Generator().manual_seed(0)).shape == (4, 1, 8, 8)
+    assert model.sample_reconstructions(x, 2, generator=torch.Generator().manual_seed(0)).images.shape == (4, 1, 8, 8)
     assert model.sample(3, y=torch.tensor([0, 1, 2])).shape == (3, 1, 8, 8)
     assert main(["evaluate", str(run), "--metrics", "bpd", "-n", "20", "--no-progress"]) == 0
     assert math.isfinite(json.loads((run / "eval.json").read_text())["test_bpd"])

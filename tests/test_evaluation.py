@@ -17,6 +17,7 @@ from pixelzoo.evaluation import (classification_accuracy_score, compute_features
                                  nearest_neighbour_grid, real_vs_real, sample_quality, save_classifier,
                                  train_classifier)
 from pixelzoo.evaluation import classifier as classifier_module
+from pixelzoo.models.base import Reconstructs
 
 TINY_STEPS = "8"
 DIGITS_ID = "digits-lenet-128"
@@ -157,7 +158,7 @@ def test_cas_with_real_images_as_samples(digits, tiny_net):
     assert out[f"cas_top1[{DIGITS_ID}]"] == pytest.approx(out[f"real_top1[{DIGITS_ID}]"], abs=0.05)
 
 
-class _Identity(nn.Module):
+class _Identity(nn.Module, Reconstructs):
     def forward(self, x):
         return x
 

@@ -23,7 +23,7 @@ def test_categorical_log_prob_hand_computed():
 def test_categorical_sample_temperature_zero_is_argmax():
     head = CategoricalHead(num_levels=4, channels=1)
     sp = torch.tensor([[0.1, 3.0, 0.2, -1.0], [2.0, 0.0, 0.0, 5.0]])
-    assert head.sample(sp, temperature=0).tolist() == [1, 3]
+    assert head.draw(sp, temperature=0).tolist() == [1, 3]
 
 
 def _all_images(shape, levels):

@@ -15,7 +15,7 @@ from safetensors import safe_open
 
 import pixelzoo
 from pixelzoo.errors import ConfigError
-from pixelzoo.models.chain.chain import Chain, Level, Link, View
+from pixelzoo.models.chain import Chain, Level, Link, View
 
 REFERENCE = Path(__file__).parent / "data" / "chain_reference.safetensors"
 

@@ -43,14 +43,14 @@ def test_gaussian_mixture_density_is_normalised_and_hand_computed():
 def test_gaussian_mixture_sampler_matches_the_density():
     head = create_head("gaussian_mixture", 2, 1, n_mix=2)
     sp = torch.tensor([[0.0, math.log(3.0), -2.0, 1.0, math.log(0.5), math.log(0.2)]]).expand(40_000, 6)
-    s = head.sample(sp, generator=torch.Generator().manual_seed(0))
+    s = head.draw(sp, generator=torch.Generator().manual_seed(0))
     mean = 0.25 * -2.0 + 0.75 * 1.0
     var = 0.25 * (0.25 + 4.0) + 0.75 * (0.04 + 1.0) - mean ** 2
     assert s.mean().item() == pytest.approx(mean, abs=0.02)
     assert s.var().item() == pytest.approx(var, rel=0.03)
-    assert set(head.sample(sp[:50], temperature=0.0).tolist()) <= {-2.0, 1.0}
+    assert set(head.draw(sp[:50], temperature=0.0).tolist()) <= {-2.0, 1.0}
     with pytest.raises(ConfigError, match="no sampling options"):
-        head.sample(sp[:2], mode="map")
+        head.draw(sp[:2], mode="map")
 
 
 @pytest.mark.parametrize("trunk", ["gated_pixelcnn", "pixelcnnpp", "made"])

@@ -207,7 +207,7 @@ def test_sampler_matches_probabilities_single_channel():
     sp = head.subpixel_params(raw, torch.zeros(1, 1, 1, 1))[:, 0, :, 0, 0]
     probs = head.level_log_probs(sp.double())[0].exp()
     n = 40000
-    draws = head.sample(sp.expand(n, -1), generator=torch.Generator().manual_seed(0))
+    draws = head.draw(sp.expand(n, -1), generator=torch.Generator().manual_seed(0))
     assert draws.dtype == torch.long and int(draws.min()) >= 0 and int(draws.max()) < 12
     # an exact sampler gives TV about sqrt(K / n) / 2.5 ~ 0.007 here
     assert _tv(draws, probs) < 0.02
@@ -228,7 +228,7 @@ def test_sampler_matches_rgb_joint_per_subpixel():
     x = torch.zeros(n, 3, 1, 1, dtype=torch.long)
     for c in range(3):
         sp = subpixel(head, raw.expand(n, -1, -1, -1), x)[:, c]
-        x[:, c, 0, 0] = head.sample(sp, generator=g)
+        x[:, c, 0, 0] = head.draw(sp, generator=g)
     pixels = all_pixels(3, k)
     sp_all = subpixel(head, raw.expand(len(pixels), -1, -1, -1), pixels)
     probs = head.log_prob(sp_all[..., None, None], pixels).sum(1).view(-1).exp()
@@ -243,14 +243,14 @@ def test_map_sampling_returns_a_component_mode():
     for mean, log_s in cases:
         sp = torch.tensor([[0.0, mean, log_s]])
         mode = head.level_log_probs(sp.double()).argmax(1).item()
-        assert head.sample(sp, mode="map").item() == mode, (mean, log_s)
-        assert head.sample(sp, temperature=0).item() == mode
+        assert head.draw(sp, mode="map").item() == mode, (mean, log_s)
+        assert head.draw(sp, temperature=0).item() == mode
     # the end level holds a whole tail: with a wide component near the edge it beats the nearest level
-    assert head.sample(torch.tensor([[0.0, 0.8, 0.0]]), mode="map").item() == 7
+    assert head.draw(torch.tensor([[0.0, 0.8, 0.0]]), mode="map").item() == 7
     # several components: each draw is the mode of one component, chosen by its weight
     head = LogisticMixtureHead(k, 1, n_mix=2)
     sp = torch.tensor([[math.log(0.25), math.log(0.75), -0.5, 0.5, -3.0, -3.0]])
-    draws = head.sample(sp.expand(4000, -1), mode="map", generator=torch.Generator().manual_seed(0))
+    draws = head.draw(sp.expand(4000, -1), mode="map", generator=torch.Generator().manual_seed(0))
     modes = [round((-0.5 + 1) * 3.5), round((0.5 + 1) * 3.5)]
     assert set(draws.tolist()) <= set(modes)
     assert abs((draws == modes[1]).double().mean().item() - 0.75) < 0.03
@@ -261,27 +261,27 @@ def test_variance_reduction_lowers_sample_variance():
     sp = torch.tensor([[0.0, 0.0, -0.3, 0.2, -2.5, -3.0]]).expand(20000, -1)
     variances = []
     for shift in (0.0, 0.5, 1.0):
-        draws = head.sample(sp, generator=torch.Generator().manual_seed(0), log_scale_shift=shift)
+        draws = head.draw(sp, generator=torch.Generator().manual_seed(0), log_scale_shift=shift)
         variances.append(draws.double().var().item())
-    map_var = head.sample(sp, generator=torch.Generator().manual_seed(0), mode="map").double().var().item()
+    map_var = head.draw(sp, generator=torch.Generator().manual_seed(0), mode="map").double().var().item()
     assert variances[0] > variances[1] > variances[2] > map_var
     # the head attribute is the default of the option
     head.log_scale_shift = 1.0
-    again = head.sample(sp, generator=torch.Generator().manual_seed(0)).double().var().item()
+    again = head.draw(sp, generator=torch.Generator().manual_seed(0)).double().var().item()
     assert again == variances[2]
     # on one component the shift narrows the logistic by exp(-shift): variance ratio about exp(-2 shift)
     one = LogisticMixtureHead(256, 1, n_mix=1)
     sp1 = torch.tensor([[0.0, 0.0, -2.0]]).expand(20000, -1)
-    v0 = one.sample(sp1, generator=torch.Generator().manual_seed(0)).double().var().item()
-    v1 = one.sample(sp1, generator=torch.Generator().manual_seed(0), log_scale_shift=1.0).double().var().item()
+    v0 = one.draw(sp1, generator=torch.Generator().manual_seed(0)).double().var().item()
+    v1 = one.draw(sp1, generator=torch.Generator().manual_seed(0), log_scale_shift=1.0).double().var().item()
     assert v1 / v0 == pytest.approx(math.exp(-2.0), rel=0.1)
 
 
 def test_temperature_scales_the_noise_like_a_log_scale_shift():
     head = LogisticMixtureHead(256, 1, n_mix=2)
     sp = torch.tensor([[0.0, 0.3, -0.3, 0.2, -2.5, -3.0]]).expand(500, -1)
-    a = head.sample(sp, temperature=0.5, generator=torch.Generator().manual_seed(2))
-    b = head.sample(sp, log_scale_shift=math.log(2.0), generator=torch.Generator().manual_seed(2))
+    a = head.draw(sp, temperature=0.5, generator=torch.Generator().manual_seed(2))
+    b = head.draw(sp, log_scale_shift=math.log(2.0), generator=torch.Generator().manual_seed(2))
     assert (a - b).abs().max().item() <= 1  # equal up to rounding at bin edges
 
 
@@ -289,11 +289,11 @@ def test_bad_sampling_options():
     head = LogisticMixtureHead(8, 1, n_mix=1)
     sp = torch.tensor([[0.0, 0.0, -1.0]])
     with pytest.raises(ConfigError):
-        head.sample(sp, mode="greedy")
+        head.draw(sp, mode="greedy")
     with pytest.raises(ConfigError):
-        head.sample(sp, scale_shift=1.0)
+        head.draw(sp, scale_shift=1.0)
     with pytest.raises(ValueError):
-        head.sample(sp, temperature=-1)
+        head.draw(sp, temperature=-1)
 
 
 # ---------------------------------------------------------------------- on a channel-masked trunk

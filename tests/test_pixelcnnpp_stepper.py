@@ -10,6 +10,7 @@ from conftest import TINY_MODELS
 from pixelzoo.models.autoregressive.pixelcnnpp.trunk import PixelCNNPPTrunk
 from pixelzoo.models.autoregressive.pixelcnnpp.stepper import PixelCNNPPStepper
 from pixelzoo.models.autoregressive.steppers import FullForwardStepper
+from pixelzoo.sampling.labels import expand_labels
 
 TINY = TINY_MODELS["pixelcnnpp"]
 
@@ -114,9 +115,10 @@ def test_conditional_part_of_a_composite(monkeypatch):
     assert type(conditional.stepper(2, spatial=spatial)) is PixelCNNPPStepper
     gray = torch.randint(0, 4, (2, 1, 4, 4))
     y = torch.tensor([0, 2])
-    cached = model.colorize(gray, 2, y=y, generator=torch.Generator().manual_seed(1))
+    cached = model.sample(4, y=expand_labels(y, 2, 2), given={"gray": gray}, generator=torch.Generator().manual_seed(1))
     sampled = model.sample(2, y=y, generator=torch.Generator().manual_seed(2))
     monkeypatch.setattr(PixelCNNPPTrunk, "incremental_stepper", lambda self, *a, **k: None)
     assert type(conditional.stepper(2, spatial=spatial)) is FullForwardStepper
-    assert torch.equal(cached, model.colorize(gray, 2, y=y, generator=torch.Generator().manual_seed(1)))
+    assert torch.equal(cached, model.sample(4, y=expand_labels(y, 2, 2), given={"gray": gray},
+                                            generator=torch.Generator().manual_seed(1)))
     assert torch.equal(sampled, model.sample(2, y=y, generator=torch.Generator().manual_seed(2)))

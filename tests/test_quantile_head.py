@@ -73,11 +73,11 @@ def test_continuous_head_values_are_the_raw_output_unrounded():
     sp = head.subpixel_params(raw, torch.zeros_like(raw))
     assert sp.shape == (4, 1, 1, 1, 1)
     torch.testing.assert_close(sp[:, 0, 0], raw[:, 0])
-    draw = head.sample(sp[:, :, :, 0, 0].reshape(4, 1))
+    draw = head.draw(sp[:, :, :, 0, 0].reshape(4, 1))
     assert draw.is_floating_point()
     assert draw.tolist() == [-3.7000000476837158, 0.25, 12.125, 1.0]  # neither rounded nor clipped to [0, 3]
     discrete = create_head("quantile", 4, 1)
-    assert discrete.sample(discrete.subpixel_params(raw, raw)[:, :, :, 0, 0].reshape(4, 1)).tolist() == [0, 2, 3, 3]
+    assert discrete.draw(discrete.subpixel_params(raw, raw)[:, :, :, 0, 0].reshape(4, 1)).tolist() == [0, 2, 3, 3]
 
 
 # ---------------------------------------------------------------------------- on any trunk

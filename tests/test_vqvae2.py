@@ -98,14 +98,15 @@ def test_three_levels_condition_on_every_level_above():
     assert cond.shape == (2, 2, 4, 4)
     assert torch.equal(cond[:, 0, ::2, ::2], top) and torch.equal(cond[:, 0, 1::2, 1::2], top)
     assert torch.equal(cond[:, 1], mid)
-    x, codes = model.sample(2, temperature=0.0, return_codes=True)
+    lv = model.sample_levels(2, temperature=0.0)
+    x, codes = lv.images, [lv[name][:, 0] for name in model.level_names]
     assert x.shape == (2, 1, 16, 16) and [tuple(c.shape) for c in codes] == [(2, 2, 2), (2, 4, 4), (2, 8, 8)]
     with pytest.raises(ConfigError, match="middle_prior"):
         tiny(middle_prior=dict(TINY_LOWER))            # two levels: no middle prior
     with pytest.raises(ConfigError, match="unknown top_prior option"):
         tiny(top=dict(conv_size=3))
     with pytest.raises(ConfigError, match="temperatures for unknown prior"):
-        model.temperatures({"bottom": 1.0})
+        model.sample(1, temperature={"bottom": 1.0})
 
 
 # ----------------------------------------------------------------------- code extraction and cache
@@ -177,8 +178,8 @@ def test_pipeline_stage1_codes_stage2_sampling_decoding(trained_run, digits):
     assert torch.equal(data.test.images[:8, 0].long(), model.encode(digits.test.images[:8].long())[0])
 
     y = torch.tensor([0, 1, 2])
-    x, codes = model.sample(3, y=y, temperature={"top_prior": 0.5}, generator=torch.Generator().manual_seed(0),
-                            return_codes=True)
+    lv = model.sample_levels(3, y=y, temperature={"top_prior": 0.5}, generator=torch.Generator().manual_seed(0))
+    x, codes = lv.images, [lv[name][:, 0] for name in model.level_names]
     assert x.shape == (3, 1, 8, 8) and x.dtype == torch.long and 0 <= int(x.min()) and int(x.max()) < 17
     assert [tuple(c.shape) for c in codes] == [(3, 2, 2), (3, 4, 4)] and int(max(c.max() for c in codes)) < 16
     assert torch.equal(model.decode(codes), x)

@@ -11,6 +11,7 @@ import torch
 
 from ..errors import ConfigError
 from ..imaging import save_grid
+from ..sampling.labels import expand_labels
 from ..models.composites.grayscale_pyramid import GrayscalePixelCNN, PyramidPixelCNN
 from ..training import load_data, load_run_model
 from ..views import gray_to_image, upsample_nearest
@@ -87,6 +88,17 @@ def _write_given_grid(model, run_dir, out, what: str, original, shown, samples, 
     return {"png": str(out), "npz": str(out.with_suffix(".npz"))}
 
 
+def _sample_given(model, given: dict, per_image: int, y, temperature: float, head_options: dict, seed: int,
+                  progress: bool) -> torch.Tensor:
+    """``per_image`` samples of the chain ``model`` given each of the B tensors of one level
+    (``given``: {level: tensor}), image-major: ``model.sample(B * per_image, given=given)`` with the
+    head options for every part that samples."""
+    b = next(iter(given.values())).shape[0]
+    options = {part: dict(head_options) for part in model.sampled_parts(given)}
+    return model.sample(b * per_image, y=expand_labels(y, b, per_image), temperature=temperature, head_options=options,
+                        generator=torch.Generator().manual_seed(seed), progress=progress, given=given).cpu()
+
+
 def colorize_command(run_dir, images: str, count: int = 8, per_image: int = 4, gray_given: bool = False,
                      cls=None, temperature: float = 1.0, map_sampling: bool = False, log_scale_shift=None,
                      seed: int = 0, out=None, progress: bool = True, device=None) -> dict:
@@ -97,19 +109,18 @@ def colorize_command(run_dir, images: str, count: int = 8, per_image: int = 4, g
     if not isinstance(model, GrayscalePixelCNN):
         raise ConfigError(f"{run_dir} is a {config['model']['name']} run; colorize needs a grayscale_pixelcnn run")
     x, y = given_images(images, config, count, seed)
-    if gray_given or (tuple(x.shape[1:]) != model.image_shape and tuple(x.shape[1:]) == model.gray_shape):
+    gray_shape = tuple(model.levels["gray"].shape)
+    if gray_given or (tuple(x.shape[1:]) != model.image_shape and tuple(x.shape[1:]) == gray_shape):
         original, gray = None, x
     elif tuple(x.shape[1:]) == model.image_shape:
         model.check_level("image", x)
-        original, gray = x, model.view(x)
+        original, gray = x, model.make("gray", {"image": x})
     else:
         raise ConfigError(f"images of shape {tuple(x.shape[1:])} are neither images {model.image_shape} nor gray views "
-                          f"{model.gray_shape} of this model")
+                          f"{gray_shape} of this model")
     y = _labels_for(model, y, cls, gray.shape[0])
-    g = torch.Generator().manual_seed(seed)
-    samples = model.colorize(gray, per_image, y=y, temperature=temperature,
-                             head_options=_head_options(map_sampling, log_scale_shift), generator=g,
-                             progress=progress).cpu()
+    options = _head_options(map_sampling, log_scale_shift)
+    samples = _sample_given(model, {"gray": gray}, per_image, y, temperature, options, seed, progress)
     agreement = float(model.view_agreement(samples, gray.repeat_interleave(per_image, 0)).mean())
     shown = gray_to_image(gray, model.gray_levels, model.num_levels, model.image_shape[0])
     written = _write_given_grid(model, run_dir, out, "colorize", original, shown, samples, per_image, y, gray=gray)
@@ -127,24 +138,23 @@ def upscale_command(run_dir, images: str, count: int = 8, per_image: int = 4, fr
     if not isinstance(model, PyramidPixelCNN):
         raise ConfigError(f"{run_dir} is a {config['model']['name']} run; upscale needs a pyramid_pixelcnn run")
     x, y = given_images(images, config, count, seed)
-    shapes = [tuple(s) for s in model.level_shapes]
-    sizes = [s[1] for s in shapes]
+    names = model.level_order  # the image first, the lowest resolution last
+    shapes = [tuple(model.levels[n].shape) for n in names]
     if tuple(x.shape[1:]) not in shapes:
         raise ConfigError(f"images of shape {tuple(x.shape[1:])} are not a level of this pyramid ({shapes})")
-    given_level = shapes.index(tuple(x.shape[1:]))
-    level = model.n_scales if from_size is None else (sizes.index(from_size) if from_size in sizes else -1)
-    if level < 1 or level < given_level:
-        raise ConfigError(f"--from-size must be one of {sizes[max(given_level, 1):]} for these {sizes[given_level]}-pixel images")
-    model.check_level(model.level_order[given_level], x)
-    original = x if given_level == 0 else None
-    low = model.make(model.level_order[level], {model.level_order[given_level]: x.long()})
+    given = model.level_of_shape(x.shape[1:])
+    sizes = {shape[1]: name for shape, name in zip(shapes, names)}
+    start = names[-1] if from_size is None else sizes.get(from_size)
+    if start is None or start == names[0] or names.index(start) < names.index(given):
+        allowed = [shape[1] for shape in shapes[max(names.index(given), 1):]]
+        raise ConfigError(f"--from-size must be one of {allowed} for these {x.shape[-2]}-pixel images")
+    model.check_level(given, x)
+    original = x if given == names[0] else None
+    low = model.make(start, {given: x.long()})
     y = _labels_for(model, y, cls, low.shape[0])
-    opts = _head_options(map_sampling, log_scale_shift)
-    names = [f"scale_{k}" for k in range(model.n_scales - level + 1, model.n_scales + 1)]
-    g = torch.Generator().manual_seed(seed)
-    samples = model.upscale(low, per_image, y=y, temperature=temperature, head_options={n: opts for n in names},
-                            generator=g, progress=progress).cpu()
-    shown = upsample_nearest(low, 2 ** level)
+    options = _head_options(map_sampling, log_scale_shift)
+    samples = _sample_given(model, {start: low}, per_image, y, temperature, options, seed, progress)
+    shown = upsample_nearest(low, model.image_shape[-1] // low.shape[-1])
     written = _write_given_grid(model, run_dir, out, "upscale", original, shown, samples, per_image, y, low=low)
-    return {**written, "from_size": sizes[level], "with_original": original is not None, "images": int(low.shape[0]),
-            "per_image": per_image}
+    return {**written, "from_size": int(low.shape[-2]), "with_original": original is not None,
+            "images": int(low.shape[0]), "per_image": per_image}

@@ -24,6 +24,7 @@ from ..evaluation.sample_quality import (SAMPLE_METRICS, as_images, classificati
 from ..io import atomic_write_json, read_metadata
 from ..training import load_data, load_run_model
 from ..training.run import new_run_dir
+from ..models.base import ImportanceWeighted, Reconstructs, SamplesImages
 
 RUN_METRICS = ("bpd", "iwae", "fid", "is", "kid", "pr", "cas", "nn", "fid_star")
 _ALIASES = {"fid*": "fid_star", "fidstar": "fid_star", "precision": "pr", "recall": "pr", "bits": "bpd"}
@@ -64,11 +65,11 @@ def draw_samples(model, n: int, batch_size: int = 256, seed: int = 0, temperatur
                  progress: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``n`` samples (long) of ``model``, in batches; a class-conditional model gets labels balanced
     over the classes (``i % num_classes``). Returns ``(images, labels or None)``."""
-    if not callable(getattr(model, "sample", None)):
+    if not isinstance(model, SamplesImages):
         raise ConfigError(f"{type(model).__name__} has no sample method: sample metrics need a generative model")
     if n < 1:
         raise ConfigError(f"-n must be >= 1 to draw samples, got {n}")
-    classes = getattr(model, "num_classes", None)
+    classes = model.num_classes
     y = torch.arange(n) % classes if classes else None
     g = torch.Generator().manual_seed(seed)
     parts = []
@@ -164,20 +165,20 @@ def evaluate_run(run_dir, metrics=("bpd",), n: int | None = None, *, batch_size:
 
     # refuse impossible requests before any long computation
     sample_wanted = [m for m in wanted if m not in ("bpd", "iwae")]
-    if "iwae" in wanted and not callable(getattr(model, "log_weights", None)):
+    if "iwae" in wanted and not isinstance(model, ImportanceWeighted):
         raise ConfigError(f"the iwae metric needs a latent-variable model (AGAVE); {type(model).__name__} is not one")
-    if "cas" in wanted and not getattr(model, "num_classes", None):
+    if "cas" in wanted and not model.num_classes:
         raise ConfigError("CAS trains a classifier on class-conditional samples; this model is not class-conditional")
     if "cas" in wanted and test.labels is None:
         raise ConfigError(f"CAS needs a labelled test set; {test.name} has no labels")
-    if "fid_star" in wanted and not callable(getattr(model, "reconstruct", None)):
-        raise ConfigError(f"FID* needs a model with a reconstruct(x) method (an autoencoder such as VQ-VAE-2); "
+    if "fid_star" in wanted and not isinstance(model, Reconstructs):
+        raise ConfigError(f"FID* needs a model with a deterministic reconstruct(x) (an autoencoder such as VQ-VAE-2); "
                           f"{type(model).__name__} has none")
-    if sample_wanted and samples is None and not callable(getattr(model, "sample", None)):
+    if sample_wanted and samples is None and not isinstance(model, SamplesImages):
         raise ConfigError(f"{type(model).__name__} has no sample method: {', '.join(sample_wanted)} need samples")
 
     if "bpd" in wanted:
-        if getattr(model, "has_likelihood", False):
+        if model.has_likelihood:
             result["test_bpd"] = dataset_bits_per_dim(model, test, batch_size, n, progress=progress)
             result["test_images"] = len(test) if n is None else min(n, len(test))
         else:

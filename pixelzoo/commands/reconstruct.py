@@ -1,5 +1,5 @@
 """``pixelzoo reconstruct``: sampled reconstructions of given images by a model that has them
-(``sampled_reconstructions``): AGAVE (z ~ q(z | x), then x sampled given f(z)) and De Fauw et al.'s
+(``SamplesReconstructions``): AGAVE (z ~ q(z | x), then x sampled given f(z)) and De Fauw et al.'s
 hierarchies (the top codes of x, then every level below sampled given them); a PNG grid with, per
 given image, a row for each auxiliary level shown as an image (AGAVE's f(z)) and a row of the samples
 below, each row starting with the image itself, and an .npz."""
@@ -14,6 +14,7 @@ import torch
 
 from ..errors import ConfigError
 from ..imaging import save_grid
+from ..models.base import SamplesReconstructions
 from ..training import load_run_model
 from ..views import upsample_nearest
 from .colorize_upscale import _labels_for, given_images
@@ -24,15 +25,15 @@ def reconstruct_command(run_dir, images: str, count: int = 8, per_image: int = 4
                         device=None) -> dict:
     """See the module docstring; sampled on ``device`` (None: ``$PIXELZOO_DEVICE`` or auto)."""
     model, config = load_run_model(run_dir, device)
-    if not getattr(model, "sampled_reconstructions", False):
+    if not isinstance(model, SamplesReconstructions):
         raise ConfigError(f"{run_dir} is a {config['model']['name']} run; reconstruct needs a model with sampled "
                           "reconstructions (agave, defauw)")
     x, y = given_images(images, config, count, seed)
     model.check_level("image", x)
     y = _labels_for(model, y, cls, x.shape[0])
-    lv = model.reconstruct(x, per_image, y=y, temperature=temperature, generator=torch.Generator().manual_seed(seed),
-                           progress=progress, levels=True)
-    samples = lv["image"].cpu()
+    lv = model.sample_reconstructions(x, per_image, y=y, temperature=temperature,
+                                      generator=torch.Generator().manual_seed(seed), progress=progress)
+    samples = lv.images.cpu()
     shown = []  # the auxiliary levels shown as images, at the image's size and on its levels
     for name in reversed(model.level_order[1:]):
         if model.levels[name].shown and name in lv:

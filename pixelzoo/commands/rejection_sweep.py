@@ -21,6 +21,7 @@ from ..io import atomic_write_json
 from ..sampling.rejection import (class_counts, class_scores, draw_candidates, in_request_order,
                                   requested_labels, select_best)
 from ..training import load_data, load_run_model
+from ..models.base import SamplesImages
 from .plot import save_figure
 
 
@@ -164,7 +165,7 @@ def sweep_run(run_dir, rates=(1.0, 0.5, 0.25, 0.1), n: int = 1000, *, feature_ne
     run_dir = Path(run_dir)
     device = resolve_device(device)
     model, config = load_run_model(run_dir, device)
-    if not callable(getattr(model, "sample", None)):
+    if not isinstance(model, SamplesImages):
         raise ConfigError(f"{type(model).__name__} has no sample method")
     splits = load_data(config["data"])
     data_name = canonical_data_name(config["data"]["name"])

@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from ..devices import resolve_device
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io import atomic_write_json, load_tensors, save_tensors
+from ..nn.modes import eval_mode
+from ..models.base import Part
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -50,7 +52,7 @@ _RECORD_KEYS = ("name", "fingerprint", "feature_id", "training", "test_accuracy"
 
 
 # --------------------------------------------------------------------------------------- model
-class LeNetClassifier(nn.Module):
+class LeNetClassifier(Part):
     """LeNet-style image classifier whose 128-wide hidden layer is the metrics' feature space.
 
     ``loss(x, y) -> {"loss", "accuracy"}`` (so the pixelzoo Trainer trains it), ``features(x)``
@@ -267,13 +269,10 @@ def classifier_accuracy(net, dataset, batch_size: int = 512, topk=(1, 5)) -> dic
     if dataset.labels is None:
         raise DataError(f"{dataset.name} has no labels: accuracy needs a labelled test set")
     fn = getattr(net, "logits", None) or getattr(net, "probs", None) or net
-    was_training = getattr(net, "training", None)
-    if isinstance(net, nn.Module):
-        net.eval()
     correct = {k: 0 for k in topk}
     n = len(dataset)
     device = _device_of(net)
-    try:
+    with eval_mode(net):
         for s in range(0, n, batch_size):
             scores = fn(dataset.images[s:s + batch_size].long().to(device)).float().cpu()
             y = dataset.labels[s:s + batch_size]
@@ -281,9 +280,6 @@ def classifier_accuracy(net, dataset, batch_size: int = 512, topk=(1, 5)) -> dic
             for k in topk:
                 if k <= scores.shape[-1]:
                     correct[k] += int((ranked[:, :k] == y[:, None]).any(-1).sum())
-    finally:
-        if isinstance(net, nn.Module) and was_training:
-            net.train()
     classes = dataset.num_classes or 0
     return {f"top{k}": correct[k] / n for k in topk if k <= classes}
 

@@ -17,6 +17,8 @@ from tqdm.auto import tqdm
 
 from ..devices import module_device, to_device
 from ..errors import ConfigError
+from ..models.base import ImportanceWeighted
+from ..nn.modes import eval_mode
 from .bounds import elbo, iwae_bound
 
 
@@ -27,7 +29,7 @@ def dataset_latent_bounds(model, dataset, k: int = 150, batch_size: int = 32, ma
     x: ``elbo_bpd`` and ``iwae_bpd`` from the same ``k`` draws per image (IWAE <= ELBO in bits),
     ``kl_bpd``, ``pixel_recon_bpd`` (-E_q ln p(x | z), one draw) and ``aux_bpd`` (-E_q ln p(y | z));
     ``vae_bound_y_bpd``: the VAE's own bound on y, (aux + KL) per dimension of y."""
-    if not callable(getattr(model, "log_weights", None)):
+    if not isinstance(model, ImportanceWeighted):
         raise ConfigError(f"{type(model).__name__} is not a latent-variable model: the IWAE bound needs log_weights")
     if int(k) != k or k < 1:
         raise ConfigError(f"the number of importance samples k must be a positive integer, got {k!r}")
@@ -36,15 +38,13 @@ def dataset_latent_bounds(model, dataset, k: int = 150, batch_size: int = 32, ma
         raise ConfigError("no images to evaluate the bounds on")
     device = module_device(model)
     g = torch.Generator(device=device).manual_seed(seed)
-    was_training = model.training
-    model.eval()
     sums = {"elbo": 0.0, "iwae": 0.0, "kl": 0.0, "pixel_nll": 0.0, "aux_nll": 0.0}
-    try:
+    with eval_mode(model):
         for start in tqdm(range(0, n, batch_size), desc=f"ELBO and IWAE (k={k})", disable=not progress, leave=False):
             stop = min(start + batch_size, n)
             x = to_device(dataset.images[start:stop].long(), device)
             y = None
-            if getattr(model, "num_classes", None) and dataset.labels is not None:
+            if model.num_classes and dataset.labels is not None:
                 y = to_device(dataset.labels[start:stop], device)
             log_w = model.log_weights(x, int(k), y, generator=g)
             sums["elbo"] += elbo(log_w).double().sum().item()
@@ -52,8 +52,6 @@ def dataset_latent_bounds(model, dataset, k: int = 150, batch_size: int = 32, ma
             terms = model.objective_terms(x, y, generator=g)
             for name in ("kl", "pixel_nll", "aux_nll"):
                 sums[name] += terms[name].double().sum().item()
-    finally:
-        model.train(was_training)
     bits = n * math.prod(dataset.image_shape) * math.log(2.0)
     y_dims = math.prod(model.vae.aux_shape)
     return {"elbo_bpd": -sums["elbo"] / bits, "iwae_bpd": -sums["iwae"] / bits, "iwae_samples": int(k),

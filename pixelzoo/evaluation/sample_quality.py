@@ -28,6 +28,8 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
 from . import metrics as M
+from ..nn.modes import eval_mode
+from ..models.base import Reconstructs
 
 SAMPLE_METRICS = ("fid", "is", "kid", "pr")
 
@@ -75,21 +77,15 @@ def _batched(fn: Callable, images, batch_size: int, progress: bool, desc: str) -
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     module = fn if isinstance(fn, nn.Module) else getattr(fn, "__self__", None)
-    was_training = module.training if isinstance(module, nn.Module) else None
-    if isinstance(module, nn.Module):
-        module.eval()   # no dropout
     device = _device_of(fn)
     out = []
-    try:
+    with eval_mode(module):   # no dropout
         for s in tqdm(range(0, x.shape[0], batch_size), desc=desc, disable=not progress, leave=False):
             f = fn(x[s:s + batch_size].to(device))
             f = torch.as_tensor(f)
             if f.dim() != 2 or f.shape[0] != min(batch_size, x.shape[0] - s):
                 raise DataError(f"{desc}: the network must map a batch of B images to (B, D), got {tuple(f.shape)}")
             out.append(f.detach().double().cpu().numpy())
-    finally:
-        if was_training:
-            module.train()
     return np.concatenate(out)
 
 
@@ -228,22 +224,17 @@ def classification_accuracy_score(samples, labels, test, *, net=None, steps: int
 # --------------------------------------------------------------------------------------- FID*
 @torch.no_grad()
 def reconstruct_images(model, images, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
-    """``model.reconstruct`` over ``images`` in batches; raises ConfigError for a model without it."""
-    rec = getattr(model, "reconstruct", None)
-    if not callable(rec):
+    """``model.reconstruct`` over ``images`` in batches; raises ConfigError for a model that does not
+    reconstruct (``pixelzoo.models.base.Reconstructs``)."""
+    if not isinstance(model, Reconstructs):
         raise ConfigError(f"FID* compares samples with reconstructions of real images, so it needs a model with a "
-                          f"reconstruct(x) method (an autoencoder such as VQ-VAE-2); {type(model).__name__} has none")
+                          f"deterministic reconstruct(x) (an autoencoder such as VQ-VAE-2); {type(model).__name__} "
+                          "has none")
     x = as_images(images, "real images")
-    was_training = getattr(model, "training", False)
     device = _device_of(model)
-    if isinstance(model, nn.Module):
-        model.eval()
-    try:
-        parts = [as_images(rec(x[s:s + batch_size].to(device)), "reconstructions").cpu()
+    with eval_mode(model):
+        parts = [as_images(model.reconstruct(x[s:s + batch_size].to(device)), "reconstructions").cpu()
                  for s in tqdm(range(0, x.shape[0], batch_size), desc="reconstructions", disable=not progress, leave=False)]
-    finally:
-        if was_training:
-            model.train()
     return torch.cat(parts)
 
 

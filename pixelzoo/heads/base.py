@@ -78,8 +78,8 @@ class Head(nn.Module):
         """log p(x_i | x_<i) in nats, (B, C, H, W), for integer ``x`` (B, C, H, W)."""
         raise NotImplementedError
 
-    def sample(self, sp: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None,
-               **options) -> torch.Tensor:
+    def draw(self, sp: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None,
+             **options) -> torch.Tensor:
         """Draw integer levels (N,) from sub-pixel parameters (N, P) (floats for a ``continuous``
         head). ``options`` are head-specific sampling options (e.g. ``mode="map"``); a head rejects
         options it does not know."""

@@ -55,8 +55,8 @@ class CategoricalHead(Head):
         logp = F.log_softmax(full_precision(sp), dim=2)
         return logp.gather(2, x.long().unsqueeze(2)).squeeze(2)
 
-    def sample(self, sp: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None,
-               **options) -> torch.Tensor:
+    def draw(self, sp: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None,
+             **options) -> torch.Tensor:
         """Sample from softmax(logits / temperature); temperature 0, or ``mode="map"``, takes the most
         likely level."""
         unknown = sorted(set(options) - {"mode"})

@@ -72,8 +72,8 @@ class GaussianMixtureHead(Head):
         comp = -0.5 * (LOG_2PI + z * z) - log_s
         return torch.logsumexp(F.log_softmax(logits, dim=2) + comp, dim=2)
 
-    def sample(self, sp: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None,
-               **options) -> torch.Tensor:
+    def draw(self, sp: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None,
+             **options) -> torch.Tensor:
         """A component by its weight, then mean + temperature * sigma * N(0, 1); (N,) floats."""
         if options:
             raise ConfigError(f"the Gaussian mixture head takes no sampling options, got {sorted(options)}")

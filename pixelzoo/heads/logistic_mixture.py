@@ -239,8 +239,8 @@ class LogisticMixtureHead(Head):
         lp = self.bin_log_prob(cands, mean.unsqueeze(-1), log_scale.unsqueeze(-1))
         return cands.gather(-1, lp.argmax(-1, keepdim=True)).squeeze(-1).long()
 
-    def sample(self, sp: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None,
-               **options) -> torch.Tensor:
+    def draw(self, sp: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None,
+             **options) -> torch.Tensor:
         """Draw levels (N,) from sub-pixel parameters (N, 3M). Options: ``mode`` ("sample" or "map"),
         ``log_scale_shift`` (float); they default to the head's attributes of the same meaning."""
         unknown = sorted(set(options) - {"mode", "log_scale_shift"})

@@ -148,8 +148,8 @@ class QuantileHead(Head):
         raise ConfigError("the quantile head has no likelihood: there is no log_prob or bits/dim "
                           "(its training loss is the quantile loss)")
 
-    def sample(self, sp: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None,
-               **options) -> torch.Tensor:
+    def draw(self, sp: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None,
+             **options) -> torch.Tensor:
         """Q rounded and clipped to the level grid, (N,) long; for a continuous level Q itself, (N,)
         float. The randomness is tau, an input drawn before sampling (``sampling_inputs``:
         ``temperature`` is applied there, as the tau range)."""

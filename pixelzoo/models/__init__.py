@@ -8,21 +8,22 @@ from .base import PixelzooModel, TrainingPlan, Unit
 from .autoregressive import (AutoregressiveModel, FullForwardStepper, GatedPixelCNNTrunk, PixelCNNPPTrunk, Stepper,
                              Trunk, build_autoregressive, build_gated_pixelcnn, build_pixelcnnpp, list_trunks,
                              register_trunk)
-from .chain import Chain, Encoder, Level, Link, View
+from .chain import Chain, Level, Link, SampledLevels, TrainedMaker, View
 from . import composites
 
 __all__ = [
     "AutoregressiveModel",
     "Chain",
-    "Encoder",
     "FullForwardStepper",
     "GatedPixelCNNTrunk",
     "Level",
     "Link",
     "PixelCNNPPTrunk",
     "PixelzooModel",
+    "SampledLevels",
     "Stepper",
     "TrainingPlan",
+    "TrainedMaker",
     "Trunk",
     "Unit",
     "View",

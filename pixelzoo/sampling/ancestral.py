@@ -4,7 +4,7 @@ The sampler knows no trunk: once per call it draws the head's per-position input
 (``model.sampling_inputs``: e.g. PixelIQN's tau, whose range is the temperature), asks the model for a
 stepper (``model.stepper(n, y, spatial, inputs, cached)``, see ``pixelzoo.models.autoregressive.steppers``) and then,
 for every sub-pixel that is not given, in raster order, takes its parameters from the stepper and
-draws it with ``model.head.sample``. The default stepper crops and runs the full forward pass; a
+draws it with ``model.head.draw``. The default stepper crops and runs the full forward pass; a
 trunk may supply an incremental one (e.g. the Gated PixelCNN's per-layer queues), which gives the same
 parameters, so with the same head draws in the same order it gives the same images.
 
@@ -21,6 +21,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..nn.modes import eval_mode
+from .labels import expand_labels
 
 
 def _labels(y, n: int, model) -> torch.Tensor | None:
@@ -28,11 +30,7 @@ def _labels(y, n: int, model) -> torch.Tensor | None:
         return None
     if model.num_classes is None:
         raise ConfigError("this model is not class-conditional; sample with y=None")
-    y = torch.as_tensor(y, dtype=torch.long)
-    if y.dim() == 0:
-        y = y.expand(n)
-    if y.shape != (n,):
-        raise ConfigError(f"labels must be a scalar or a ({n},) tensor, got shape {tuple(y.shape)}")
+    y = expand_labels(y, n)
     if int(y.min()) < 0 or int(y.max()) >= model.num_classes:
         raise ConfigError(f"labels must lie in [0, {model.num_classes})")
     return y.clone()
@@ -53,7 +51,7 @@ def prepare_known(model, n: int, known: torch.Tensor | None, mask: torch.Tensor 
     for a model of a continuous level (its head is ``continuous``).
     """
     shape = (n, *model.image_shape)
-    continuous = bool(getattr(model.head, "continuous", False))
+    continuous = model.head.continuous
     dtype = torch.get_default_dtype() if continuous else torch.long
     if known is None and mask is None:
         return torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=torch.bool)
@@ -87,7 +85,7 @@ def ancestral_sample(model, n: int, y=None, temperature: float = 1.0, known=None
 
     Sub-pixels where ``mask`` is True are copied from ``known`` and never resampled; all others are
     drawn from the model given everything before them, known sub-pixels included. ``head_options``
-    are passed to ``model.head.sample`` (e.g. ``{"mode": "map"}``). ``cached`` picks the stepper: None
+    are passed to ``model.head.draw`` (e.g. ``{"mode": "map"}``). ``cached`` picks the stepper: None
     the trunk's incremental one where it has one, False the full-forward one, True requires the
     incremental one (ConfigError otherwise); all give the same images.
     """
@@ -103,13 +101,9 @@ def ancestral_sample(model, n: int, y=None, temperature: float = 1.0, known=None
     if spatial is not None:
         spatial = _repeat_to(spatial.to(device), n, "spatial maps")
     inputs = {k: v.to(device) for k, v in model.sampling_inputs(n, temperature, generator).items()}
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         _draw(model, stepper_args=dict(y=y, spatial=spatial, inputs=inputs, cached=cached), x=x, given=given,
               temperature=temperature, generator=generator, head_options=head_options, progress=progress)
-    finally:
-        model.train(was_training)
     return x
 
 
@@ -135,7 +129,7 @@ def _draw(model, stepper_args: dict, x, given, temperature, generator, head_opti
                 sp = stepper.params(x, i, j, c)
                 if draw_device != sp.device:
                     sp = sp.to(draw_device)
-                draw = head.sample(sp, temperature=temperature, generator=generator, **head_options)
+                draw = head.draw(sp, temperature=temperature, generator=generator, **head_options)
                 draw = draw.to(device=device, dtype=x.dtype)
                 if some_given[c][i][j]:
                     draw = torch.where(given[:, c, i, j], x[:, c, i, j], draw)

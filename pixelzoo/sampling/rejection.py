@@ -29,6 +29,8 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..nn.modes import eval_mode
+from .labels import expand_labels
 
 OUTPUTS = ("auto", "probs", "logits")
 
@@ -61,23 +63,17 @@ def class_probabilities(classifier, images: torch.Tensor, batch_size: int = 256,
     dropout off (``outputs``: "auto", "probs" or "logits", for a bare callable)."""
     fn, is_probs = _score_fn(classifier, outputs)
     module = classifier if isinstance(classifier, nn.Module) else getattr(fn, "__self__", None)
-    was_training = module.training if isinstance(module, nn.Module) else False
-    if isinstance(module, nn.Module):
-        module.eval()
     device = torch.device("cpu")
     if isinstance(module, nn.Module):
         p = next(module.parameters(), None)
         device = p.device if p is not None else device
-    try:
-        parts = []
+    parts = []
+    with eval_mode(module):
         for s in range(0, images.shape[0], batch_size):
             out = torch.as_tensor(fn(images[s:s + batch_size].long().to(device)))
             if out.dim() != 2 or out.shape[0] != min(batch_size, images.shape[0] - s):
                 raise ConfigError(f"the classifier must map B images to (B, classes), got {tuple(out.shape)}")
             parts.append(_to_probs(out, is_probs).cpu())
-    finally:
-        if was_training:
-            module.train()
     return torch.cat(parts)
 
 
@@ -110,14 +106,13 @@ def select_best(scores: torch.Tensor, labels: torch.Tensor | None, keep: dict) -
 
 # --------------------------------------------------------------------------------------- sampling
 def requested_labels(model, n: int, y) -> torch.Tensor | None:
-    classes = getattr(model, "num_classes", None)
+    classes = model.num_classes
     if y is None:
         return torch.arange(n) % classes if classes else None
     if not classes:
         raise ConfigError("the model is not class-conditional: rejection scores by classifier confidence; pass y=None")
-    y = torch.as_tensor(y, dtype=torch.long)
-    y = y.expand(n).clone() if y.dim() == 0 else y
-    if y.shape != (n,) or int(y.min()) < 0 or int(y.max()) >= classes:
+    y = expand_labels(y, n)
+    if int(y.min()) < 0 or int(y.max()) >= classes:
         raise ConfigError(f"y must be a class or ({n},) classes in [0, {classes})")
     return y
 

@@ -11,6 +11,8 @@ from tqdm.auto import tqdm
 
 from ..data.dataset import as_input
 from ..devices import module_device, to_device
+from ..models.base import takes_labels
+from ..nn.modes import eval_mode
 
 
 def _batches(model, dataset, batch_size: int, n: int, progress: bool, desc: str):
@@ -21,7 +23,7 @@ def _batches(model, dataset, batch_size: int, n: int, progress: bool, desc: str)
         stop = min(start + batch_size, n)
         x = as_input(dataset.images[start:stop])
         y = None
-        if getattr(model, "num_classes", None) and dataset.labels is not None:
+        if takes_labels(model) and dataset.labels is not None:
             y = dataset.labels[start:stop]
         yield (to_device(x, device), to_device(y, device),
                {k: to_device(v[start:stop], device) for k, v in dataset.extras.items()})
@@ -33,14 +35,10 @@ def dataset_bits_per_dim(model, dataset, batch_size: int = 256, max_images: int 
     -sum_n log2 p(x_n) / (N * C * H * W), every image counting C*H*W dimensions. The data set's
     ``extras`` are passed to ``model.log_prob`` as keyword arguments."""
     n = len(dataset) if max_images is None else min(len(dataset), max_images)
-    was_training = model.training
-    model.eval()
     total_nats = 0.0
-    try:
+    with eval_mode(model):
         for x, y, extras in _batches(model, dataset, batch_size, n, progress, "bits/dim"):
             total_nats -= model.log_prob(x, y, **extras).double().sum().item()
-    finally:
-        model.train(was_training)
     dims = n * math.prod(dataset.image_shape)
     return total_nats / (dims * math.log(2.0))
 
@@ -52,15 +50,11 @@ def dataset_bits_per_dim_parts(model, dataset, batch_size: int = 256, max_images
     part's share of the bound, in bits per dimension of the full image, so the parts add up to the
     total), in one pass."""
     n = len(dataset) if max_images is None else min(len(dataset), max_images)
-    was_training = model.training
-    model.eval()
     sums: dict = {}
-    try:
+    with eval_mode(model):
         for x, y, _ in _batches(model, dataset, batch_size, n, progress, "bits/dim per part"):
             for name, v in model.bits_per_dim_parts(x, y).items():
                 sums[name] = sums.get(name, 0.0) + v.double().sum().item()
-    finally:
-        model.train(was_training)
     return {name: v / n for name, v in sums.items()}
 
 
@@ -73,15 +67,10 @@ def dataset_loss(model, dataset, batch_size: int = 256, max_images: int | None =
     same draws."""
     loss = loss or model.loss
     n = len(dataset) if max_images is None else min(len(dataset), max_images)
-    was_training = model.training
-    model.eval()
     total = 0.0
-    try:
-        device = module_device(model)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            for x, y, extras in _batches(model, dataset, batch_size, n, progress, "held-out loss"):
-                total += loss(x, y, **extras)["loss"].item() * x.shape[0]
-    finally:
-        model.train(was_training)
+    device = module_device(model)
+    with eval_mode(model), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for x, y, extras in _batches(model, dataset, batch_size, n, progress, "held-out loss"):
+            total += loss(x, y, **extras)["loss"].item() * x.shape[0]
     return total / n

@@ -10,9 +10,11 @@ import torch.nn as nn
 from ...devices import module_device
 from ...errors import ConfigError
 from .model import AutoregressiveModel
+from ...nn.modes import eval_mode
+from ..base import Part, SamplesImages
 
 
-class ConditionalAR(nn.Module):
+class ConditionalAR(Part, SamplesImages):
     """``ar`` (built with ``spatial_channels`` = the output channels of ``cond_net``) + ``cond_net``.
 
     ``cond_net`` maps the conditioning tensor to a (B, spatial_channels, H, W) map at the image's
@@ -65,10 +67,6 @@ class ConditionalAR(nn.Module):
     @torch.no_grad()
     def sample(self, n, y=None, cond=None, **kwargs) -> torch.Tensor:
         """``n`` samples given ``cond`` (B rows, B dividing n: n / B samples per conditioning input)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             spatial = self.spatial(cond)
-        finally:
-            self.train(was_training)
         return self.ar.sample(n, y=self.labels(y), spatial=spatial, **kwargs)

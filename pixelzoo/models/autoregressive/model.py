@@ -37,7 +37,7 @@ from ...errors import ConfigError
 from ...heads import Head, create_head
 from ...nn import GroupedPointwise, feature_groups
 from ...nn.levels import check_levels, scale_levels
-from ..base import PixelzooModel
+from ..base import PixelzooModel, SamplesImages
 from .steppers import FullForwardStepper, Stepper
 from .trunks import Trunk, trunk_class
 
@@ -72,7 +72,7 @@ class InputOutput(nn.Module):
         return self.out(F.relu(self.hidden(torch.cat(parts, dim=1))))
 
 
-class AutoregressiveModel(PixelzooModel):
+class AutoregressiveModel(PixelzooModel, SamplesImages):
     """p(x | y, spatial) = prod_i p(x_i | x_<i, y, spatial) over sub-pixels in raster order.
 
     With a head that has per-position inputs (module docstring) every sub-pixel's parameters also

@@ -12,13 +12,13 @@ it draws, in raster order (rows, columns, then channels), calls ``stepper.params
 * ``y`` (n,), ``spatial`` (n, S, H, W) and ``inputs`` (the head's per-position inputs drawn up front,
   e.g. ``{"tau": (n, C, H, W)}``) are fixed for the run and given at creation, already repeated to
   ``n`` rows and on the model's device.
-* ``params`` returns the sub-pixel's parameters (n, P), what ``model.head.sample`` draws from.
+* ``params`` returns the sub-pixel's parameters (n, P), what ``model.head.draw`` draws from.
 
 A stepper keeps whatever state it likes between calls. The default, ``FullForwardStepper``, keeps
 only the last pixel's trunk features; a trunk may supply an incremental one
-(``Trunk.incremental_stepper``: the Gated PixelCNN's per-layer queues in ``gated_stepper``, PixelCNN++'s
-per-map ``PixelCNNPPStepper``, PixelSNAIL's per-layer caches in ``snail_stepper``), which must give the same
-parameters as the default.
+(``Trunk.incremental_stepper``, in each trunk's folder beside its network: the Gated PixelCNN's
+per-layer queues, PixelCNN++'s per-map caches, PixelSNAIL's per-layer caches with a key/value cache,
+MADE's per-unit stepper), which must give the same parameters as the default.
 """
 
 from __future__ import annotations
@@ -48,6 +48,14 @@ class Stepper:
     def inputs_at(self, rows: slice, cols: slice = slice(None)) -> dict:
         return {k: v[..., rows, cols] for k, v in self.inputs.items()}
 
+    # ------------------------------------------------------------------ the common tail of ``params``
+    def params_from(self, feats: torch.Tensor, x: torch.Tensor, i: int, j: int, c: int) -> torch.Tensor:
+        """The parameters (n, P) of sub-pixel (c, i, j) from the trunk's features at pixel (i, j),
+        ``feats`` (n, F, 1, 1): the output layer and the head's inputs at that pixel."""
+        at = (slice(i, i + 1), slice(j, j + 1))
+        return self.model.params_from_features(feats, self.model.scale(x[:, :, at[0], at[1]]),
+                                               **self.inputs_at(*at))[:, c, :, 0, 0]
+
 
 class FullForwardStepper(Stepper):
     """The default: crops and runs the full forward pass.
@@ -75,6 +83,4 @@ class FullForwardStepper(Stepper):
             feats = model.trunk_features(model.scale(x[:, :, rows]), self.y, self.spatial_rows(rows),
                                          **self.inputs_at(rows))
             self._feats, self._pixel = feats[..., i : i + 1, j : j + 1], (i, j)
-        at = (slice(i, i + 1), slice(j, j + 1))
-        return model.params_from_features(self._feats, model.scale(x[:, :, at[0], at[1]]),
-                                          **self.inputs_at(*at))[:, c, :, 0, 0]
+        return self.params_from(self._feats, x, i, j, c)

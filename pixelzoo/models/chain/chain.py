@@ -4,7 +4,7 @@ A chain has *levels* x_0 (the data), x_1, ..., each with a shape and a domain (d
 values, or continuous). A level above the data is made by a *maker* from a level below it:
 
 * ``View``: a fixed function (a 4-bit gray view, a 2x downsampling, a quantisation);
-* ``Encoder``: a trained part that maps a level to one or more levels (the VQ-VAE-2 encoder maps
+* ``TrainedMaker``: a trained part that maps a level to one or more levels (the VQ-VAE-2 encoder maps
   the pixels to its code maps); what it makes is computed once per data set and kept in the
   fingerprinted ``LevelCache``.
 
@@ -29,10 +29,10 @@ A composite (Grayscale, Pyramid PixelCNN, VQ-VAE-2) is a short builder of a chai
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -40,80 +40,45 @@ import torch.nn as nn
 from ...data.dataset import DataSplits, ImageDataset, as_input, image_dtype_for
 from ...devices import module_device
 from ...errors import ConfigError
-from .level_cache import LevelCache, cache_file, fingerprint
 from ...nn.levels import unscale_levels
-from ..base import PixelzooModel, TrainingPlan, Unit
+from ...nn.modes import eval_mode
+from ...sampling.labels import expand_labels
+from ..base import PixelzooModel, SamplesImages, SamplesLevels, TrainingPlan, Unit
+from .level_cache import LevelCache, cache_file, fingerprint
+from .links import Level, Link, TrainedMaker, View
 
 CHUNK = 256  # images per chunk when a maker runs over a whole data set
 
 
-@dataclass(frozen=True)
-class Level:
-    """A level of the chain: ``shape`` (C, H, W); ``num_levels`` K for a discrete level, None for a
-    continuous one; ``shown``: drawn as an image in level grids (code maps are not; a shown
-    continuous level holds values on the data's [-1, 1] scale and is drawn on the data's levels)."""
+@dataclass(frozen=True, eq=False)
+class SampledLevels(Mapping):
+    """What top-down sampling drew, with the given levels: a read-only mapping from level name to
+    tensor, in the chain's order (bottom first). ``images``: the data level; ``top_down()``: the
+    tensors, top (lowest resolution) first."""
 
-    name: str
-    shape: tuple
-    num_levels: int | None
-    shown: bool = True
+    tensors: dict
+    data: str
 
-    @property
-    def discrete(self) -> bool:
-        return self.num_levels is not None
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.tensors[name]
 
+    def __iter__(self):
+        return iter(self.tensors)
 
-@dataclass(frozen=True)
-class View:
-    """A fixed maker: ``target = fn(source)``, for integer tensors (B, C, H, W)."""
-
-    source: str
-    target: str
-    fn: Callable
+    def __len__(self) -> int:
+        return len(self.tensors)
 
     @property
-    def targets(self) -> tuple:
-        return (self.target,)
+    def images(self) -> torch.Tensor:
+        if self.data not in self.tensors:
+            raise ConfigError(f"the data level {self.data!r} was not sampled; levels: {list(self.tensors)}")
+        return self.tensors[self.data]
+
+    def top_down(self) -> list[torch.Tensor]:
+        return list(reversed(self.tensors.values()))
 
 
-@dataclass(frozen=True)
-class Encoder:
-    """A trained maker: ``getattr(parts[part], method)(source)`` gives the ``targets`` in order
-    (each (B, C, H, W), or (B, H, W) for a one-channel map); run in eval mode without gradients."""
-
-    source: str
-    targets: tuple
-    part: str
-    method: str = "encode"
-
-
-@dataclass(frozen=True)
-class Link:
-    """The model of ``level``: the part ``part`` given the levels ``given`` (none: a prior);
-    ``condition`` maps the given tensors (a list, in ``given``'s order) to the part's ``cond``
-    (default: the single given tensor, or the list of them); ``method`` is the part's sampling
-    method (default ``sample``)."""
-
-    part: str
-    level: str
-    given: tuple = ()
-    condition: Callable | None = None
-    method: str = "sample"
-
-    def cond(self, tensors: list):
-        if self.condition is not None:
-            return self.condition(tensors)
-        return tensors[0] if len(tensors) == 1 else list(tensors)
-
-
-def _repeat_labels(y, n: int):
-    if y is None:
-        return None
-    y = torch.as_tensor(y, dtype=torch.long)
-    return y.expand(n).clone() if y.dim() == 0 else y
-
-
-class Chain(PixelzooModel):
+class Chain(PixelzooModel, SamplesImages, SamplesLevels):
     """The generic composite (see the module docstring).
 
     ``levels`` bottom first (``levels[0]`` is the data: ``image_shape``, ``num_levels``);
@@ -164,7 +129,7 @@ class Chain(PixelzooModel):
         if sorted(flat) != sorted(self.parts):
             raise ConfigError(f"the stages {self.stages} must name every part {sorted(self.parts)} once")
         for m in self.makers:
-            if isinstance(m, Encoder) and m.part not in self.parts:
+            if isinstance(m, TrainedMaker) and m.part not in self.parts:
                 raise ConfigError(f"encoder part {m.part!r} is not a part")
         self._makers = made
 
@@ -180,7 +145,7 @@ class Chain(PixelzooModel):
         return self._makers[level]
 
     def encoder_parts(self) -> set[str]:
-        return {m.part for m in self.makers if isinstance(m, Encoder)}
+        return {m.part for m in self.makers if isinstance(m, TrainedMaker)}
 
     def link_of_part(self, part: str) -> Link | None:
         for link in self.links.values():
@@ -190,7 +155,7 @@ class Chain(PixelzooModel):
 
     @property
     def has_likelihood(self) -> bool:
-        return all(getattr(self.parts[l.part], "has_likelihood", False) for l in self.links.values())
+        return all(self.parts[l.part].has_likelihood for l in self.links.values())
 
     # ------------------------------------------------------------------ levels of given data
     def make(self, name: str, known: dict) -> torch.Tensor:
@@ -214,14 +179,10 @@ class Chain(PixelzooModel):
         return known
 
     @torch.no_grad()
-    def _encode(self, maker: Encoder, x: torch.Tensor) -> list[torch.Tensor]:
+    def _encode(self, maker: TrainedMaker, x: torch.Tensor) -> list[torch.Tensor]:
         part = self.parts[maker.part]
-        was_training = part.training
-        part.eval()
-        try:
+        with eval_mode(part):
             out = getattr(part, maker.method)(x)
-        finally:
-            part.train(was_training)
         return [o if o.dim() == 4 else o.unsqueeze(1) for o in out]
 
     def _cond_kwargs(self, link: Link, known: dict) -> dict:
@@ -245,7 +206,7 @@ class Chain(PixelzooModel):
         return out
 
     def _no_likelihood(self) -> list[str]:
-        return [l.part for l in self.links.values() if not getattr(self.parts[l.part], "has_likelihood", False)]
+        return [l.part for l in self.links.values() if not self.parts[l.part].has_likelihood]
 
     @torch.no_grad()
     def bits_per_dim_parts(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -294,7 +255,7 @@ class Chain(PixelzooModel):
                 out[n].append(v.to("cpu", image_dtype_for(lv.num_levels) if lv.discrete else torch.float32))
         return {n: torch.cat(v) for n, v in out.items()}
 
-    def _encoded(self, maker: Encoder, splits, src: dict, cache_dir, write_cache, outputs: dict | None = None,
+    def _encoded(self, maker: TrainedMaker, splits, src: dict, cache_dir, write_cache, outputs: dict | None = None,
                  slot: str | None = None) -> dict:
         """``{target: {"train": tensor, "test": tensor}}``: what ``maker`` makes of the ``src`` level of
         both splits, through the level cache. ``outputs``: the ``Level`` of each target when the
@@ -328,7 +289,7 @@ class Chain(PixelzooModel):
         self._check_splits(splits)
         if name not in self.parts:
             raise ConfigError(f"unknown part {name!r}; this model's parts are {self.part_names}")
-        encoders = [m for m in self.makers if isinstance(m, Encoder) and m.part == name]
+        encoders = [m for m in self.makers if isinstance(m, TrainedMaker) and m.part == name]
         if encoders:
             level, given, link = encoders[0].source, (), None
         else:
@@ -404,7 +365,21 @@ class Chain(PixelzooModel):
             out[name] = (t.long() if self.levels[name].discrete else t).repeat_interleave(n // t.shape[0], dim=0)
         return out
 
-    def needed(self, given: dict, targets=None) -> list[str]:
+    def level_of_shape(self, shape) -> str:
+        """The name of the level whose tensors are (B, *shape), the lowest such level (the data
+        first); ConfigError naming the levels' shapes when there is none."""
+        shape = tuple(int(s) for s in shape)
+        for name in self.level_order:
+            if tuple(self.levels[name].shape) == shape:
+                return name
+        raise ConfigError(f"no level of {type(self).__name__} has shape {shape}; levels: "
+                          f"{ {n: tuple(self.levels[n].shape) for n in self.level_order} }")
+
+    def sampled_parts(self, given) -> list[str]:
+        """The parts that sample, top first, when the levels named in ``given`` are given."""
+        return [self.links[name].part for name in self.needed(set(given))]
+
+    def needed(self, given, targets=None) -> list[str]:
         """The levels to sample, top first, to reach ``targets`` (default: the data) from the
         ``given`` ones."""
         need: set[str] = set()
@@ -423,7 +398,7 @@ class Chain(PixelzooModel):
     @torch.no_grad()
     def sample_levels(self, n: int, y=None, temperature=1.0, head_options: dict | None = None,
                       generator: torch.Generator | None = None, progress: bool = False,
-                      given: dict | None = None, targets=None) -> dict[str, torch.Tensor]:
+                      given: dict | None = None, targets=None) -> SampledLevels:
         """Ancestral sampling from the top down: every level needed for ``targets`` (default: the
         data), by name (the ``given`` ones, each repeated ``n / B`` times, included). ``y`` a scalar
         or (n,) labels."""
@@ -435,13 +410,13 @@ class Chain(PixelzooModel):
             raise ConfigError(f"unknown level(s) {unknown}; levels: {self.level_order}")
         order = self.needed(known, targets)
         temps, ho = self.sampling_options(temperature, head_options, [self.links[l].part for l in order])
-        y = _repeat_labels(y, n)
+        y = expand_labels(y, n)
         for name in order:
             link = self.links[name]
             known[name] = getattr(self.parts[link.part], link.method)(
                 n, y=y, temperature=temps[link.part], head_options=ho[link.part], generator=generator,
                 progress=progress, **self._cond_kwargs(link, known))
-        return known
+        return SampledLevels({name: known[name] for name in self.level_order if name in known}, self.level_order[0])
 
     @torch.no_grad()
     def sample(self, n: int, y=None, temperature=1.0, head_options: dict | None = None,
@@ -451,7 +426,7 @@ class Chain(PixelzooModel):
         if known is not None or mask is not None:
             raise ConfigError(f"inpainting (known/mask) is not supported by {type(self).__name__}: it samples its "
                               "levels from the top down; start from given levels with sample(given={level: tensor})")
-        return self.sample_levels(n, y, temperature, head_options, generator, progress, given)[self.level_order[0]]
+        return self.sample_levels(n, y, temperature, head_options, generator, progress, given).images
 
     def level_grid(self, n: int, **sample_options) -> list:
         """[(level, K), ...] of ``n`` samples, the top shown level first and the data last (the rows

@@ -19,8 +19,10 @@ resolution (the paper's Table 2).
 **Sampling** is ancestral from the top level down. Temperature and head options (MAP sampling
 ``{"mode": "map"}``, variance reduction ``{"log_scale_shift": d}`` for the logistic mixture) are
 given per part: ``temperature`` a float for every part or a dict {part: float}; ``head_options`` a
-dict {part: options}. ``GrayscalePixelCNN.colorize`` samples X given X_hat (the paper's Fig. 3);
-``PyramidPixelCNN.upscale`` samples the levels above a given low-resolution image (Fig. 6).
+dict {part: options}. Colourising (the paper's Fig. 3) samples X given X_hat,
+``gray.sample(B * m, y=..., given={"gray": X_hat})`` (``m`` colourisations of each of B gray
+images, next to each other); upscaling (Fig. 6) samples the levels above a given low-resolution
+image, ``pyramid.sample(B * m, given={"8x8": low})``; ``sample_levels`` returns every level.
 
 **Colourising keeps the gray view only approximately.** p(X | X_hat) is a distribution over all
 colours; nothing forbids mass on colours whose quantised luma differs from X_hat (the bins are
@@ -47,7 +49,8 @@ from ...registry import register_model
 from ...views import downsample2x, grayscale4
 from ..autoregressive.conditional import ConditionalAR
 from ...nn.embedding_net import EmbeddingNet
-from ..chain.chain import Chain, Level, Link, View
+from ..chain.chain import Chain
+from ..chain.links import Level, Link, View
 from ..chain.part_specs import build_ar_part, part_spec
 
 # ---------------------------------------------------------------------- defaults (tiny, CPU-friendly)
@@ -87,24 +90,6 @@ class GrayView(nn.Module):
 
     def forward(self, x):
         return grayscale4(x, self.levels, self.gray_levels)
-
-
-def _per_image(n_per_image) -> int:
-    if int(n_per_image) != n_per_image or n_per_image < 1:
-        raise ConfigError(f"n_per_image must be a positive integer, got {n_per_image!r}")
-    return int(n_per_image)
-
-
-def _labels_per_image(y, b: int, m: int):
-    """Labels of B given images (a scalar or (B,)) -> one per sample, (B * m,)."""
-    if y is None:
-        return None
-    y = torch.as_tensor(y, dtype=torch.long)
-    if y.dim() == 0:
-        return y.expand(b * m).clone()
-    if y.shape != (b,):
-        raise ConfigError(f"labels must be a scalar or a ({b},) tensor, one per given image; got {tuple(y.shape)}")
-    return y.repeat_interleave(m)
 
 
 # ====================================================================== Grayscale PixelCNN
@@ -152,28 +137,6 @@ class GrayscalePixelCNN(Chain):
     def view_agreement(self, x, gray) -> torch.Tensor:
         """Per image, the fraction of pixels where psi(x) equals the given gray view, (B,)."""
         return (self.view(x) == gray.long()).flatten(1).double().mean(1)
-
-    @torch.no_grad()
-    def sample(self, n: int, y=None, temperature=1.0, head_options: dict | None = None,
-               generator: torch.Generator | None = None, progress: bool = False, known=None, mask=None,
-               given: dict | None = None, return_levels: bool = False):
-        """``n`` images: X_hat from the prior, then X given X_hat. ``return_levels``: (X, X_hat)."""
-        if not return_levels:
-            return super().sample(n, y, temperature, head_options, generator, progress, known, mask, given)
-        lv = self.sample_levels(n, y, temperature, head_options, generator, progress, given)
-        return lv["image"], lv["gray"]
-
-    def colorize(self, gray: torch.Tensor, n_per_image: int = 1, y=None, temperature: float = 1.0,
-                 head_options: dict | None = None, generator: torch.Generator | None = None,
-                 progress: bool = False) -> torch.Tensor:
-        """Sample X given X_hat: ``gray`` (B, 1, H, W) in [0, gray_levels) -> (B * n_per_image, C, H, W),
-        the ``n_per_image`` samples of each gray image next to each other. ``head_options`` are the
-        conditional's (e.g. ``{"mode": "map"}``); ``y`` is (B,) or a scalar."""
-        m = _per_image(n_per_image)
-        b = gray.shape[0] if isinstance(gray, torch.Tensor) and gray.dim() == 4 else 1
-        return self.sample(b * m, _labels_per_image(y, b, m), {"conditional": temperature},
-                           {"conditional": dict(head_options or {})}, generator, progress, given={"gray": gray})
-
 
 # ====================================================================== Pyramid PixelCNN
 @register_model("pyramid_pixelcnn")
@@ -226,30 +189,3 @@ class PyramidPixelCNN(Chain):
             shape = self.level_shapes[self.n_scales - k]
             out["{}x{}".format(*shape[1:])] = -total / (math.prod(shape) * math.log(2.0))
         return out
-
-    @torch.no_grad()
-    def sample(self, n: int, y=None, temperature=1.0, head_options: dict | None = None,
-               generator: torch.Generator | None = None, progress: bool = False, known=None, mask=None,
-               given: dict | None = None, return_levels: bool = False):
-        """``n`` images, from the lowest resolution up. ``return_levels``: every level sampled or
-        given, lowest resolution first."""
-        if not return_levels:
-            return super().sample(n, y, temperature, head_options, generator, progress, known, mask, given)
-        lv = self.sample_levels(n, y, temperature, head_options, generator, progress, given)
-        return [lv[name] for name in reversed(self.level_order) if name in lv]
-
-    def upscale(self, low: torch.Tensor, n_per_image: int = 1, y=None, temperature=1.0,
-                head_options: dict | None = None, generator: torch.Generator | None = None, progress: bool = False,
-                return_levels: bool = False):
-        """Sample the levels above a given one: ``low`` (B, C, h, w) at any resolution of the pyramid
-        below the image's -> (B * n_per_image, C, H, W) (``return_levels``: the list of levels from
-        ``low``'s resolution up, ``low`` repeated first). Options per part as in ``sample``."""
-        if not isinstance(low, torch.Tensor) or low.dim() != 4:
-            raise ConfigError(f"upscale: expected images (B, C, h, w), got {tuple(getattr(low, 'shape', ()))}")
-        if tuple(low.shape[1:]) not in self.level_shapes[1:]:
-            raise ConfigError(f"upscale: images of shape {tuple(low.shape[1:])} are not a lower level of this pyramid; "
-                              f"levels: {self.level_shapes[1:]}")
-        name = self.level_order[self.level_shapes.index(tuple(low.shape[1:]))]
-        m, b = _per_image(n_per_image), low.shape[0]
-        return self.sample(b * m, _labels_per_image(y, b, m), temperature, head_options, generator, progress,
-                           given={name: low}, return_levels=return_levels)

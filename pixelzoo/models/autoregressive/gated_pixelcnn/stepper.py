@@ -197,7 +197,4 @@ class GatedStepper(Stepper):
         return [q.h_queue[:, q.h_pad + j] for q in self.queues[1:]]
 
     def params(self, x, i, j, c):
-        feats = self.features(x, i, j, c)
-        at = (slice(i, i + 1), slice(j, j + 1))
-        return self.model.params_from_features(feats, self.model.scale(x[:, :, at[0], at[1]]),
-                                               **self.inputs_at(*at))[:, c, :, 0, 0]
+        return self.params_from(self.features(x, i, j, c), x, i, j, c)

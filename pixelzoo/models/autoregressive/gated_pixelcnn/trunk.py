@@ -53,7 +53,7 @@ class GatedLayer(nn.Module):
         v_pre, v_new = self.vertical(v, cv)
         return v_new, self.horizontal(h, self.v_to_h(down_shift(v_pre)), ch)
 
-    # The two parts of ``forward``; the incremental stepper (``gated_stepper``) takes the trunk's
+    # The two parts of ``forward``; the incremental stepper (``stepper.py``) takes the trunk's
     # ``conditioning`` per row and folds the weights of these two into its per-layer queues.
 
     def vertical(self, v, cv):

@@ -42,7 +42,4 @@ class MADEStepper(Stepper):
             self.feats[:, self.done * f:(d + 1) * f] = trunk.to_features.rows(h, self.done * f, (d + 1) * f)
             self.done = d + 1
         pixel = (i * self.width + j) * self.channels * f
-        feats = self.feats[:, pixel:pixel + self.channels * f, None, None]
-        at = (slice(i, i + 1), slice(j, j + 1))
-        return model.params_from_features(feats, model.scale(x[:, :, at[0], at[1]]),
-                                          **self.inputs_at(*at))[:, c, :, 0, 0]
+        return self.params_from(self.feats[:, pixel:pixel + self.channels * f, None, None], x, i, j, c)

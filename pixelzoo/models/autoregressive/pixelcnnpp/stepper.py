@@ -274,9 +274,6 @@ class PixelCNNPPStepper(Stepper):
         return self.final.value[:, p, :, None, None]
 
     def params(self, x, i, j, c):
-        model = self.model
         if self._pixel != (i, j):
             self._feats, self._pixel = self.features(x, i, j), (i, j)
-        at = (slice(i, i + 1), slice(j, j + 1))
-        return model.params_from_features(self._feats, model.scale(x[:, :, at[0], at[1]]),
-                                          **self.inputs_at(*at))[:, c, :, 0, 0]
+        return self.params_from(self._feats, x, i, j, c)

@@ -65,10 +65,13 @@ from ....views import upsample_nearest
 from ...autoregressive.model import AutoregressiveModel
 from ...autoregressive.conditional import ConditionalAR
 from ....nn.embedding_net import EmbeddingNet
-from ...chain.chain import Chain, Encoder, Level, Link
+from ...chain.chain import Chain, SampledLevels
+from ...chain.links import Level, Link, TrainedMaker
 from ....nn.levels import check_levels
 from ...chain.part_specs import build_ar_part, part_spec
-from ...base import TrainingPlan, Unit
+from ....nn.modes import eval_mode
+from ....sampling.labels import expand_labels, per_image
+from ...base import ImportanceWeighted, Part, SamplesReconstructions, TrainingPlan, Unit
 from .vae import GaussianVAE, StandardNormalPrior
 
 VAE = {"latent_channels": 8, "factor": 4, "hidden": 64, "res_channels": 32, "n_res_blocks": 2}
@@ -78,7 +81,7 @@ EMBEDDING = {"channels": 32, "n_blocks": 2, "out_channels": 32}
 PRETRAIN_CONDITIONS = ("none", "aux")
 LATENT_SOURCES = ("mean", "sample")
 #: the encoder's posterior (means and log-variances of q(z | x)): the prior's data for latent_source "sample"
-POSTERIOR = Encoder("image", ("z", "z_log_var"), "vae", "posterior")
+POSTERIOR = TrainedMaker("image", ("z", "z_log_var"), "vae", "posterior")
 
 
 class MeansEmbedding(nn.Module):
@@ -103,7 +106,7 @@ class MeansEmbedding(nn.Module):
         return self.net.from_scaled(upsample_nearest(means, self.factor) if self.factor > 1 else means)
 
 
-class PixelDecoderAlone(nn.Module):
+class PixelDecoderAlone(Part):
     """The pixel decoder's pretraining unit: the decoder with its condition made from x alone, either a
     constant map (``"none"``) or the auxiliary image at its bin centres (``"aux"``); no VAE involved."""
 
@@ -135,12 +138,8 @@ class PixelDecoderAlone(nn.Module):
         return self.decoder.log_prob(x, y, cond=self.cond(x))
 
 
-class AGAVE(Chain):
+class AGAVE(Chain, SamplesReconstructions, ImportanceWeighted):
     """See the module docstring. Build it with ``pixelzoo.create_model("agave", ...)``."""
-
-    #: ``reconstruct(x, n_per_image, y=, temperature=, generator=, progress=, levels=)`` draws sampled
-    #: reconstructions (``pixelzoo reconstruct``)
-    sampled_reconstructions = True
 
     def __init__(self, vae: GaussianVAE, pixel_decoder: ConditionalAR, num_classes=None,
                  pretrain_condition: str = "none", latent_prior: AutoregressiveModel | None = None,
@@ -156,7 +155,7 @@ class AGAVE(Chain):
         levels = [Level("image", vae.image_shape, vae.num_levels),
                   Level("means", vae.aux_shape, None, shown=True),
                   Level("z", vae.latent_shape, None, shown=False)]
-        makers = [Encoder("image", ("means", "z"), "vae", "encode_levels")]
+        makers = [TrainedMaker("image", ("means", "z"), "vae", "encode_levels")]
         links = [Link("prior", "z"), Link("vae", "means", ("z",), method="decode_means"),
                  Link("pixel_decoder", "image", ("means",))]
         prior = StandardNormalPrior(vae.latent_shape) if latent_prior is None else latent_prior
@@ -275,27 +274,20 @@ class AGAVE(Chain):
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, n_per_image: int = 1, y=None, temperature=1.0, head_options=None,
-                    generator: torch.Generator | None = None, progress: bool = False, levels: bool = False):
+    def sample_reconstructions(self, x: torch.Tensor, n_per_image: int = 1, y=None, temperature=1.0,
+                               head_options=None, generator: torch.Generator | None = None,
+                               progress: bool = False) -> SampledLevels:
         """Sampled reconstructions: z ~ q(z | x) (``n_per_image`` draws per image, image-major), then x
-        sampled given f(z). ``levels``: return ``sample_levels``' dict (f(z) under ``means``)."""
-        if int(n_per_image) != n_per_image or n_per_image < 1:
-            raise ConfigError(f"n_per_image must be a positive integer, got {n_per_image!r}")
+        sampled given f(z); every level (the images under ``image``, f(z) under ``means``)."""
+        m = per_image(n_per_image)
         check_levels(x, self.image_shape, self.num_levels)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             mean, log_var = self.vae.posterior(x.long().to(self.vae.log_scales.device))
-            eps = torch.randn((x.shape[0] * int(n_per_image), *mean.shape[1:]), generator=generator)
-            mean, log_var = (t.repeat_interleave(int(n_per_image), dim=0) for t in (mean, log_var))
+            eps = torch.randn((x.shape[0] * m, *mean.shape[1:]), generator=generator)
+            mean, log_var = (t.repeat_interleave(m, dim=0) for t in (mean, log_var))
             z = mean + torch.exp(0.5 * log_var) * eps.to(mean)
-        finally:
-            self.train(was_training)
-        if y is not None:
-            y = torch.as_tensor(y).long()
-            y = y.repeat_interleave(int(n_per_image)) if y.dim() else y
-        out = self.sample_levels(z.shape[0], y, temperature, head_options, generator, progress, given={"z": z})
-        return out if levels else out["image"]
+        return self.sample_levels(z.shape[0], expand_labels(y, x.shape[0], m), temperature, head_options, generator,
+                                  progress, given={"z": z})
 
 
 def _latent_prior(spec: dict | None, vae: GaussianVAE, num_classes) -> AutoregressiveModel | None:

@@ -35,6 +35,8 @@ from ....nn.gaussian import kl_to_standard_normal, reparameterise, standard_norm
 from ....views import downsample2x, quantize
 from ....nn.levels import check_levels, scale_levels, unscale_levels
 from ....nn.conv_autoencoder import ConvDecoder, ConvEncoder
+from ....nn.modes import eval_mode
+from ...base import Part, SamplesImages
 
 MIN_LOG_SCALE = -7.0  # PixelCNN++'s floor on the logistic log-scales
 
@@ -45,7 +47,7 @@ def _positive_int(name: str, v) -> int:
     return int(v)
 
 
-class StandardNormalPrior(nn.Module):
+class StandardNormalPrior(Part, SamplesImages):
     """p(z) = N(0, I) over latents of ``shape`` (C, H, W); no parameters. ``sample`` draws with the
     standard deviation scaled by the temperature (the usual temperature of a Gaussian prior)."""
 
@@ -69,7 +71,7 @@ class StandardNormalPrior(nn.Module):
         return torch.randn((int(n), *self.shape), generator=generator) * float(temperature)
 
 
-class GaussianVAE(nn.Module):
+class GaussianVAE(Part, SamplesImages):
     """q(z | x), f(z) and p(y | z) (see the module docstring). ``image_shape`` (C, H, W) and
     ``num_levels`` K of the data; ``factor``: the image's size over the latent map's (a power of 2);
     ``aux_factor``: the image's size over y's (1: y at x's size; a power of 2 below ``factor``);
@@ -165,21 +167,13 @@ class GaussianVAE(nn.Module):
             raise ConfigError("f(z) needs the latents: pass cond=z")
         if head_options:
             raise ConfigError(f"the VAE decoder takes no head options, got {head_options}")
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self.decode(cond.to(self.log_scales))
-        finally:
-            self.train(was_training)
 
     @torch.no_grad()
     def sample(self, n: int, y=None, temperature: float = 1.0, generator=None, progress: bool = False) -> torch.Tensor:
         """f(z) for z ~ N(0, I) as images (the means on the level grid, ``unscale_levels``): the VAE's
         own samples, shown while it trains alone (at y's size)."""
         z = torch.randn((int(n), *self.latent_shape), generator=generator) * float(temperature)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return unscale_levels(self.decode(z.to(self.log_scales)), self.num_levels)
-        finally:
-            self.train(was_training)

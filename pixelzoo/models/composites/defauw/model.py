@@ -28,7 +28,7 @@ The level part is the ``ConditionalAR`` of D_l (what the chain samples and score
 A_l (and T_l) besides; ``encode`` gives its codes.
 
 **The chain** (Algorithm 1): levels ``image``, ``codes1``, ..., made bottom-up by the level parts
-(``Encoder`` makers: level l+1 trains on the codes of the trained level l, read through the level
+(``TrainedMaker`` makers: level l+1 trains on the codes of the trained level l, read through the level
 cache, so it is a later stage); links: each level part models its input given its codes, the
 ``prior`` (a class-conditional PixelSNAIL-style model, ``vqvae2.build_code_prior``) the top codes.
 Stages ``[["level1"], ["level2"], ..., ["prior"]]``. ``sample`` is Algorithm 4 (top codes from the
@@ -51,7 +51,6 @@ The paper trains the autoencoders on 64x64 crops; there is no crop option here (
 
 from __future__ import annotations
 
-import copy
 import math
 from functools import partial
 
@@ -66,12 +65,14 @@ from ...autoregressive.model import AutoregressiveModel
 from .aux_decoders import FeedForwardDecoder, MSPDecoder
 from ...autoregressive.conditional import ConditionalAR
 from ...autoregressive.gated_pixelcnn.trunk import GatedLayer, GatedPixelCNNTrunk
-from ...chain.chain import Chain, Encoder, Level, Link
+from ...chain.chain import Chain, SampledLevels
+from ...chain.links import Level, Link, TrainedMaker
 from ....nn.levels import check_levels, one_hot_levels
 from ....nn.residual import ResidualStack, SubPixelResNet, log2_factor
 from ...chain.part_specs import build_ar_part, part_spec
 from ...autoregressive.pixelsnail.trunk import build_pixelsnail
-from ...base import TrainingPlan, Unit
+from ....sampling.labels import expand_labels, per_image
+from ...base import Encodes, Part, SamplesReconstructions, TrainingPlan, Unit, merge_options
 from ..code_prior import TOP_PRIOR_DEFAULTS, CodeEmbedding, build_code_prior
 
 AUX_KINDS = ("ff", "msp")
@@ -89,18 +90,6 @@ LEVEL = {"aux": "ff", "factor": 2, "code_channels": 1, "num_codes": None, "bits"
 MSP_ONLY = ("teacher", "mask_size", "masks_per_image")
 
 
-def _options(given, defaults: dict, what: str) -> dict:
-    """``defaults`` updated by the dict ``given``; unknown keys are a ConfigError."""
-    if given is None:
-        return copy.deepcopy(defaults)
-    if not isinstance(given, dict):
-        raise ConfigError(f"{what} must be a dict of options, got {type(given).__name__}")
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ConfigError(f"unknown {what} option(s) {unknown}; valid: {sorted(defaults)}")
-    return {**copy.deepcopy(defaults), **copy.deepcopy(given)}
-
-
 # --------------------------------------------------------------------------------------- encoder
 class CodeEncoder(nn.Module):
     """E_l and its VQ bottleneck: integer inputs (B, C, H, W) with ``num_levels`` values -> codes
@@ -109,7 +98,7 @@ class CodeEncoder(nn.Module):
     def __init__(self, input_shape, num_levels: int, factor: int, code_channels: int, num_codes: int,
                  hidden: int = 64, res_hidden: int = 32, n_blocks: int = 4, vq: dict | None = None):
         super().__init__()
-        vq = _options(vq, VQ, "vq")
+        vq = merge_options(vq, VQ, "vq")
         dim = int(vq.pop("dim"))
         if code_channels < 1 or num_codes < 2 or dim < 1:
             raise ConfigError(f"code_channels must be >= 1, num_codes >= 2 and vq.dim >= 1; got {code_channels}, "
@@ -285,7 +274,7 @@ class DeFauwLevel(ConditionalAR):
         return None
 
 
-class LevelUnit(nn.Module):
+class LevelUnit(Part):
     """The training unit of one level: E_l, A_l (T_l) and D_l trained simultaneously on
     ``DeFauwLevel.joint_loss``; evaluated by the AR decoder's bits/dim of the level's input given its
     own codes. It draws no samples while training (the decoder samples given codes from above)."""
@@ -308,7 +297,7 @@ def build_level(index: int, cfg: dict, input_shape, num_levels: int) -> DeFauwLe
     """Level ``index`` (1 = on the pixels) from its options (``LEVEL``), for inputs of ``input_shape``
     with ``num_levels`` values."""
     what = f"levels[{index - 1}]"
-    cfg = _options(cfg, LEVEL, what)
+    cfg = merge_options(cfg, LEVEL, what)
     aux = cfg["aux"]
     if aux not in AUX_KINDS:
         raise ConfigError(f"{what}.aux must be one of {list(AUX_KINDS)}, got {aux!r}")
@@ -334,19 +323,19 @@ def build_level(index: int, cfg: dict, input_shape, num_levels: int) -> DeFauwLe
     if not isinstance(num_codes, int) or num_codes < 2:
         raise ConfigError(f"{what}.num_codes must be an integer >= 2, got {num_codes!r}")
     code_shape = (cc, h // factor, w // factor)
-    enc = _options(cfg["encoder"], ENCODER, f"{what}.encoder")
+    enc = merge_options(cfg["encoder"], ENCODER, f"{what}.encoder")
     encoder = CodeEncoder(input_shape, num_levels, factor, cc, num_codes, vq=cfg["vq"], **enc)
-    dec = _options(cfg["aux_decoder"], AUX_DECODER, f"{what}.aux_decoder")
+    dec = merge_options(cfg["aux_decoder"], AUX_DECODER, f"{what}.aux_decoder")
     code_dim = cc * encoder.dim
     if aux == "ff":
         target = "mse" if index == 1 else "categorical"
         aux_decoder = FeedForwardDecoder(code_dim, input_shape, num_levels, factor, target, **dec)
     else:
-        teacher = _options(cfg["teacher"], TEACHER, f"{what}.teacher")
+        teacher = merge_options(cfg["teacher"], TEACHER, f"{what}.teacher")
         aux_decoder = MSPDecoder(code_dim, input_shape, num_levels, factor,
                                  3 if cfg["mask_size"] is None else cfg["mask_size"], cfg["masks_per_image"],
                                  teacher, dec)
-    mod = _options(cfg["modulator"], MODULATOR, f"{what}.modulator")
+    mod = merge_options(cfg["modulator"], MODULATOR, f"{what}.modulator")
     modulator = Modulator(code_shape, num_codes, factor, **mod)
     local = part_spec(cfg["local_model"], LOCAL_MODEL, f"{what}.local_model")
     ar = build_local_model(local, input_shape, num_levels, modulator.out_channels, codes=index > 1)
@@ -354,10 +343,8 @@ def build_level(index: int, cfg: dict, input_shape, num_levels: int) -> DeFauwLe
 
 
 # --------------------------------------------------------------------------------------- the chain
-class DeFauw(Chain):
+class DeFauw(Chain, Encodes, SamplesReconstructions):
     """See the module docstring. Build it with ``pixelzoo.create_model("defauw", ...)``."""
-
-    sampled_reconstructions = True  # ``reconstruct``, as AGAVE's (``pixelzoo reconstruct``)
 
     def __init__(self, image_shape, num_levels: int, levels: list[DeFauwLevel], prior: AutoregressiveModel,
                  num_classes=None):
@@ -367,7 +354,7 @@ class DeFauw(Chain):
         for l, level in enumerate(levels, start=1):
             part = f"level{l}"
             chain_levels.append(Level(names[l], level.code_shape, level.encoder.num_codes, shown=False))
-            makers.append(Encoder(names[l - 1], (names[l],), part))
+            makers.append(TrainedMaker(names[l - 1], (names[l],), part))
             links.append(Link(part, names[l - 1], (names[l],)))
             parts[part] = level
         parts["prior"] = prior
@@ -395,24 +382,18 @@ class DeFauw(Chain):
         return {name: known[name] for name in self.code_levels}
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, n_per_image: int = 1, from_level: str | None = None, y=None,
-                    temperature=1.0, head_options=None, generator: torch.Generator | None = None,
-                    progress: bool = False, levels: bool = False):
+    def sample_reconstructions(self, x: torch.Tensor, n_per_image: int = 1, y=None, temperature=1.0,
+                               head_options=None, generator: torch.Generator | None = None,
+                               progress: bool = False, from_level: str | None = None) -> SampledLevels:
         """Sampled reconstructions: the codes of ``x`` at ``from_level`` (default the top codes), then
-        every level below sampled given them (``n_per_image`` per image, image-major). ``levels``:
-        return ``sample_levels``' dict (every level by name)."""
-        if int(n_per_image) != n_per_image or n_per_image < 1:
-            raise ConfigError(f"n_per_image must be a positive integer, got {n_per_image!r}")
+        every level below sampled given them (``n_per_image`` per image, image-major); every level."""
+        m = per_image(n_per_image)
         level = from_level or self.code_levels[-1]
         if level not in self.code_levels:
             raise ConfigError(f"from_level must be a code level {self.code_levels}, got {level!r}")
         codes = self.encode(x.to(next(self.parameters()).device))[level]
-        if y is not None:
-            y = torch.as_tensor(y).long()
-            y = y.repeat_interleave(int(n_per_image)) if y.dim() else y
-        out = self.sample_levels(codes.shape[0] * int(n_per_image), y, temperature, head_options, generator, progress,
-                                 given={level: codes})
-        return out if levels else out["image"]
+        return self.sample_levels(codes.shape[0] * m, expand_labels(y, codes.shape[0], m), temperature, head_options,
+                                  generator, progress, given={level: codes})
 
 
 @register_model("defauw")
@@ -436,7 +417,7 @@ def build_defauw(image_shape, num_levels, num_classes=None, levels: list | None 
         level = build_level(index, cfg, shape, k)
         parts.append(level)
         shape, k = level.code_shape, level.encoder.num_codes
-    prior_cfg = _options(prior, TOP_PRIOR_DEFAULTS, "prior")
+    prior_cfg = merge_options(prior, TOP_PRIOR_DEFAULTS, "prior")
     if shape[0] != 1 and prior_cfg["code_embedding"]:
         raise ConfigError(f"the top codes have {shape[0]} channels; the prior embeds one-channel codes only: give "
                           "prior.code_embedding 0 (the scaled index) or one code channel at the top level")

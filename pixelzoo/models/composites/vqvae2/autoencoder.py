@@ -40,6 +40,8 @@ from ....nn.conv_autoencoder import ConvDecoder, ConvEncoder, upsampling_convs
 from ....nn.quantizer import VectorQuantizer
 from ....nn.residual import log2_factor
 from ....nn.levels import check_levels, scale_levels
+from ....nn.modes import eval_mode
+from ...base import Part
 
 
 def level_names(n: int) -> list[str]:
@@ -53,7 +55,7 @@ def level_names(n: int) -> list[str]:
     return ["top"] + [f"middle{i}" for i in range(1, n - 1)] + ["bottom"]
 
 
-class VQVAE2(nn.Module):
+class VQVAE2(Part):
     """Hierarchical VQ-VAE with ``len(levels)`` code maps.
 
     Args:
@@ -238,12 +240,8 @@ class VQVAE2(nn.Module):
         eval mode (the training flag is restored)."""
         device = module_device(self)
         maps = [(c[:, 0] if c.dim() == 4 else c).long().to(device) for c in codes]
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self.to_levels(self.decode_codes(maps))
-        finally:
-            self.train(was_training)
 
     def decode_given(self, n: int, y=None, cond=None, temperature: float = 1.0, head_options: dict | None = None,
                      generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:

@@ -26,7 +26,9 @@ The composite has no likelihood of pixels (the decoder is deterministic and trai
 defines no ``log_prob_parts`` and ``has_likelihood`` is False.
 
 Sampling is ancestral: top codes from the top prior, each lower map from its conditional prior given
-the maps above, pixels from the feed-forward decoder (class and temperature per level).
+the maps above, pixels from the feed-forward decoder (class and temperature per level);
+``sample_levels`` returns the code maps too, under their level names (``lv["top"]``, (n, 1, H, W)),
+and ``sample(n, given={"top": codes})`` decodes given codes.
 
 Choices where the paper is silent or ambiguous:
 
@@ -52,7 +54,9 @@ from ....devices import module_device
 from ....errors import ConfigError
 from ....nn.residual import ResidualStack, log2_factor
 from ...autoregressive.conditional import ConditionalAR
-from ...chain.chain import Chain, Encoder, Level, Link
+from ...base import Encodes, Reconstructs, merge_options
+from ...chain.chain import Chain
+from ...chain.links import Level, Link, TrainedMaker
 from ...chain.level_cache import cache_file
 from ..code_prior import TOP_PRIOR_DEFAULTS, build_code_prior
 from .autoencoder import VQVAE2
@@ -117,16 +121,8 @@ class ConditioningStack(nn.Module):
 
 
 # --------------------------------------------------------------------------------------- the chain
-def _check_options(cfg: dict | None, defaults: dict, what: str) -> dict:
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(defaults))
-    if unknown:
-        raise ConfigError(f"unknown {what} option(s) {unknown}; valid: {sorted(defaults)}")
-    return {**defaults, **cfg}
-
-
 @register_model("vqvae2")
-class VQVAE2Model(Chain):
+class VQVAE2Model(Chain, Encodes, Reconstructs):
     """VQ-VAE-2: hierarchical VQ-VAE + one autoregressive prior per code map (see the module docstring).
 
     A chain: level ``image`` and one code level per VQ level (``top``, ``bottom``, ...), all made
@@ -164,11 +160,11 @@ class VQVAE2Model(Chain):
         links = [Link("autoencoder", "image", tuple(names), method="decode_given")]
         for l, name in enumerate(prior_names):
             if l == 0:
-                cfg = _check_options(given.get(name), TOP_PRIOR_DEFAULTS, name)
+                cfg = merge_options(given.get(name), TOP_PRIOR_DEFAULTS, name)
                 parts[name] = build_code_prior(shapes[0], ae.num_codes, num_classes, **cfg)
                 links.append(Link(name, names[0]))
                 continue
-            cfg = _check_options(given.get(name), LOWER_PRIOR_DEFAULTS, name)
+            cfg = merge_options(given.get(name), LOWER_PRIOR_DEFAULTS, name)
             cond = {k: cfg.pop(k) for k in _COND_KEYS}
             above, here = shapes[l - 1], shapes[l]
             net = ConditioningStack(ae.num_codes, l, above, here[0] // above[0], cond["cond_embedding"],
@@ -179,7 +175,7 @@ class VQVAE2Model(Chain):
             links.append(Link(name, names[l], tuple(names[:l]), partial(self.condition, level=l)))
         levels = [Level("image", image_shape, int(num_levels))]
         levels += [Level(n, (1, *s), ae.num_codes, shown=False) for n, s in reversed(list(zip(names, shapes)))]
-        super().__init__(levels, [Encoder("image", tuple(names), "autoencoder")], links, parts,
+        super().__init__(levels, [TrainedMaker("image", tuple(names), "autoencoder")], links, parts,
                          [["autoencoder"], prior_names], num_classes)
         self.level_names = names
         self.code_shapes = shapes
@@ -225,26 +221,3 @@ class VQVAE2Model(Chain):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Images -> codes -> images, (B, C, H, W) long in [0, K)."""
         return self.decode(self.encode(x))
-
-    # ------------------------------------------------------------------ sampling
-    def temperatures(self, temperature) -> dict[str, float]:
-        """A float (every prior) or a dict ``{prior name: t}`` (missing priors: 1.0) -> one per prior."""
-        return self.sampling_options(temperature, None, self.prior_names)[0]
-
-    def sample_codes(self, n: int, y=None, temperature=1.0, generator: torch.Generator | None = None,
-                     progress: bool = False) -> list[torch.Tensor]:
-        """Ancestral sampling of the code maps, top first, each (n, H_l, W_l) long."""
-        lv = self.sample_levels(n, y, temperature, None, generator, progress, targets=(self.level_names[-1],))
-        return [lv[name][:, 0] for name in self.level_names]
-
-    @torch.no_grad()
-    def sample(self, n: int, y=None, temperature=1.0, head_options: dict | None = None,
-               generator: torch.Generator | None = None, progress: bool = False, known=None, mask=None,
-               given: dict | None = None, return_codes: bool = False):
-        """``n`` images (n, C, H, W) long: codes from the priors (top down; class ``y``, a scalar or
-        (n,) labels; ``temperature`` a float or ``{prior name: t}``; or ``given`` code maps), decoded
-        by the decoder. With ``return_codes`` also the code maps (top first)."""
-        if known is not None or mask is not None:
-            raise ConfigError("VQ-VAE-2 samples codes, not pixels: inpainting with a known-pixel mask is not supported")
-        lv = self.sample_levels(n, y, temperature, head_options, generator, progress, given)
-        return (lv["image"], [lv[name][:, 0] for name in self.level_names]) if return_codes else lv["image"]
