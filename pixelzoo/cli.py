@@ -92,7 +92,7 @@ def _load(run_dir, device=None):
 
 
 def _cmd_sample(args) -> int:
-    from .imaging import save_class_grid, save_grid, save_levels_grid
+    from .imaging import write_sample_grid
 
     from .commands.colorize_upscale import class_option
 
@@ -115,13 +115,7 @@ def _cmd_sample(args) -> int:
         x = model.sample(args.n, y=y, temperature=args.temperature, generator=g, progress=not args.no_progress).cpu()
     out = Path(args.out) if args.out else Path(args.run_dir) / "samples" / f"sample-{time.strftime('%Y%m%d-%H%M%S')}"
     out.parent.mkdir(parents=True, exist_ok=True)
-    if levels is not None:
-        save_levels_grid(levels, out.with_suffix(".png"), scale=args.scale,
-                         column_labels=None if y is None else y.tolist())
-    elif y is not None:  # one class per column, labelled
-        save_class_grid(x, y, model.num_levels, out.with_suffix(".png"), scale=args.scale)
-    else:
-        save_grid(x, model.num_levels, out.with_suffix(".png"), scale=args.scale)
+    write_sample_grid(x, y, model.num_levels, out.with_suffix(".png"), scale=args.scale, levels=levels)
     np.savez_compressed(out.with_suffix(".npz"), images=x.numpy().astype(np.uint8),
                         labels=(y.numpy() if y is not None else np.zeros(0, np.int64)))
     print(f"samples: {out.with_suffix('.png')} and {out.with_suffix('.npz')}")

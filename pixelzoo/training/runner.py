@@ -20,7 +20,7 @@ import torch
 
 from ..errors import ConfigError, TrainingError
 from .held_out import dataset_bits_per_dim_parts
-from ..imaging import save_class_grid, save_grid
+from ..imaging import write_sample_grid
 from ..io import load_state_strict
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME, evaluation_weights, read_checkpoint
@@ -181,10 +181,7 @@ class PlanRunner:
             y = torch.arange(n) % model.num_classes if model.num_classes else None
             x = model.sample(n, y=y, generator=torch.Generator().manual_seed(self.cfg.seed), progress=self.progress).cpu()
             path = self.run_dir / "samples" / "final.png"
-            if y is not None:  # one class per column, labelled
-                save_class_grid(x, y, model.num_levels, path)
-            else:
-                save_grid(x, model.num_levels, path)
+            write_sample_grid(x, y, model.num_levels, path)  # with classes: one per column, labelled
             out["samples"] = str(path)
         logger.close()
         return out

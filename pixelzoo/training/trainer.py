@@ -28,7 +28,7 @@ from ..data.dataset import as_input
 from ..devices import autocast, describe_device, module_device, resolve_precision, to_device
 from ..errors import TrainingError
 from .held_out import dataset_bits_per_dim, dataset_loss
-from ..imaging import save_class_grid, save_grid
+from ..imaging import write_sample_grid
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -142,10 +142,7 @@ class Trainer:
         with self.evaluation_model() as m:
             x = m.sample(n, y=y, generator=g, progress=self.progress, **extras).cpu()
         path = self.run_dir / "samples" / f"{name}.png"
-        if y is not None:  # one class per column, labelled
-            save_class_grid(x, y, self.splits.num_levels, path)
-        else:
-            save_grid(x, self.splits.num_levels, path)
+        write_sample_grid(x, y, self.splits.num_levels, path)  # with classes: one per column, labelled
         return path
 
     # ------------------------------------------------------------------ loop
