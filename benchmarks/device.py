@@ -35,7 +35,7 @@ import torch  # noqa: E402
 from bench_common import environment, write_result  # noqa: E402
 from pixelzoo.data import DataSplits  # noqa: E402
 from pixelzoo.devices import cpu_flags, describe_device, native_bf16, resolve_device, resolve_precision  # noqa: E402
-from pixelzoo.training import PlanRunner, load_config, load_data  # noqa: E402
+from pixelzoo.training import PlanRunner, RunConfig, load_config, load_data  # noqa: E402
 from pixelzoo.training.run import build_model, resolve_model_config, new_run_dir, write_run_config  # noqa: E402
 
 PRESETS = ["gated_pixelcnn/fashion-cpu", "pixelcnnpp/fashion-cpu", "pixeliqn/fashion-cpu"]
@@ -65,12 +65,13 @@ def timed_training(config: dict, splits, device, steps: int, warmup: int, tmp: P
     cfg = json.loads(json.dumps(config))
     cfg["train"].update(steps=warmup + steps, log_every=1, eval_every=0, checkpoint_every=10**9, num_samples=0,
                         sample_every=0, eval_images=None, time_budget=None, **train)
-    resolved = {**cfg, "model": resolve_model_config(cfg["model"], splits)}
+    run_config = RunConfig.from_dict(cfg)
+    run_config = run_config.with_model(resolve_model_config(run_config.model, splits))
     torch.manual_seed(0)
-    model = build_model(resolved["model"])
+    model = build_model(run_config.model)
     run_dir = new_run_dir(tmp / "run")
-    write_run_config(run_dir, resolved)
-    runner = PlanRunner(model, splits, resolved, run_dir, progress=False, tensorboard=False, device=device)
+    write_run_config(run_dir, run_config.to_dict())
+    runner = PlanRunner(model, splits, run_config, run_dir, progress=False, tensorboard=False, device=device)
     t0 = time.perf_counter()
     result = runner.train()
     wall = time.perf_counter() - t0

@@ -37,11 +37,11 @@ def run_one(preset: str, budget_s: float, samples: int, out_root: Path, data_dir
     trainer = start_run(config, out_root / preset.replace("/", "-"), progress=threads is None)
     t0 = time.perf_counter()
     result = trainer.train()
-    seen = trainer.step * trainer.cfg.batch_size
+    seen = trainer.single.step * trainer.single.cfg.batch_size
     return {
         "preset": preset,
         "budget_s": budget_s,
-        "steps": trainer.step,
+        "steps": trainer.single.step,
         "images_seen": seen,
         "epochs": round(seen / len(trainer.splits.train), 3),
         "train_images_per_s": round(seen / result["train_seconds"], 2),

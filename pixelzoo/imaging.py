@@ -164,3 +164,18 @@ def save_levels_grid(levels: list[tuple[torch.Tensor, int]], path: str | os.Path
         x = x.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
         rows.append(x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x)
     save_grid(torch.cat(rows).round().long(), 256, path, ncol=n, scale=scale, column_labels=column_labels)
+
+
+def write_sample_grid(images: torch.Tensor, labels, num_levels: int, path: str | os.PathLike, *,
+                      scale: int | None = None, levels: list[tuple[torch.Tensor, int]] | None = None) -> None:
+    """The one writer of sample grids (training's, a composite run's final one, ``pixelzoo sample``'s):
+    with ``labels`` (class-conditional samples) one class per column, labelled
+    (:func:`save_class_grid`); without, a plain grid (:func:`save_grid`). ``levels``: a model's
+    auxiliary levels of the same samples, lowest first, drawn one row per level
+    (:func:`save_levels_grid`; each sample's class above its column when labelled)."""
+    if levels is not None:
+        save_levels_grid(levels, path, scale=scale, column_labels=None if labels is None else labels.tolist())
+    elif labels is not None:
+        save_class_grid(images, labels, num_levels, path, scale=scale)
+    else:
+        save_grid(images, num_levels, path, scale=scale)

@@ -81,11 +81,11 @@ def test_train_a_few_steps_and_resume(tmp_path, gpu):
     assert all(p.device == gpu for p in whole.single.model.parameters())
     half, _ = run(config(3), tmp_path / "half", gpu)
     again = resume_run(half.run_dir, steps=6, progress=False, tensorboard=False, device=gpu)
-    assert again.step == 3
+    assert again.single.step == 3
     out = again.train()
     assert out["step"] == 6 and out["test_bpd"] > 0 and (again.run_dir / "samples" / "step_0000006.png").is_file()
     # the same batches and seeds: the same weights, up to the GPU's order of float additions
-    assert_close_states(load_tensors(whole.checkpoint_path), load_tensors(again.checkpoint_path))
+    assert_close_states(load_tensors(whole.single.checkpoint_path), load_tensors(again.single.checkpoint_path))
     rows = [json.loads(line) for line in (again.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert all(r["device"] == str(gpu) for r in rows if "train_loss" in r)
 
@@ -184,7 +184,7 @@ def test_a_checkpoint_saved_on_one_device_loads_on_the_other(tmp_path, gpu):
                                        b.log_prob(x.to(second), y.to(second)).cpu(), rtol=1e-4, atol=1e-3)
         # training continues on the other device from the same checkpoint
         more = resume_run(trainer.run_dir, steps=4, progress=False, tensorboard=False, device=second)
-        assert more.step == 2 and all(p.device == second for p in more.single.model.parameters())
+        assert more.single.step == 2 and all(p.device == second for p in more.single.model.parameters())
         result = more.train()
         assert result["step"] == 4 and result["device"] == str(second)
         assert (trainer.run_dir / CHECKPOINT_NAME).is_file()

@@ -26,11 +26,11 @@ def _worker(rank, world, store, out, config):
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         trainer = start_run(config, out, progress=False, tensorboard=False)
-        x, _, _ = trainer.batch(0)
+        x, _, _ = trainer.single.batch(0)
         everyone = [None] * world
         dist.all_gather_object(everyone, x)
         assert x.shape[0] == config["train"]["batch_size"] // world  # its own rows of the global batch
-        assert torch.equal(torch.stack(everyone, 1).flatten(0, 1), trainer.global_batch(0)[0])  # a partition
+        assert torch.equal(torch.stack(everyone, 1).flatten(0, 1), trainer.single.global_batch(0)[0])  # a partition
         result = trainer.train()
         if rank:
             assert "process" in result and "test_bpd" not in result

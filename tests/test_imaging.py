@@ -8,7 +8,7 @@ from PIL import Image
 
 from pixelzoo.errors import ConfigError
 from pixelzoo.imaging import (class_cells, grid_scale, make_grid, save_class_grid, save_grid,
-                              save_levels_grid)
+                              save_levels_grid, write_sample_grid)
 
 
 def read(path):
@@ -95,3 +95,18 @@ def test_levels_grid_takes_a_scale_and_column_labels(tmp_path):
     assert labelled.shape[1] == 1 + 3 * 13 and labelled.shape[0] > 1 + 2 * 13
     save_levels_grid(levels, tmp_path / "default.png")
     assert read(tmp_path / "default.png").shape[1] >= 512
+
+
+def test_the_sample_grid_writer_is_a_class_grid_with_labels_else_a_plain_grid(tmp_path):
+    """``write_sample_grid``, which training, a composite's final samples and `pixelzoo sample` share."""
+    x, y = torch.randint(0, 17, (13, 1, 8, 8)), torch.arange(13) % 10
+    write_sample_grid(x, y, 17, tmp_path / "w_class.png", scale=2)
+    save_class_grid(x, y, 17, tmp_path / "class.png", scale=2)
+    assert (tmp_path / "w_class.png").read_bytes() == (tmp_path / "class.png").read_bytes()
+    write_sample_grid(x, None, 17, tmp_path / "w_plain.png")
+    save_grid(x, 17, tmp_path / "plain.png")
+    assert (tmp_path / "w_plain.png").read_bytes() == (tmp_path / "plain.png").read_bytes()
+    levels = [(torch.randint(0, 4, (3, 1, 2, 2)), 4), (torch.randint(0, 256, (3, 3, 4, 4)), 256)]
+    write_sample_grid(levels[-1][0], torch.tensor([0, 1, 2]), 256, tmp_path / "w_levels.png", scale=3, levels=levels)
+    save_levels_grid(levels, tmp_path / "levels.png", scale=3, column_labels=[0, 1, 2])
+    assert (tmp_path / "w_levels.png").read_bytes() == (tmp_path / "levels.png").read_bytes()

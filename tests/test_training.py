@@ -30,9 +30,9 @@ def test_resume_gives_identical_weights(tmp_path):
     a, _ = run(config(7), tmp_path / "a")
     b, _ = run(config(4), tmp_path / "b")
     b2 = resume_run(b.run_dir, steps=7, progress=False, tensorboard=False)
-    assert b2.step == 4
+    assert b2.single.step == 4
     b2.train()
-    ta, tb = load_tensors(a.checkpoint_path), load_tensors(b2.checkpoint_path)
+    ta, tb = load_tensors(a.single.checkpoint_path), load_tensors(b2.single.checkpoint_path)
     assert set(ta) == set(tb) and any(k.startswith("ema.") for k in ta) and any(k.startswith("optim.") for k in ta)
     for k in ta:
         assert torch.equal(ta[k], tb[k]), k
@@ -59,25 +59,25 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(tmp_path, mon
 
     def loss(x, y=None):
         out = real_loss(x, y)
-        if trainer.step == 4:
+        if trainer.single.step == 4:
             out["loss"] = out["loss"] * float("nan")
         return out
 
     monkeypatch.setattr(trainer.model, "loss", loss)
     with pytest.raises(TrainingError, match="step 4.*nan.*last good checkpoint"):
         trainer.train()
-    ckpt = load_tensors(trainer.checkpoint_path)
+    ckpt = load_tensors(trainer.single.checkpoint_path)
     resumed = resume_run(trainer.run_dir, progress=False, tensorboard=False)
-    assert resumed.step == 3 and len(ckpt) > 0
+    assert resumed.single.step == 3 and len(ckpt) > 0
 
 
 def test_truncated_or_corrupt_checkpoint_is_named(tmp_path):
     trainer, _ = run(config(3), tmp_path / "t")
-    data = trainer.checkpoint_path.read_bytes()
-    trainer.checkpoint_path.write_bytes(data[: len(data) // 2])
+    data = trainer.single.checkpoint_path.read_bytes()
+    trainer.single.checkpoint_path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="checkpoint.safetensors"):
         resume_run(trainer.run_dir, progress=False, tensorboard=False)
-    trainer.checkpoint_path.write_bytes(b"\x00" * 5)
+    trainer.single.checkpoint_path.write_bytes(b"\x00" * 5)
     with pytest.raises(CheckpointError):
         resume_run(trainer.run_dir, progress=False, tensorboard=False)
 
@@ -117,7 +117,7 @@ def test_adamax_resumes_exactly_and_the_final_evaluation_takes_its_images(tmp_pa
     b, _ = run(config(3, optimizer="adamax", final_eval_images=20), tmp_path / "b")
     b2 = resume_run(b.run_dir, steps=5, progress=False, tensorboard=False)
     b2.train()
-    ta, tb = load_tensors(a.checkpoint_path), load_tensors(b2.checkpoint_path)
+    ta, tb = load_tensors(a.single.checkpoint_path), load_tensors(b2.single.checkpoint_path)
     assert any(k.startswith("optim.") for k in ta) and all(torch.equal(ta[k], tb[k]) for k in ta)
     model = load_run_model(a.run_dir)[0]
     expected = dataset_bits_per_dim(model, load_dataset("digits").test, 32, 20)
@@ -141,7 +141,7 @@ def test_polyak_average_and_swap():
 
 def test_bf16_autocast_training_runs_and_evaluates_in_fp32(tmp_path):
     trainer, result = run(config(3, precision="bf16"), tmp_path / "bf")
-    assert trainer.step == 3 and result["test_bpd"] > 0
+    assert trainer.single.step == 3 and result["test_bpd"] > 0
     with pytest.raises(ConfigError, match="precision"):
         TrainConfig.from_dict({"precision": "fp8"})
 

@@ -310,8 +310,7 @@ PRESET_DATA = {
 
 @pytest.mark.parametrize("preset", sorted(PRESET_DATA))
 def test_every_preset_constructs(preset, monkeypatch):
-    from pixelzoo.training.config import TrainConfig
-    from pixelzoo.training.runner import part_train_config
+    from pixelzoo.training.config import RunConfig, TrainConfig
 
     assert preset in pixelzoo.list_presets()
     config = pixelzoo.load_preset(preset)
@@ -328,5 +327,6 @@ def test_every_preset_constructs(preset, monkeypatch):
     TrainConfig.from_dict(config["train"])
     for name in config.get("train_parts", {}):
         assert name in model.part_names
+    run_config = RunConfig.from_dict(config)
     for name in model.part_names:
-        assert part_train_config(config, name).steps >= 1
+        assert run_config.train_for(name).steps >= 1

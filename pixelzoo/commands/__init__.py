@@ -1,2 +1,5 @@
-"""Commands: what the command line runs on top of the library (evaluate a run, colourise and upscale
-given images, the rejection sweep). The top layer: nothing below imports it."""
+"""Commands: one module each with its parser (``add_parser(subparsers)``) and its run (``run(args) ->
+int``), on top of the library: train, sample, evaluate, train_classifier, inpaint, colorize, upscale,
+reconstruct, rejection_sweep, plot, presets, datasets; ``options`` holds what their parsers share.
+Some also hold the library functions behind them (evaluate a run, colourise and upscale given
+images, the rejection sweep, the curves). The top layer: nothing below imports it."""

@@ -339,3 +339,64 @@ def format_table(result: dict) -> str:
     for note in result.get("notes", []):
         lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- the command line
+def add_parser(subparsers):
+    """``pixelzoo evaluate``'s parser."""
+    from .options import NON_NEGATIVE, POSITIVE, TEMPERATURE, add_device_option, add_progress_option
+
+    e = subparsers.add_parser("evaluate", help="evaluate a trained run (bits/dim, sample metrics); writes RUN_DIR/eval.json",
+                              description="Evaluate a run: test bits/dim and sample metrics (FID, IS, KID, precision/recall, "
+                                          "CAS, FID*, nearest neighbours) in the feature space of a classifier trained on the "
+                                          "run's data set (trained and cached on first use). Or, with --real DATA, the "
+                                          "real-vs-real floor: the test set against an equally large training subset.")
+    e.add_argument("run_dir", nargs="?", help="run directory (omit with --real)")
+    e.add_argument("--metrics", help="comma-separated: bpd,iwae,fid,is,kid,pr,cas,nn,fid_star (default bpd; "
+                                     "with --real: fid,is,kid,pr); iwae: a latent-variable model's (AGAVE) ELBO, "
+                                     "IWAE bound and their terms")
+    e.add_argument("-n", type=POSITIVE, default=None,
+                   help="samples to draw for sample metrics (default: as many as test images); bpd and iwae use "
+                        "only the first N test images (default all)")
+    e.add_argument("--iwae-samples", type=POSITIVE, default=150, metavar="K",
+                   help="importance samples per image of the iwae metric (default 150, the AGAVE paper's)")
+    e.add_argument("--batch-size", type=POSITIVE, default=256, help="evaluation and sampling batch size")
+    e.add_argument("--feature-net", metavar="DIR", help="a saved classifier (pixelzoo train-classifier) instead of "
+                                                        "the cached one of the data set")
+    e.add_argument("--samples", metavar="NPZ", help="use these samples (images, labels; as `pixelzoo sample` writes) "
+                                                    "instead of drawing new ones")
+    e.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed of the samples (and of --real's subset)")
+    e.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="sampling temperature")
+    e.add_argument("--cas-steps", type=POSITIVE, help="training steps of the CAS classifier (default: the feature network's)")
+    e.add_argument("--real", metavar="DATA", help="no run: the real-vs-real floor of data set DATA")
+    e.add_argument("--data-dir", help="with --real: folder the data set is read from")
+    e.add_argument("--out", help="with --real: also write the result to this JSON file")
+    add_progress_option(e)
+    add_device_option(e)
+    return e
+
+
+def run(args) -> int:
+    """``pixelzoo evaluate``: a run (``evaluate_run``) or, with ``--real``, the real-vs-real floor."""
+    from ..errors import PixelzooError
+
+    progress = not args.no_progress
+    if args.real:
+        if args.run_dir:
+            raise PixelzooError("give either RUN_DIR or --real DATA, not both")
+        result = evaluate_real(args.real, args.data_dir, args.metrics or "fid,is,kid,pr", args.n,
+                               feature_net=args.feature_net, batch_size=args.batch_size, progress=progress,
+                               seed=args.seed, out=args.out, device=args.device)
+        print(f"real-vs-real floor of {result['data']} with feature network {result['feature_net']}")
+    else:
+        if not args.run_dir:
+            raise PixelzooError("give a run directory to evaluate, or --real DATA for the real-vs-real floor")
+        if args.data_dir or args.out:
+            raise PixelzooError("--data-dir and --out apply to --real only (a run evaluation writes RUN_DIR/eval.json)")
+        result = evaluate_run(args.run_dir, args.metrics or "bpd", args.n, batch_size=args.batch_size,
+                              progress=progress, feature_net=args.feature_net, seed=args.seed,
+                              temperature=args.temperature, samples=args.samples, cas_steps=args.cas_steps,
+                              iwae_samples=args.iwae_samples, device=args.device)
+        print(f"evaluation of {args.run_dir} (step {result['step']}), written to {Path(args.run_dir) / 'eval.json'}")
+    print(format_table(result))
+    return 0

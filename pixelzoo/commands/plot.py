@@ -199,3 +199,26 @@ def plot_runs(run_dirs, out=None, metrics=None, title: str | None = None) -> dic
     png = save_figure(fig, out)
     return {"png": png, "panels": panels, "series": {m: drawn[m] for m in panels},
             "full": {m: full[m] for m in panels if full[m]}, "finals": finals}
+
+
+# ---------------------------------------------------------------------- the command line
+def add_parser(subparsers):
+    """``pixelzoo plot``'s parser."""
+    pl = subparsers.add_parser("plot", help="PNG of the training and test curves of one or more runs, on shared axes",
+                               description="Plot the curves of runs from their metrics.jsonl: a panel per metric against "
+                                           "the step (by default training and test bits/dim, or the loss for models without "
+                                           "a likelihood), a line per run and, for composite models, per part (RUN/part); "
+                                           "a composite's final whole-model bits/dim is a dashed line.")
+    pl.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    pl.add_argument("--out", help="output PNG (default FIRST_RUN/curves.png)")
+    pl.add_argument("--metrics", help="comma-separated panels instead of the default: train_loss, train_bpd, "
+                                      "test_bpd, test_loss, lr, images_per_s")
+    return pl
+
+
+def run(args) -> int:
+    """``pixelzoo plot``: ``plot_runs`` and what it drew."""
+    result = plot_runs(args.runs, out=args.out, metrics=args.metrics)
+    lines = sorted({label for series in result["series"].values() for label in series})
+    print(f"curves of {len(lines)} line(s) ({', '.join(lines)}) in panels {', '.join(result['panels'])}: {result['png']}")
+    return 0

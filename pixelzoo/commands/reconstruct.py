@@ -56,3 +56,36 @@ def reconstruct_command(run_dir, images: str, count: int = 8, per_image: int = 4
                         given=x.numpy().astype(np.uint8))
     return {"png": str(out), "npz": str(out.with_suffix(".npz")), "images": int(x.shape[0]), "per_image": per_image,
             "shown_levels": [name for name in reversed(model.level_order[1:]) if model.levels[name].shown]}
+
+
+# ---------------------------------------------------------------------- the command line
+def add_parser(subparsers):
+    """``pixelzoo reconstruct``'s parser."""
+    from .options import NON_NEGATIVE, POSITIVE, TEMPERATURE, add_device_option, add_progress_option
+
+    rc = subparsers.add_parser("reconstruct", help="sampled reconstructions: agave (z ~ q(z | x), then x given f(z); f(z) "
+                                                   "above the samples) or defauw (the top codes, then the levels below); "
+                                                   "PNG grid + .npz")
+    rc.add_argument("run_dir")
+    rc.add_argument("images", help="`test` (random test images of the run's data) or an .npz with 'images' "
+                                   "(and 'labels'), as `pixelzoo sample` writes")
+    rc.add_argument("-n", type=POSITIVE, default=8, help="number of given images (default 8)")
+    rc.add_argument("--per-image", type=POSITIVE, default=4, help="reconstructions per given image (default 4)")
+    rc.add_argument("--class", dest="cls", type=NON_NEGATIVE, help="class of every image (class-conditional decoders)")
+    rc.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="sampling temperature of the decoders")
+    rc.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed (which test images, and the draws)")
+    rc.add_argument("--out", help="output PNG path (default RUN_DIR/samples/reconstruct-TIME.png; the .npz next to it)")
+    add_progress_option(rc)
+    add_device_option(rc)
+    return rc
+
+
+def run(args) -> int:
+    """``pixelzoo reconstruct``: ``reconstruct_command`` and what it wrote."""
+    r = reconstruct_command(args.run_dir, args.images, args.n, args.per_image, cls=args.cls,
+                            temperature=args.temperature, seed=args.seed, out=args.out,
+                            progress=not args.no_progress, device=args.device)
+    above = "".join(f"a row of {name}, " for name in r["shown_levels"])
+    print(f"reconstructions (per image: {above}a row of samples; each row starts with the image): {r['png']}; "
+          f"samples: {r['npz']}")
+    return 0

@@ -2,7 +2,7 @@
 weights and run directories."""
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import RunConfig, TrainConfig
 from .run import apply_overrides, load_config, load_run_model, read_run_config
 from .runner import PlanRunner
 from .session import load_data, resume_run, start_run
@@ -10,6 +10,7 @@ from .trainer import Trainer
 
 __all__ = [
     "PlanRunner",
+    "RunConfig",
     "TrainConfig",
     "Trainer",
     "apply_overrides",

@@ -1,9 +1,11 @@
-"""Trainer options, checked by name and type."""
+"""A run's configuration, parsed once: the trainer options (checked by name and type) and the run
+configuration that holds them (``RunConfig``: what ``config.json`` holds)."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..devices import PRECISIONS
 from ..errors import ConfigError
@@ -87,3 +89,70 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+#: the sections of a run configuration that ``RunConfig`` parses; any other top-level entry (a
+#: preset's ``description``) is kept as written
+SECTIONS = ("model", "data", "train", "train_parts")
+
+
+@dataclass
+class RunConfig:
+    """A run's configuration, parsed once where it enters (``start_run``, ``resume_run``, the command
+    line): ``{"model": {...}, "data": {...}, "train": {...}, "train_parts": {NAME: {...}}}``.
+
+    ``model`` and ``data`` stay dicts (the model's and the data set's arguments; ``start_run`` fills
+    the model's image shape, levels and classes in from the data); ``train`` is the run's
+    ``TrainConfig`` and ``parts`` a composite's per-part ``TrainConfig`` (``train`` merged with
+    ``train_parts[name]``); ``train_for(name)`` gives a unit's. ``to_dict()`` is ``config.json``."""
+
+    model: dict
+    data: dict
+    train: TrainConfig = field(default_factory=TrainConfig)
+    parts: dict[str, TrainConfig] = field(default_factory=dict)  # per part named in train_parts
+    train_parts: dict[str, dict] | None = None  # the per-part overrides as written (None: no such section)
+    extra: dict = field(default_factory=dict)    # other top-level entries, as written
+    order: tuple[str, ...] = SECTIONS[:3]        # the top-level keys in the order config.json writes them
+
+    @classmethod
+    def from_dict(cls, config: dict) -> "RunConfig":
+        """Parse a run configuration (a preset, a config file, a run's ``config.json``); a bad
+        ``train`` or ``train_parts`` value is a ConfigError naming it."""
+        if not isinstance(config, dict) or "model" not in config or "data" not in config:
+            raise ConfigError("a run config needs 'model' and 'data' sections")
+        train = TrainConfig.from_dict(config.get("train", {}))
+        overrides = config.get("train_parts")
+        if overrides is not None and not (isinstance(overrides, dict)
+                                          and all(isinstance(v, dict) for v in overrides.values())):
+            raise ConfigError(f"train_parts must map part names to train options, got {overrides!r}")
+        base = train.to_dict()
+        parts = {name: TrainConfig.from_dict({**base, **options}) for name, options in (overrides or {}).items()}
+        order = tuple(config) + (() if "train" in config else ("train",))
+        return cls(model=copy.deepcopy(config["model"]), data=copy.deepcopy(config["data"]), train=train, parts=parts,
+                   train_parts=copy.deepcopy(overrides), order=order,
+                   extra={k: copy.deepcopy(v) for k, v in config.items() if k not in SECTIONS})
+
+    def train_for(self, name: str | None) -> TrainConfig:
+        """The ``TrainConfig`` of unit ``name``: ``train`` overridden by ``train_parts[name]`` for a
+        composite's part (None, a plain model's one unit: ``train``)."""
+        return self.parts.get(name, self.train) if name is not None else self.train
+
+    def with_model(self, model: dict) -> "RunConfig":
+        """The same configuration with ``model`` as the model's arguments (e.g. resolved from the data)."""
+        return dataclasses.replace(self, model=model)
+
+    def with_steps(self, steps: int) -> "RunConfig":
+        """The same configuration trained to ``steps``; a part whose ``train_parts`` entry sets its own
+        steps keeps them."""
+        keep = self.train_parts or {}
+        parts = {name: cfg if "steps" in keep.get(name, {}) else dataclasses.replace(cfg, steps=steps)
+                 for name, cfg in self.parts.items()}
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, steps=steps), parts=parts)
+
+    def to_dict(self) -> dict:
+        """The configuration as ``config.json`` holds it (the top-level keys in their given order)."""
+        sections = {"model": self.model, "data": self.data, "train": self.train.to_dict(), **self.extra}
+        if self.train_parts is not None:
+            sections["train_parts"] = self.train_parts
+        keys = [k for k in self.order if k in sections] + [k for k in sections if k not in self.order]
+        return copy.deepcopy({k: sections[k] for k in keys})

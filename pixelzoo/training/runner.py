@@ -18,21 +18,15 @@ from pathlib import Path
 
 import torch
 
-from ..devices import resolve_device
 from ..errors import ConfigError, TrainingError
 from .held_out import dataset_bits_per_dim_parts
-from ..imaging import save_class_grid, save_grid
+from ..imaging import write_sample_grid
 from ..io import load_state_strict
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME, evaluation_weights, read_checkpoint
-from .config import TrainConfig
+from .config import RunConfig
 from .logger import MetricsLogger
 from .trainer import Trainer
-
-
-def part_train_config(config: dict, name: str | None) -> TrainConfig:
-    """The run's ``train`` section, overridden by ``train_parts[name]`` for a composite's part."""
-    return TrainConfig.from_dict({**config.get("train", {}), **config.get("train_parts", {}).get(name, {})})
 
 
 def load_plan_weights(plan, run_dir: str | Path, names=None) -> None:
@@ -48,15 +42,15 @@ def load_plan_weights(plan, run_dir: str | Path, names=None) -> None:
         load_state_strict(unit.module, evaluation_weights(path), str(path))
 
 
-def check_parts(plan, config: dict, parts: list[str] | None) -> None:
+def check_parts(plan, run_config: RunConfig, parts: list[str] | None) -> None:
     """``--part`` names and the config's ``train_parts`` must name units of the plan."""
     names = plan.names
     if parts and plan.is_single:
-        raise ConfigError(f"--part applies to composite models; {config['model']['name']} has no parts")
+        raise ConfigError(f"--part applies to composite models; {run_config.model['name']} has no parts")
     unknown = sorted(set(parts or []) - set(names))
     if unknown:
         raise ConfigError(f"unknown part(s) {unknown}; this model's parts are {names}")
-    for name in config.get("train_parts", {}):
+    for name in run_config.train_parts or {}:
         if name not in names:
             raise ConfigError(f"train_parts names {name!r}, which is not a part of this model ({names})")
 
@@ -71,23 +65,31 @@ def unit_steps(plan, run_dir) -> dict:
 
 
 class PlanRunner:
-    """Trains ``model.training_plan()`` in ``run_dir`` on ``device`` (``pixelzoo.devices.resolve_device``;
-    None: ``$PIXELZOO_DEVICE`` or auto); ``parts`` limits training to the named units."""
+    """Trains ``model.training_plan()`` in ``run_dir`` on ``device`` (a ``torch.device``, resolved where
+    the run starts: ``start_run``, ``resume_run``); ``run_config`` is the run's parsed configuration
+    (``RunConfig``: each unit trains with ``run_config.train_for(name)``); ``parts`` limits training to
+    the named units. A plain model's one unit is ``runner.single`` (its ``Trainer``: step, checkpoint,
+    batches)."""
 
-    def __init__(self, model, splits, config: dict, run_dir: str | Path, parts: list[str] | None = None,
-                 progress: bool = True, tensorboard: bool = True, device=None):
-        self.device = resolve_device(device)
+    def __init__(self, model, splits, run_config: RunConfig, run_dir: str | Path, parts: list[str] | None = None, *,
+                 device: torch.device, progress: bool = True, tensorboard: bool = True):
+        if not isinstance(run_config, RunConfig):
+            raise TypeError(f"run_config must be a RunConfig (RunConfig.from_dict(config)), got {type(run_config).__name__}")
+        if not isinstance(device, torch.device):
+            raise TypeError(f"device must be a torch.device (pixelzoo.devices.resolve_device), got {device!r}")
+        self.device = device
         self.model = model.to(self.device)
         self.plan = model.training_plan()
         self.splits = splits
-        self.config = config
+        self.run_config = run_config
         self.run_dir = Path(run_dir)
         self.progress = progress
         self.tensorboard = tensorboard
-        check_parts(self.plan, config, parts)
+        check_parts(self.plan, run_config, parts)
         self.only = list(parts) if parts else None
         self._trainers: dict = {}
-        self.cfg = part_train_config(config, self.plan.units[0].name)
+        # the whole model's final evaluation and samples (``finish``) use the first unit's options
+        self.cfg = run_config.train_for(self.plan.units[0].name)
         if self.plan.is_single:
             self.trainer(None)  # built (and resumed) now: a bad checkpoint fails here, before any training
 
@@ -96,7 +98,7 @@ class PlanRunner:
         """The ``Trainer`` of unit ``name`` (built at first use, resumed from its checkpoint if any)."""
         if name not in self._trainers:
             unit = self.plan.unit(name)
-            cfg = part_train_config(self.config, name)
+            cfg = self.run_config.train_for(name)
             directory = unit.path(self.run_dir)
             data = unit.data(self.splits, self.run_dir / "cache", distributed.is_main())
             if unit.name is not None and distributed.is_main():
@@ -114,32 +116,17 @@ class PlanRunner:
     def single(self) -> Trainer:
         """The trainer of a one-unit plan (a plain model)."""
         if not self.plan.is_single:
-            raise ConfigError(f"{self.config['model']['name']} trains several parts {self.plan.names}: "
+            raise ConfigError(f"{self.run_config.model['name']} trains several parts {self.plan.names}: "
                               "use runner.trainer(NAME)")
         return self.trainer(None)
 
-    # a plain model's runner reads like its trainer
-    @property
-    def step(self) -> int:
-        return self.single.step
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.single.checkpoint_path if self.plan.is_single else self.run_dir / "parts"
-
-    def batch(self, step: int):
-        return self.single.batch(step)
-
-    def global_batch(self, step: int):
-        return self.single.global_batch(step)
-
     def unit_done(self, name: str | None) -> bool:
         path = self.plan.unit(name).path(self.run_dir) / CHECKPOINT_NAME
-        return path.is_file() and read_checkpoint(path)[0] >= part_train_config(self.config, name).steps
+        return path.is_file() and read_checkpoint(path)[0] >= self.run_config.train_for(name).steps
 
     def status(self) -> str:
         if self.plan.is_single:
-            return f"at step {self.step} of {self.single.cfg.steps}"
+            return f"at step {self.single.step} of {self.single.cfg.steps}"
         done = [n for n in self.plan.names if self.unit_done(n)]
         return f"parts trained: {', '.join(done) or 'none'} of {', '.join(self.plan.names)}"
 
@@ -166,14 +153,14 @@ class PlanRunner:
                 distributed.barrier()  # its checkpoint is written before any process reads it
         result["train_seconds"] = round(time.perf_counter() - start, 2)
         if not distributed.is_main():
-            result.update(process=distributed.rank(), checkpoint=str(self.checkpoint_path))
+            result.update(process=distributed.rank(), checkpoint=str(self.run_dir / "parts"))
             return result
         unfinished = [n for n in self.plan.names if not self.unit_done(n)]
         if unfinished:  # e.g. stopped by train.time_budget, or --part trained only some
             result["unfinished_parts"] = unfinished
         else:
             result.update(self.finish())
-        result["checkpoint"] = str(self.checkpoint_path)
+        result["checkpoint"] = str(self.run_dir / "parts")
         return result
 
     def finish(self) -> dict:
@@ -194,10 +181,7 @@ class PlanRunner:
             y = torch.arange(n) % model.num_classes if model.num_classes else None
             x = model.sample(n, y=y, generator=torch.Generator().manual_seed(self.cfg.seed), progress=self.progress).cpu()
             path = self.run_dir / "samples" / "final.png"
-            if y is not None:  # one class per column, labelled
-                save_class_grid(x, y, model.num_levels, path)
-            else:
-                save_grid(x, model.num_levels, path)
+            write_sample_grid(x, y, model.num_levels, path)  # with classes: one per column, labelled
             out["samples"] = str(path)
         logger.close()
         return out

@@ -12,9 +12,9 @@ from ..data import load_dataset
 from ..devices import resolve_device
 from ..errors import ConfigError
 from . import distributed
-from .config import TrainConfig
+from .config import RunConfig
 from .run import build_model, new_run_dir, read_run_config, resolve_model_config, write_run_config
-from .runner import PlanRunner, check_parts, part_train_config, unit_steps
+from .runner import PlanRunner, check_parts, unit_steps
 
 
 def load_data(data_cfg: dict):
@@ -33,21 +33,21 @@ def start_run(config: dict, out_dir: str | os.PathLike, parts: list[str] | None 
     "auto", "cpu", "cuda" or "cuda:N" (None: ``$PIXELZOO_DEVICE`` or "auto"). Under ``torchrun`` every
     process calls it (every unit trains data-parallel; "auto" and "cuda" mean this process's GPU);
     process 0 makes the directory and the others use the same."""
-    device = resolve_device(device)
+    device = resolve_device(device)  # parsed once here: everything below receives the torch.device
     distributed.init_from_env(device)
-    train_cfg = TrainConfig.from_dict(config.get("train", {}))
-    splits = load_data(config["data"])
-    resolved = {**config, "model": resolve_model_config(config["model"], splits), "train": train_cfg.to_dict()}
-    torch.manual_seed(train_cfg.seed)  # the initial weights are part of what the seed fixes
-    model = build_model(resolved["model"])
-    check_parts(model.training_plan(), resolved, parts)  # before anything is written
+    run_config = RunConfig.from_dict(config)  # ... and the RunConfig (every TrainConfig checked before the data loads)
+    splits = load_data(run_config.data)
+    run_config = run_config.with_model(resolve_model_config(run_config.model, splits))
+    torch.manual_seed(run_config.train.seed)  # the initial weights are part of what the seed fixes
+    model = build_model(run_config.model)
+    check_parts(model.training_plan(), run_config, parts)  # before anything is written
     run_dir = distributed.broadcast_object(str(new_run_dir(out_dir)) if distributed.is_main() else None)
     if distributed.is_main():
         if Path(run_dir) != Path(out_dir):
             print(f"pixelzoo: {out_dir} holds a run already; this run is {run_dir}", file=sys.stderr)
-        write_run_config(run_dir, resolved)
+        write_run_config(run_dir, run_config.to_dict())
     distributed.barrier()
-    return PlanRunner(model, splits, resolved, run_dir, parts, progress=progress, tensorboard=tensorboard,
+    return PlanRunner(model, splits, run_config, run_dir, parts, progress=progress, tensorboard=tensorboard,
                       device=device)
 
 
@@ -63,25 +63,26 @@ def resume_run(run_dir: str | os.PathLike, steps: int | None = None, parts: list
     distributed.init_from_env(device)
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+        raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+    run_config = RunConfig.from_dict(config)
     if steps is not None:
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-            raise ConfigError(f"steps must be a positive integer, got {steps!r}")
-        config["train"]["steps"] = steps
-    splits = load_data(config["data"])
-    torch.manual_seed(config["train"].get("seed", 0))
-    model = build_model(config["model"])
+        run_config = run_config.with_steps(steps)
+    splits = load_data(run_config.data)
+    torch.manual_seed(run_config.train.seed)
+    model = build_model(run_config.model)
     plan = model.training_plan()
-    check_parts(plan, config, parts)
+    check_parts(plan, run_config, parts)
     reached = unit_steps(plan, run_dir)  # reads every checkpoint: a corrupt one fails here
     if steps is not None:
-        targets = {u.name: part_train_config(config, u.name).steps for u in plan.units}
+        targets = {u.name: run_config.train_for(u.name).steps for u in plan.units}
         if all(reached[n] >= targets[n] for n in targets):
             where = (f"step {reached[None]}" if plan.is_single else
                      "steps " + ", ".join(f"{n}: {s}" for n, s in reached.items()))
             raise ConfigError(f"{run_dir} is at {where}; --steps {steps} would train nothing: give more steps")
-    runner = PlanRunner(model, splits, config, run_dir, parts, progress=progress, tensorboard=tensorboard,
+    runner = PlanRunner(model, splits, run_config, run_dir, parts, progress=progress, tensorboard=tensorboard,
                         device=device)
     distributed.barrier()  # every process has read the config before process 0 rewrites it
     if steps is not None and distributed.is_main():
-        write_run_config(run_dir, config)
+        write_run_config(run_dir, run_config.to_dict())
     return runner

@@ -25,10 +25,10 @@ from tqdm.auto import tqdm
 
 from ..data import apply_hflip, hflip_mask
 from ..data.dataset import as_input
-from ..devices import autocast, describe_device, module_device, resolve_device, resolve_precision, to_device
+from ..devices import autocast, describe_device, module_device, resolve_precision, to_device
 from ..errors import TrainingError
 from .held_out import dataset_bits_per_dim, dataset_loss
-from ..imaging import save_class_grid, save_grid
+from ..imaging import write_sample_grid
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -42,11 +42,16 @@ def _step_seed(seed: int, step: int) -> int:
 
 class Trainer:
     def __init__(self, model, splits, config: TrainConfig, run_dir: str | Path, progress: bool = True,
-                 tensorboard: bool = True, loss=None, device=None):
-        """``model``: the module trained (its parameters, checkpoint, Polyak weights); ``loss``: the
-        unit's loss, or None for ``model.loss`` (looked up at every step); ``device``: where to train
-        (see ``pixelzoo.devices.resolve_device``; None: where the module is)."""
-        self.device = module_device(model) if device is None else resolve_device(device)
+                 tensorboard: bool = True, loss=None, device: torch.device | None = None):
+        """``model``: the module trained (its parameters, checkpoint, Polyak weights); ``config``: its
+        parsed options; ``loss``: the unit's loss, or None for ``model.loss`` (looked up at every step);
+        ``device``: the ``torch.device`` to train on (resolved by the caller, e.g. with
+        ``pixelzoo.devices.resolve_device``; None: where the module is)."""
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig (TrainConfig.from_dict(options)), got {type(config).__name__}")
+        if device is not None and not isinstance(device, torch.device):
+            raise TypeError(f"device must be a torch.device (pixelzoo.devices.resolve_device) or None, got {device!r}")
+        self.device = module_device(model) if device is None else device
         self.model = model.to(self.device)
         self.precision = resolve_precision(config.precision, self.device)
         self.loss_fn = loss
@@ -137,10 +142,7 @@ class Trainer:
         with self.evaluation_model() as m:
             x = m.sample(n, y=y, generator=g, progress=self.progress, **extras).cpu()
         path = self.run_dir / "samples" / f"{name}.png"
-        if y is not None:  # one class per column, labelled
-            save_class_grid(x, y, self.splits.num_levels, path)
-        else:
-            save_grid(x, self.splits.num_levels, path)
+        write_sample_grid(x, y, self.splits.num_levels, path)  # with classes: one per column, labelled
         return path
 
     # ------------------------------------------------------------------ loop

@@ -1,0 +1,47 @@
+"""``pixelzoo inpaint``: complete test images whose top half is given; a PNG grid."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from ..imaging import save_grid
+from ..training import load_data, load_run_model
+from .options import NON_NEGATIVE, POSITIVE, TEMPERATURE, add_device_option, add_progress_option
+
+
+def add_parser(subparsers):
+    i = subparsers.add_parser("inpaint", help="complete test images whose top half is given; PNG grid")
+    i.add_argument("run_dir")
+    i.add_argument("--images", type=POSITIVE, default=8, help="number of test images (default 8)")
+    i.add_argument("--completions", type=POSITIVE, default=4, help="completions per image (default 4)")
+    i.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="softmax temperature")
+    i.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed (which images, and the draws)")
+    i.add_argument("--out", help="output PNG path (default RUN_DIR/samples/inpaint-TIME.png)")
+    add_progress_option(i)
+    add_device_option(i)
+    return i
+
+
+def run(args) -> int:
+    model, config = load_run_model(args.run_dir, args.device)
+    test = load_data(config["data"]).test
+    g = torch.Generator().manual_seed(args.seed)
+    idx = torch.randperm(len(test), generator=g)[: args.images]
+    known = test.images[idx].long()
+    y = test.labels[idx].repeat_interleave(args.completions) if model.num_classes and test.labels is not None else None
+    mask = torch.zeros(model.image_shape, dtype=torch.bool)
+    mask[:, : model.image_shape[1] // 2] = True
+    fills = model.sample(args.images * args.completions, y=y, known=known, mask=mask, generator=g,
+                         progress=not args.no_progress, temperature=args.temperature).cpu()
+    rows = []
+    for k in range(args.images):
+        shown = known[k].clone()
+        shown[:, model.image_shape[1] // 2:] = 0
+        rows += [known[k], shown, *fills[k * args.completions:(k + 1) * args.completions]]
+    out = Path(args.out) if args.out else Path(args.run_dir) / "samples" / f"inpaint-{time.strftime('%Y%m%d-%H%M%S')}.png"
+    save_grid(torch.stack(rows), model.num_levels, out, ncol=args.completions + 2)
+    print(f"inpainting grid (original, top half given, {args.completions} completions per row): {out}")
+    return 0
