@@ -182,3 +182,15 @@ def test_the_check_sees_function_level_and_relative_imports():
     source = "from ..errors import ConfigError\n\ndef f():\n    from ..training import Trainer\n"
     assert [t for _, t in imports_of(probe, source)] == ["pixelzoo.errors", "pixelzoo.training"]
     assert rank_of("pixelzoo.training") > rank_of(module_name(probe)) > rank_of("pixelzoo.errors")
+
+
+def test_no_folder_holds_more_than_a_fifth_of_the_package():
+    """A folder's own modules (not its subfolders') stay under a fifth of the package's lines, so that
+    no folder grows back into a flat heap of roles."""
+    lines = {path: len(path.read_text().splitlines()) for path in PACKAGE.rglob("*.py")}
+    total = sum(lines.values())
+    folders: dict[Path, int] = {}
+    for path, n in lines.items():
+        folders[path.parent] = folders.get(path.parent, 0) + n
+    big = {str(f.relative_to(PACKAGE.parent)): n for f, n in folders.items() if n > total / 5}
+    assert not big, f"folders over a fifth of the package's {total} lines: {big}"

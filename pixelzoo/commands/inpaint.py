@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..imaging import save_grid
+from ..sampling.labels import expand_labels
 from ..training import load_data, load_run_model
 from .options import NON_NEGATIVE, POSITIVE, TEMPERATURE, add_device_option, add_progress_option
 
@@ -31,7 +32,8 @@ def run(args) -> int:
     g = torch.Generator().manual_seed(args.seed)
     idx = torch.randperm(len(test), generator=g)[: args.images]
     known = test.images[idx].long()
-    y = test.labels[idx].repeat_interleave(args.completions) if model.num_classes and test.labels is not None else None
+    y = expand_labels(test.labels[idx], len(idx), args.completions) if model.num_classes and test.labels is not None \
+        else None
     mask = torch.zeros(model.image_shape, dtype=torch.bool)
     mask[:, : model.image_shape[1] // 2] = True
     fills = model.sample(args.images * args.completions, y=y, known=known, mask=mask, generator=g,

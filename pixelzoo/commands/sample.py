@@ -10,6 +10,7 @@ import torch
 
 from ..errors import PixelzooError
 from ..imaging import write_sample_grid
+from ..models.base import SamplesLevels
 from ..training import load_run_model
 from .colorize_upscale import class_option
 from .options import NON_NEGATIVE, POSITIVE, TEMPERATURE, add_device_option, add_progress_option
@@ -43,7 +44,7 @@ def run(args) -> int:
     g = torch.Generator().manual_seed(args.seed)
     levels = None
     if args.levels:
-        if not hasattr(model, "level_grid"):
+        if not isinstance(model, SamplesLevels):
             raise PixelzooError(f"--levels needs a model with auxiliary levels (grayscale_pixelcnn, pyramid_pixelcnn, agave); "
                                 f"{type(model).__name__} has none")
         levels = model.level_grid(args.n, y=y, temperature=args.temperature, generator=g,

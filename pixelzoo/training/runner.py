@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, TrainingError
-from .held_out import dataset_bits_per_dim_parts
 from ..imaging import write_sample_grid
 from ..io import load_state_strict
 from . import distributed
+from .held_out import dataset_bits_per_dim_parts
 from .checkpoint import CHECKPOINT_NAME, evaluation_weights, read_checkpoint
 from .config import RunConfig
 from .logger import MetricsLogger

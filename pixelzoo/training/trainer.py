@@ -27,9 +27,10 @@ from ..data import apply_hflip, hflip_mask
 from ..data.dataset import as_input
 from ..devices import autocast, describe_device, module_device, resolve_precision, to_device
 from ..errors import TrainingError
-from .held_out import dataset_bits_per_dim, dataset_loss
 from ..imaging import write_sample_grid
+from ..models.base import SamplesImages, has_likelihood, takes_labels
 from . import distributed
+from .held_out import dataset_bits_per_dim, dataset_loss
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .logger import MetricsLogger
@@ -66,7 +67,7 @@ class Trainer:
         self.is_main = distributed.is_main()
         self.logger = MetricsLogger(self.run_dir, tensorboard) if self.is_main else _NoLogger()
         self._perm_epoch, self._perm = -1, None
-        self.uses_labels = getattr(model, "num_classes", None) is not None and splits.train.labels is not None
+        self.uses_labels = takes_labels(model) and splits.train.labels is not None
 
     @property
     def checkpoint_path(self) -> Path:
@@ -122,7 +123,7 @@ class Trainer:
         """``test_bpd`` on the test set, or for a model without a likelihood ``test_loss`` (its mean
         training loss on the test set, e.g. PixelIQN's quantile loss)."""
         with self.evaluation_model() as m:
-            if getattr(m, "has_likelihood", False):
+            if has_likelihood(m):
                 return {"test_bpd": dataset_bits_per_dim(m, self.splits.test, self.cfg.eval_batch_size, max_images)}
             return {"test_loss": dataset_loss(m, self.splits.test, self.cfg.eval_batch_size, max_images, self.cfg.seed,
                                               loss=self.loss_fn)}
@@ -131,7 +132,7 @@ class Trainer:
     def draws_samples(self) -> bool:
         """Sample grids are drawn when asked for (``num_samples``), the unit samples, and its level is
         an image (a continuous level, a VAE's latents, is not shown)."""
-        return bool(self.cfg.num_samples) and hasattr(self.model, "sample") and self.splits.num_levels is not None
+        return bool(self.cfg.num_samples) and isinstance(self.model, SamplesImages) and self.splits.num_levels is not None
 
     def write_samples(self, name: str) -> Path:
         n = self.cfg.num_samples
