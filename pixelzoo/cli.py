@@ -46,6 +46,38 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `pixelzoo presets | head`: the reader has gone
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # what the system refused (a file, a folder, a device): one line naming the path
+        print(f"pixelzoo {args.command}: error: {_os_error_text(e)}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"pixelzoo {args.command}: error: out of memory: {MEMORY_ADVICE}", file=sys.stderr)
+        return 1
+    except RuntimeError as e:  # PyTorch's allocators say so with a RuntimeError (OutOfMemoryError on CUDA)
+        if not _is_out_of_memory(e):
+            raise
+        print(f"pixelzoo {args.command}: error: out of memory ({str(e).splitlines()[0][:200]}): {MEMORY_ADVICE}",
+              file=sys.stderr)
+        return 1
+
+
+#: what a command that ran out of memory can reduce
+MEMORY_ADVICE = ("reduce -n (samples), --batch-size, --scale, or the model's size (--set model.channels=..., "
+                 "train.batch_size=...)")
+
+
+def _os_error_text(e: OSError) -> str:
+    """``PATH: reason`` (both paths of a rename) from an OSError, without a traceback."""
+    reason = e.strerror or str(e) or type(e).__name__
+    paths = [p for p in (e.filename, e.filename2) if p is not None]
+    return f"{' -> '.join(str(p) for p in paths)}: {reason}" if paths else reason
+
+
+def _is_out_of_memory(e: RuntimeError) -> bool:
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    text = str(e)
+    return (oom is not None and isinstance(e, oom)) or "can't allocate memory" in text or "out of memory" in text
 
 
 if __name__ == "__main__":

@@ -19,3 +19,8 @@ class ConfigError(PixelzooError, ValueError):
 
 class TrainingError(PixelzooError, RuntimeError):
     """Training cannot go on (for example a non-finite loss)."""
+
+
+class StorageError(PixelzooError, OSError):
+    """A file or directory cannot be written: no space, a file-size limit, a read-only or forbidden
+    place. The message names the path (and the free space where known); nothing half-written is left."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno as errno_codes
 import json
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,7 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import CheckpointError
+from .errors import CheckpointError, StorageError
 
 
 def _umask() -> int:
@@ -20,21 +23,106 @@ def _umask() -> int:
     return mask
 
 
-def _atomic(path: Path, write) -> None:
+_REASONS = {
+    errno_codes.ENOSPC: "no space left on the device",
+    errno_codes.EDQUOT: "disk quota exceeded",
+    errno_codes.EFBIG: "file too large (over the file-size limit, `ulimit -f`, or the file system's)",
+    errno_codes.EROFS: "read-only file system",
+    errno_codes.EACCES: "permission denied",
+    errno_codes.EPERM: "operation not permitted",
+}
+
+
+def _errno_of(e: BaseException) -> int | None:
+    """The errno of an OSError, or of a safetensors write error ('... (os error 28)')."""
+    if isinstance(e, OSError):
+        return e.errno
+    m = re.search(r"os error (\d+)", str(e))
+    return int(m.group(1)) if m else None
+
+
+def _free_space(path: Path) -> str:
+    """', 1.2 MB free of 300.0 KB'-style text about the file system of ``path`` ('' when unknown)."""
+    for p in (path, *path.parents):
+        try:
+            if p.exists():
+                usage = shutil.disk_usage(p)
+                return f"; {_size(usage.free)} free of {_size(usage.total)} on its file system"
+        except OSError:
+            return ""
+    return ""
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def storage_error(path, e: BaseException, what: str = "cannot write") -> StorageError:
+    """A StorageError naming ``path``, why (from ``e``'s errno) and the free space where it matters."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    code = _errno_of(e)
+    reason = _REASONS.get(code) or (os.strerror(code) if code else str(e))
+    extra = _free_space(path) if code in (errno_codes.ENOSPC, errno_codes.EDQUOT, errno_codes.EFBIG) else ""
+    err = StorageError(f"{what} {path}: {reason}{extra}")
+    err.errno, err.filename = code, str(path)
+    return err
+
+
+def _is_storage_failure(e: BaseException) -> bool:
+    return isinstance(e, OSError) or (isinstance(e, SafetensorError) and _errno_of(e) is not None)
+
+
+def check_writable(directory: str | os.PathLike, what: str = "") -> Path:
+    """Make ``directory`` (and its parents) if missing and check a file can be created in it, by
+    creating and removing one: StorageError naming it otherwise (read-only, forbidden, not a folder).
+    Called before long computations whose result goes there."""
+    directory = Path(directory)
     try:
+        if directory.exists() and not directory.is_dir():
+            raise NotADirectoryError(errno_codes.ENOTDIR, "not a directory", str(directory))
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".pixelzoo-probe.", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        err = storage_error(directory, e, "cannot write in")
+        if e.errno == errno_codes.ENOTDIR:
+            err = StorageError(f"cannot write in {directory}: it is not a directory")
+        if what:
+            err.args = (f"{err.args[0]} ({what})",)
+        raise err from None
+    return directory
+
+
+def _atomic(path: Path, write) -> None:
+    """Write ``path`` through ``write(tmp)`` into a temporary file in the same folder, then rename it
+    over ``path``: the old file stays whole until the new one is complete. Any failure to write
+    (no space, a file-size limit, a read-only or forbidden folder) removes the temporary file and is
+    a StorageError naming ``path``; other errors are raised as they are, the temporary file removed."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         write(tmp)
         # mkstemp makes 0600 (and a writer may recreate the file): give it what open() would give
         os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    except BaseException as e:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if _is_storage_failure(e):
+            raise storage_error(path, e) from e
         raise
 
 
@@ -44,6 +132,27 @@ def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
             f.write(data)
 
     _atomic(Path(path), write)
+
+
+def atomic_write_npz(path: str | os.PathLike, **arrays) -> None:
+    """``np.savez_compressed`` of ``arrays`` to exactly ``path`` (no suffix added), atomically."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(buf.getvalue(), path)
+
+
+def output_paths(out: str | os.PathLike, *suffixes: str) -> list[Path]:
+    """The files of a user-given output name: ``out`` plus each suffix, the name kept as given
+    (``samples.v1.final`` -> ``samples.v1.final.png``; ``Path.with_suffix`` would give
+    ``samples.v1.png``); a name already ending in one of ``suffixes`` has it replaced."""
+    out = Path(out)
+    if out.suffix.lower() in suffixes:
+        out = out.with_name(out.name[: -len(out.suffix)])
+    return [out.with_name(out.name + s) for s in suffixes]
 
 
 def atomic_write_json(obj, path: str | os.PathLike) -> None:

@@ -45,6 +45,28 @@ def default_threads() -> int:
     return max(1, idle // local)
 
 
+def max_threads() -> int:
+    """The most threads pixelzoo accepts: 4 x the machine's cores (``os.cpu_count()``); more only
+    make threads wait on each other's time slices."""
+    return 4 * max(1, os.cpu_count() or 1)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation: Linux's MemAvailable (/proc/meminfo), else the
+    free physical pages (``os.sysconf``); None where the system does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def parse_threads(value, what: str = "--threads") -> int:
     try:
         n = int(value)
@@ -54,6 +76,9 @@ def parse_threads(value, what: str = "--threads") -> int:
         raise ConfigError(f"{what} must be a positive integer, got {value!r}") from None
     if n < 1:
         raise ConfigError(f"{what} must be a positive integer, got {value!r}")
+    if n > max_threads():
+        raise ConfigError(f"{what} must be at most {max_threads()} (4 x this machine's {os.cpu_count()} cores), "
+                          f"got {value!r}")
     return n
 
 

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.npz import check_npz_archive
 from ..errors import ConfigError
 from ..imaging import save_grid
+from ..io import atomic_write_npz, check_writable, output_paths
 from ..sampling.labels import expand_labels
 from ..models.composites.grayscale_pyramid import GrayscalePixelCNN, PyramidPixelCNN
 from ..training import load_data, load_run_model
@@ -28,6 +30,7 @@ def given_images(images: str, config: dict, count: int | None, seed: int):
     path = Path(images)
     if not path.is_file():
         raise ConfigError(f"{images}: no such file; give an .npz written by `pixelzoo sample`, or `test`")
+    check_npz_archive(path, ConfigError)
     try:
         with np.load(path) as data:
             arrays = {k: data[k] for k in data.files}
@@ -35,6 +38,8 @@ def given_images(images: str, config: dict, count: int | None, seed: int):
         raise ConfigError(f"{path}: cannot read it as .npz ({type(e).__name__}: {e})") from e
     if "images" not in arrays or arrays["images"].ndim != 4 or arrays["images"].dtype.kind not in "ui":
         raise ConfigError(f"{path}: expected an integer array 'images' of shape (N, C, H, W), as `pixelzoo sample` writes")
+    if arrays["images"].shape[0] == 0:
+        raise ConfigError(f"{path} holds no images (its 'images' array has shape {arrays['images'].shape})")
     x = torch.from_numpy(arrays["images"].astype(np.int64))[:count]
     lab = arrays.get("labels")
     y = torch.from_numpy(lab.astype(np.int64))[:count] if lab is not None and len(lab) >= len(arrays["images"]) else None
@@ -73,19 +78,39 @@ def _head_options(map_sampling: bool, log_scale_shift):
     return opts
 
 
-def _write_given_grid(model, run_dir, out, what: str, original, shown, samples, per_image: int, y, **given) -> dict:
+def output_files(run_dir, out, what: str) -> tuple[Path, Path]:
+    """The PNG and .npz a command writes: ``out`` as given (``x.v1.final`` -> ``x.v1.final.png`` and
+    ``.npz``; ``x.png`` -> ``x.png`` and ``x.npz``), else ``RUN_DIR/samples/WHAT-TIME``; their folder is
+    checked writable now, before any sampling (StorageError naming it)."""
+    out = Path(out) if out else Path(run_dir) / "samples" / f"{what}-{time.strftime('%Y%m%d-%H%M%S')}"
+    png, npz = output_paths(out, ".png", ".npz")
+    check_writable(png.parent, f"where the {what} output goes")
+    return png, npz
+
+
+def check_count(model, count: int, per_image: int) -> None:
+    """Refuse, before sampling, ``count`` x ``per_image`` samples that cannot fit in memory."""
+    from .options import MAX_COUNT, check_sample_memory
+
+    if count * per_image > MAX_COUNT:
+        raise ConfigError(f"-n {count} x --per-image {per_image} = {count * per_image} samples, more than pixelzoo's "
+                          f"cap of {MAX_COUNT} images per command")
+    check_sample_memory(model, count * per_image, "-n x --per-image")
+
+
+def _write_given_grid(model, files, what: str, original, shown, samples, per_image: int, y, **given) -> dict:
     """The PNG of ``colorize`` / ``upscale``: a row per given image [original (when known), the given
-    level as shown, ``per_image`` samples]; and an .npz of the samples, their labels and ``given``."""
+    level as shown, ``per_image`` samples]; and an .npz of the samples, their labels and ``given``
+    (``files``: the two paths, from :func:`output_files`)."""
+    png, npz = files
     rows = []
     for k in range(shown.shape[0]):
         rows += ([original[k]] if original is not None else []) + [shown[k], *samples[k * per_image:(k + 1) * per_image]]
-    out = Path(out) if out else Path(run_dir) / "samples" / f"{what}-{time.strftime('%Y%m%d-%H%M%S')}.png"
-    out = out.with_suffix(".png")
-    save_grid(torch.stack(rows), model.num_levels, out, ncol=per_image + (2 if original is not None else 1))
-    np.savez_compressed(out.with_suffix(".npz"), images=samples.numpy().astype(np.uint8),
-                        labels=np.zeros(0, np.int64) if y is None else y.repeat_interleave(per_image).numpy(),
-                        **{k: v.numpy().astype(np.uint8) for k, v in given.items()})
-    return {"png": str(out), "npz": str(out.with_suffix(".npz"))}
+    save_grid(torch.stack(rows), model.num_levels, png, ncol=per_image + (2 if original is not None else 1))
+    atomic_write_npz(npz, images=samples.numpy().astype(np.uint8),
+                     labels=np.zeros(0, np.int64) if y is None else y.repeat_interleave(per_image).numpy(),
+                     **{k: v.numpy().astype(np.uint8) for k, v in given.items()})
+    return {"png": str(png), "npz": str(npz)}
 
 
 def _sample_given(model, given: dict, per_image: int, y, temperature: float, head_options: dict, seed: int,
@@ -108,6 +133,8 @@ def colorize_command(run_dir, images: str, count: int = 8, per_image: int = 4, g
     model, config = load_run_model(run_dir, device)
     if not isinstance(model, GrayscalePixelCNN):
         raise ConfigError(f"{run_dir} is a {config['model']['name']} run; colorize needs a grayscale_pixelcnn run")
+    check_count(model, count, per_image)
+    files = output_files(run_dir, out, "colorize")
     x, y = given_images(images, config, count, seed)
     gray_shape = tuple(model.levels["gray"].shape)
     if gray_given or (tuple(x.shape[1:]) != model.image_shape and tuple(x.shape[1:]) == gray_shape):
@@ -123,7 +150,7 @@ def colorize_command(run_dir, images: str, count: int = 8, per_image: int = 4, g
     samples = _sample_given(model, {"gray": gray}, per_image, y, temperature, options, seed, progress)
     agreement = float(model.view_agreement(samples, gray.repeat_interleave(per_image, 0)).mean())
     shown = gray_to_image(gray, model.gray_levels, model.num_levels, model.image_shape[0])
-    written = _write_given_grid(model, run_dir, out, "colorize", original, shown, samples, per_image, y, gray=gray)
+    written = _write_given_grid(model, files, "colorize", original, shown, samples, per_image, y, gray=gray)
     return {**written, "agreement": agreement, "with_original": original is not None, "images": int(gray.shape[0]),
             "per_image": per_image}
 
@@ -137,6 +164,8 @@ def upscale_command(run_dir, images: str, count: int = 8, per_image: int = 4, fr
     model, config = load_run_model(run_dir, device)
     if not isinstance(model, PyramidPixelCNN):
         raise ConfigError(f"{run_dir} is a {config['model']['name']} run; upscale needs a pyramid_pixelcnn run")
+    check_count(model, count, per_image)
+    files = output_files(run_dir, out, "upscale")
     x, y = given_images(images, config, count, seed)
     names = model.level_order  # the image first, the lowest resolution last
     shapes = [tuple(model.levels[n].shape) for n in names]
@@ -155,6 +184,6 @@ def upscale_command(run_dir, images: str, count: int = 8, per_image: int = 4, fr
     options = _head_options(map_sampling, log_scale_shift)
     samples = _sample_given(model, {start: low}, per_image, y, temperature, options, seed, progress)
     shown = upsample_nearest(low, model.image_shape[-1] // low.shape[-1])
-    written = _write_given_grid(model, run_dir, out, "upscale", original, shown, samples, per_image, y, low=low)
+    written = _write_given_grid(model, files, "upscale", original, shown, samples, per_image, y, low=low)
     return {**written, "from_size": int(low.shape[-2]), "with_original": original is not None,
             "images": int(low.shape[0]), "per_image": per_image}

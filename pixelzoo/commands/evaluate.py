@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -14,14 +15,15 @@ from tqdm.auto import tqdm
 
 from ..data import load_dataset
 from ..devices import resolve_device
-from ..errors import CheckpointError, ConfigError, DataError
+from ..data.npz import check_npz_archive
+from ..errors import CheckpointError, ConfigError, DataError, StorageError
 from ..evaluation.classifier import (cache_root, canonical_data_name, data_fingerprint, feature_id_for, get_feature_network,
                          load_classifier, save_classifier, train_classifier)
 from ..evaluation.latent_bounds import dataset_latent_bounds
 from ..training.held_out import dataset_bits_per_dim
 from ..evaluation.sample_quality import (SAMPLE_METRICS, as_images, classification_accuracy_score, compute_features, fid_star,
                              feature_network_id, nearest_neighbour_grid, real_vs_real, sample_quality)
-from ..io import atomic_write_json, read_metadata
+from ..io import atomic_write_json, atomic_write_npz, check_writable, read_metadata
 from ..training import load_data, load_run_model
 from ..training.run import new_run_dir
 from ..models.base import ImportanceWeighted, Reconstructs, SamplesImages
@@ -86,12 +88,15 @@ def load_samples(path, image_shape, num_levels: int, num_classes: int | None, n:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} not found")
+    check_npz_archive(path)
     try:
         with np.load(path, allow_pickle=False) as f:
             images = f["images"]
             labels = f["labels"] if "labels" in f.files else np.zeros(0, np.int64)
     except (OSError, ValueError, KeyError) as e:
         raise DataError(f"{path}: not an .npz with an 'images' array ({e})") from e
+    if images.ndim >= 1 and images.shape[0] == 0:
+        raise DataError(f"{path} holds no images (its 'images' array has shape {images.shape})")
     x = as_images(images, f"{path}: images")
     if tuple(x.shape[1:]) != tuple(image_shape):
         raise DataError(f"{path}: images have shape {tuple(x.shape[1:])}, the data set {tuple(image_shape)}")
@@ -176,6 +181,8 @@ def evaluate_run(run_dir, metrics=("bpd",), n: int | None = None, *, batch_size:
                           f"{type(model).__name__} has none")
     if sample_wanted and samples is None and not isinstance(model, SamplesImages):
         raise ConfigError(f"{type(model).__name__} has no sample method: {', '.join(sample_wanted)} need samples")
+    if "nn" in wanted:
+        check_writable(run_dir / "eval", "the nn metric writes its grids there")
 
     if "bpd" in wanted:
         if model.has_likelihood:
@@ -240,17 +247,24 @@ def evaluate_run(run_dir, metrics=("bpd",), n: int | None = None, *, batch_size:
                          f"(pixel space: {result['nn_pixel_grid']}; feature space: {result[f'nn_feature_grid[{net_id}]']})")
     result["notes"] = notes
     if write:
-        path = run_dir / EVAL_NAME
-        merged = result
-        if path.is_file():
-            try:
-                old = json.loads(path.read_text())
-            except ValueError:
-                old = None
-            if isinstance(old, dict) and old.get("step") == step:
-                merged = {**old, **result, "notes": list(dict.fromkeys(old.get("notes", []) + notes))}
-        atomic_write_json(merged, path)
+        write_eval(run_dir, result)
     return result
+
+
+def write_eval(run_dir, result: dict) -> Path:
+    """Write ``result`` to ``RUN_DIR/eval.json``, merged with an existing one of the same checkpoint
+    step; StorageError naming the file when it cannot be written (the old one kept whole)."""
+    path = Path(run_dir) / EVAL_NAME
+    merged = result
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except (ValueError, OSError):
+            old = None
+        if isinstance(old, dict) and old.get("step") == result.get("step"):
+            merged = {**old, **result, "notes": list(dict.fromkeys(old.get("notes", []) + result.get("notes", [])))}
+    atomic_write_json(merged, path)
+    return path
 
 
 def _get_samples(model, run_dir, samples, n, step, splits, batch_size, seed, temperature, progress, notes):
@@ -268,12 +282,12 @@ def _get_samples(model, run_dir, samples, n, step, splits, batch_size, seed, tem
             pass
     t0 = time.perf_counter()
     x, y = draw_samples(model, n, batch_size, seed, temperature, progress)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.stem + ".tmp.npz")
-    np.savez_compressed(tmp, images=x.numpy().astype(np.uint8),
-                        labels=y.numpy() if y is not None else np.zeros(0, np.int64))
-    tmp.replace(cache)
-    notes.append(f"{n} samples drawn in {time.perf_counter() - t0:.0f} s, kept in {cache.relative_to(run_dir)}")
+    try:
+        atomic_write_npz(cache, images=x.numpy().astype(np.uint8),
+                         labels=y.numpy() if y is not None else np.zeros(0, np.int64))
+        notes.append(f"{n} samples drawn in {time.perf_counter() - t0:.0f} s, kept in {cache.relative_to(run_dir)}")
+    except StorageError as e:  # a read-only run: the samples serve this evaluation only
+        notes.append(f"{n} samples drawn in {time.perf_counter() - t0:.0f} s, not kept ({e})")
     return x, y
 
 
@@ -344,7 +358,7 @@ def format_table(result: dict) -> str:
 # ---------------------------------------------------------------------- the command line
 def add_parser(subparsers):
     """``pixelzoo evaluate``'s parser."""
-    from .options import NON_NEGATIVE, POSITIVE, TEMPERATURE, add_device_option, add_progress_option
+    from .options import COUNT, POSITIVE, SEED, TEMPERATURE, add_device_option, add_progress_option
 
     e = subparsers.add_parser("evaluate", help="evaluate a trained run (bits/dim, sample metrics); writes RUN_DIR/eval.json",
                               description="Evaluate a run: test bits/dim and sample metrics (FID, IS, KID, precision/recall, "
@@ -355,7 +369,7 @@ def add_parser(subparsers):
     e.add_argument("--metrics", help="comma-separated: bpd,iwae,fid,is,kid,pr,cas,nn,fid_star (default bpd; "
                                      "with --real: fid,is,kid,pr); iwae: a latent-variable model's (AGAVE) ELBO, "
                                      "IWAE bound and their terms")
-    e.add_argument("-n", type=POSITIVE, default=None,
+    e.add_argument("-n", type=COUNT, default=None,
                    help="samples to draw for sample metrics (default: as many as test images); bpd and iwae use "
                         "only the first N test images (default all)")
     e.add_argument("--iwae-samples", type=POSITIVE, default=150, metavar="K",
@@ -365,7 +379,7 @@ def add_parser(subparsers):
                                                         "the cached one of the data set")
     e.add_argument("--samples", metavar="NPZ", help="use these samples (images, labels; as `pixelzoo sample` writes) "
                                                     "instead of drawing new ones")
-    e.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed of the samples (and of --real's subset)")
+    e.add_argument("--seed", type=SEED, default=0, help="random seed of the samples (and of --real's subset)")
     e.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="sampling temperature")
     e.add_argument("--cas-steps", type=POSITIVE, help="training steps of the CAS classifier (default: the feature network's)")
     e.add_argument("--real", metavar="DATA", help="no run: the real-vs-real floor of data set DATA")
@@ -393,10 +407,25 @@ def run(args) -> int:
             raise PixelzooError("give a run directory to evaluate, or --real DATA for the real-vs-real floor")
         if args.data_dir or args.out:
             raise PixelzooError("--data-dir and --out apply to --real only (a run evaluation writes RUN_DIR/eval.json)")
+        writable = True
+        try:
+            check_writable(args.run_dir, f"{EVAL_NAME} goes there")
+        except StorageError as e:  # evaluate all the same, show the result, then say it is not saved
+            writable = False
+            print(f"pixelzoo evaluate: warning: {e}; the result will be shown but not saved", file=sys.stderr)
         result = evaluate_run(args.run_dir, args.metrics or "bpd", args.n, batch_size=args.batch_size,
                               progress=progress, feature_net=args.feature_net, seed=args.seed,
                               temperature=args.temperature, samples=args.samples, cas_steps=args.cas_steps,
-                              iwae_samples=args.iwae_samples, device=args.device)
-        print(f"evaluation of {args.run_dir} (step {result['step']}), written to {Path(args.run_dir) / 'eval.json'}")
+                              iwae_samples=args.iwae_samples, device=args.device, write=False)
+        print(f"evaluation of {args.run_dir} (step {result['step']})")
+        print(format_table(result), flush=True)  # shown before writing: a failed write loses nothing
+        try:
+            path = write_eval(args.run_dir, result)
+        except StorageError as e:
+            print(f"pixelzoo evaluate: error: {e}; the result above is not saved"
+                  + ("" if writable else " (the run directory is not writable)"), file=sys.stderr)
+            return 1
+        print(f"written to {path}")
+        return 0
     print(format_table(result))
     return 0

@@ -6,18 +6,17 @@ below, each row starting with the image itself, and an .npz."""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
 from ..imaging import save_grid
+from ..io import atomic_write_npz
 from ..models.base import SamplesReconstructions
 from ..training import load_run_model
 from ..views import upsample_nearest
-from .colorize_upscale import _labels_for, given_images
+from .colorize_upscale import _labels_for, check_count, given_images, output_files
 
 
 def reconstruct_command(run_dir, images: str, count: int = 8, per_image: int = 4, cls=None,
@@ -28,6 +27,8 @@ def reconstruct_command(run_dir, images: str, count: int = 8, per_image: int = 4
     if not isinstance(model, SamplesReconstructions):
         raise ConfigError(f"{run_dir} is a {config['model']['name']} run; reconstruct needs a model with sampled "
                           "reconstructions (agave, defauw)")
+    check_count(model, count, per_image)
+    png, npz = output_files(run_dir, out, "reconstruct")
     x, y = given_images(images, config, count, seed)
     model.check_level("image", x)
     y = _labels_for(model, y, cls, x.shape[0])
@@ -48,20 +49,18 @@ def reconstruct_command(run_dir, images: str, count: int = 8, per_image: int = 4
         for v in shown:
             rows += [x[i], *v[block]]
         rows += [x[i], *samples[block]]
-    out = Path(out) if out else Path(run_dir) / "samples" / f"reconstruct-{time.strftime('%Y%m%d-%H%M%S')}.png"
-    out = out.with_suffix(".png")
-    save_grid(torch.stack(rows), model.num_levels, out, ncol=per_image + 1)
-    np.savez_compressed(out.with_suffix(".npz"), images=samples.numpy().astype(np.uint8),
-                        labels=np.zeros(0, np.int64) if y is None else y.repeat_interleave(per_image).numpy(),
-                        given=x.numpy().astype(np.uint8))
-    return {"png": str(out), "npz": str(out.with_suffix(".npz")), "images": int(x.shape[0]), "per_image": per_image,
+    save_grid(torch.stack(rows), model.num_levels, png, ncol=per_image + 1)
+    atomic_write_npz(npz, images=samples.numpy().astype(np.uint8),
+                     labels=np.zeros(0, np.int64) if y is None else y.repeat_interleave(per_image).numpy(),
+                     given=x.numpy().astype(np.uint8))
+    return {"png": str(png), "npz": str(npz), "images": int(x.shape[0]), "per_image": per_image,
             "shown_levels": [name for name in reversed(model.level_order[1:]) if model.levels[name].shown]}
 
 
 # ---------------------------------------------------------------------- the command line
 def add_parser(subparsers):
     """``pixelzoo reconstruct``'s parser."""
-    from .options import NON_NEGATIVE, POSITIVE, TEMPERATURE, add_device_option, add_progress_option
+    from .options import COUNT, NON_NEGATIVE, SEED, TEMPERATURE, add_device_option, add_progress_option
 
     rc = subparsers.add_parser("reconstruct", help="sampled reconstructions: agave (z ~ q(z | x), then x given f(z); f(z) "
                                                    "above the samples) or defauw (the top codes, then the levels below); "
@@ -69,11 +68,11 @@ def add_parser(subparsers):
     rc.add_argument("run_dir")
     rc.add_argument("images", help="`test` (random test images of the run's data) or an .npz with 'images' "
                                    "(and 'labels'), as `pixelzoo sample` writes")
-    rc.add_argument("-n", type=POSITIVE, default=8, help="number of given images (default 8)")
-    rc.add_argument("--per-image", type=POSITIVE, default=4, help="reconstructions per given image (default 4)")
+    rc.add_argument("-n", type=COUNT, default=8, help="number of given images (default 8)")
+    rc.add_argument("--per-image", type=COUNT, default=4, help="reconstructions per given image (default 4)")
     rc.add_argument("--class", dest="cls", type=NON_NEGATIVE, help="class of every image (class-conditional decoders)")
     rc.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="sampling temperature of the decoders")
-    rc.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed (which test images, and the draws)")
+    rc.add_argument("--seed", type=SEED, default=0, help="random seed (which test images, and the draws)")
     rc.add_argument("--out", help="output PNG path (default RUN_DIR/samples/reconstruct-TIME.png; the .npz next to it)")
     add_progress_option(rc)
     add_device_option(rc)

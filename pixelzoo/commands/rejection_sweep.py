@@ -17,7 +17,7 @@ from ..devices import resolve_device
 from ..errors import ConfigError
 from ..evaluation.classifier import canonical_data_name, data_fingerprint, get_feature_network, load_classifier
 from ..evaluation.sample_quality import compute_features, feature_network_id, sample_quality
-from ..io import atomic_write_json
+from ..io import atomic_write_json, output_paths
 from ..sampling.rejection import (class_counts, class_scores, draw_candidates, in_request_order,
                                   requested_labels, select_best)
 from ..training import load_data, load_run_model
@@ -183,7 +183,7 @@ def sweep_run(run_dir, rates=(1.0, 0.5, 0.25, 0.1), n: int = 1000, *, feature_ne
     test = splits.test
     report = rejection_sweep(model, score_net, test.images, rates, n, feature_net=net, batch_size=batch_size,
                              seed=seed, temperature=temperature, progress=progress, out=None,
-                             plot=out.with_suffix(".png"),
+                             plot=output_paths(out, ".json", ".png")[1],
                              reference=f"the {len(test)} images of the {data_name} test set")
     report["run_dir"] = str(run_dir)
     report["json"] = str(out)
@@ -194,7 +194,7 @@ def sweep_run(run_dir, rates=(1.0, 0.5, 0.25, 0.1), n: int = 1000, *, feature_ne
 # ---------------------------------------------------------------------- the command line
 def add_parser(subparsers):
     """``pixelzoo rejection-sweep``'s parser."""
-    from .options import NON_NEGATIVE, POSITIVE, TEMPERATURE, add_device_option, add_progress_option, number
+    from .options import POSITIVE, SEED, TEMPERATURE, add_device_option, add_progress_option, number
 
     r = subparsers.add_parser("rejection-sweep", help="classifier-based rejection sampling: FID, IS, precision/recall per "
                                                       "acceptance rate (JSON + PNG)",
@@ -210,7 +210,7 @@ def add_parser(subparsers):
     r.add_argument("--feature-net", metavar="DIR", help="saved classifier for the metrics (default: the data set's "
                                                         "cached evaluation classifier)")
     r.add_argument("--scorer", metavar="DIR", help="saved classifier that scores candidates (default: the feature network)")
-    r.add_argument("--seed", type=NON_NEGATIVE, default=0, help="random seed of the candidates")
+    r.add_argument("--seed", type=SEED, default=0, help="random seed of the candidates")
     r.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="sampling temperature")
     r.add_argument("--out", help="JSON path (default RUN_DIR/eval/rejection_sweep.json; the PNG goes next to it)")
     add_progress_option(r)

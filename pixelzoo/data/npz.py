@@ -26,6 +26,32 @@ def find_npz(path: str | os.PathLike) -> Path:
     return found[0]
 
 
+def check_npz_archive(path: str | os.PathLike, error=DataError) -> None:
+    """Raise ``error`` naming ``path`` unless it starts as an .npz archive (a zip of .npy arrays) does:
+    a text file, a single .npy array or anything else is said to be one before numpy reads it
+    (numpy would call a text file "pickled (object) data")."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as e:
+        raise error(f"{path}: cannot read it ({e.strerror or e})") from None
+    if head.startswith(b"\x93NUMPY"):
+        raise error(f"{path}: is a single .npy array, not an .npz archive (a zip of named arrays, as numpy.savez writes)")
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        kind = "empty" if not head else ("a text file" if _looks_like_text(path) else "not a zip archive")
+        raise error(f"{path}: is not an .npz archive ({kind}); expected a zip of named arrays, as numpy.savez writes")
+
+
+def _looks_like_text(path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            chunk = f.read(4096)
+        chunk.decode("utf-8")
+        return b"\x00" not in chunk
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def to_nchw(x: np.ndarray, where: str) -> np.ndarray:
     """NHW -> N1HW; NHWC (last dim 1 or 3 and dim 1 not) -> NCHW; NCHW unchanged."""
     if x.ndim == 3:
@@ -75,6 +101,7 @@ def read_npz(path: str | os.PathLike, num_levels: int = 256
             or not 2 <= num_levels <= 256:
         raise DataError(f"num_levels must be an int in [2, 256], got {num_levels!r}")
     p = find_npz(path)
+    check_npz_archive(p)
     try:
         with open(p, "rb") as fh:   # our own handle, closed even when np.load fails
             f = np.load(fh, allow_pickle=False)

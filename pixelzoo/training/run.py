@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..devices import resolve_device
 from ..errors import CheckpointError, ConfigError
-from ..io import atomic_write_json
+from ..io import atomic_write_json, check_writable, storage_error
 from ..registry import create_model, did_you_mean, list_presets, load_preset
 from .runner import load_plan_weights
 
@@ -72,18 +72,96 @@ def resolve_model_config(model_cfg: dict, splits) -> dict:
 
 
 def build_model(model_cfg: dict):
+    """The model of a configuration's model section; its top-level values checked against the types the
+    model takes (``--set model.channels=abc`` names the key), and its parameters' memory against the
+    machine's (estimated on the meta device, before anything is allocated)."""
     cfg = dict(model_cfg)
-    return create_model(cfg.pop("name"), **cfg)
+    name = cfg.pop("name")
+    check_model_types(name, cfg)
+    check_model_memory(name, cfg)
+    return create_model(name, **cfg)
+
+
+_KINDS = {bool: ("a boolean (true/false)", (bool,)), int: ("an integer", (int,)), float: ("a number", (int, float)),
+          str: ("a string", (str,)), dict: ("an object", (dict,)), list: ("a list", (list, tuple))}
+_ANNOTATIONS = {"int": int, "float": float, "bool": bool, "str": str, "dict": dict, "list": list}
+
+
+def _expected_type(param):
+    """The type a model argument takes: its default's (not None), else its annotation's (``int | None``)."""
+    import inspect
+
+    if param.default is not inspect.Parameter.empty and param.default is not None:
+        return type(param.default) if type(param.default) in _KINDS else None
+    ann = param.annotation
+    if isinstance(ann, str):
+        ann = ann.split("|")[0].strip()
+        return _ANNOTATIONS.get(ann)
+    return ann if ann in _KINDS else None
+
+
+def check_model_types(name: str, cfg: dict) -> None:
+    """ConfigError naming ``model.KEY``, the type it takes and the value given, for a top-level model
+    value of the wrong type (e.g. a string where an integer goes)."""
+    import inspect
+
+    from ..registry import _MODELS
+
+    builder = _MODELS.get(name)
+    if builder is None:
+        return  # create_model names the unknown model
+    try:
+        params = inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return
+    for key, value in cfg.items():
+        if key not in params or value is None:
+            continue
+        kind = _expected_type(params[key])
+        if kind is None:
+            continue
+        what, accepted = _KINDS[kind]
+        if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):
+            raise ConfigError(f"model.{key} must be {what}, got {value!r}")
+
+
+def check_model_memory(name: str, cfg: dict, copies: int = 1) -> None:
+    """ConfigError with the estimate when the model's parameters (built on the meta device: nothing
+    allocated) need more memory than the machine has available (``copies``: how many tensors the size
+    of the weights are kept). Skipped where the model cannot be built on the meta device."""
+    import torch
+
+    from ..commands.options import check_memory
+
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):  # the seed's stream is left as it was
+            model = create_model(name, **cfg)
+        nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        nbytes += sum(b.numel() * b.element_size() for b in model.buffers())
+    except ConfigError:
+        raise
+    except Exception:  # a builder that computes on real tensors: built for real below
+        return
+    count = sum(p.numel() for p in model.parameters())
+    check_memory(nbytes * copies, f"model {name!r} with {count:,} parameters",
+                 "make it smaller (e.g. --set model.channels=...); training needs about 4 times as much "
+                 "(gradients, Adam's two moments)")
 
 
 def new_run_dir(base: str | os.PathLike) -> Path:
     """``base`` if it is free, else ``base-1``, ``base-2``, ...: an existing run is never overwritten."""
     base = Path(base)
     path, k = base, 0
-    while path.exists() and any(path.iterdir()):
+    while path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if not path.is_dir() and path == base:
+            raise ConfigError(f"{base} is a file, not a run directory: give --out a new directory name")
         k += 1
         path = base.with_name(f"{base.name}-{k}")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage_error(path, e, "cannot create the run directory") from None
+    check_writable(path, "the run directory")
     return path
 
 
@@ -92,9 +170,17 @@ def read_run_config(run_dir: str | os.PathLike) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path} not found: {run_dir} is not a pixelzoo run directory")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path} is not valid JSON: {e}") from e
+    except OSError as e:
+        raise CheckpointError(f"{path} cannot be read: {e.strerror or e}") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict) \
+            or not isinstance(config.get("data"), dict):
+        got = type(config).__name__ if not isinstance(config, dict) else f"an object with keys {sorted(config)[:6]}"
+        raise CheckpointError(f"{path}: expected a JSON object with 'model' and 'data' sections, as `pixelzoo train` "
+                              f"writes; got {'a ' + got if not isinstance(config, dict) else got}")
+    return config
 
 
 def write_run_config(run_dir, config: dict) -> None:

@@ -11,6 +11,7 @@ import torch
 from ..data import load_dataset
 from ..devices import resolve_device
 from ..errors import ConfigError
+from ..io import check_writable
 from . import distributed
 from .config import RunConfig
 from .run import build_model, new_run_dir, read_run_config, resolve_model_config, write_run_config
@@ -63,6 +64,7 @@ def resume_run(run_dir: str | os.PathLike, steps: int | None = None, parts: list
     distributed.init_from_env(device)
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
+    check_writable(run_dir, "a resumed run writes its checkpoints there")  # before any training
     if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
         raise ConfigError(f"steps must be a positive integer, got {steps!r}")
     run_config = RunConfig.from_dict(config)
