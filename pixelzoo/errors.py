@@ -23,4 +23,12 @@ class TrainingError(PixelzooError, RuntimeError):
 
 class StorageError(PixelzooError, OSError):
     """A file or directory cannot be written: no space, a file-size limit, a read-only or forbidden
-    place. The message names the path (and the free space where known); nothing half-written is left."""
+    place. The message names the path (and the free space where known); nothing half-written is left.
+    ``errno`` and ``filename`` are those of the failure, where known."""
+
+    def __init__(self, message: str, errno: int | None = None, filename: str | None = None):
+        super().__init__(message)
+        self.message, self.errno, self.filename = message, errno, filename
+
+    def __str__(self) -> str:
+        return self.message

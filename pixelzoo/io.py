@@ -67,9 +67,7 @@ def storage_error(path, e: BaseException, what: str = "cannot write") -> Storage
     code = _errno_of(e)
     reason = _REASONS.get(code) or (os.strerror(code) if code else str(e))
     extra = _free_space(path) if code in (errno_codes.ENOSPC, errno_codes.EDQUOT, errno_codes.EFBIG) else ""
-    err = StorageError(f"{what} {path}: {reason}{extra}")
-    err.errno, err.filename = code, str(path)
-    return err
+    return StorageError(f"{what} {path}: {reason}{extra}", code, str(path))
 
 
 def _is_storage_failure(e: BaseException) -> bool:
@@ -91,9 +89,9 @@ def check_writable(directory: str | os.PathLike, what: str = "") -> Path:
     except OSError as e:
         err = storage_error(directory, e, "cannot write in")
         if e.errno == errno_codes.ENOTDIR:
-            err = StorageError(f"cannot write in {directory}: it is not a directory")
+            err = StorageError(f"cannot write in {directory}: it is not a directory", e.errno, str(directory))
         if what:
-            err.args = (f"{err.args[0]} ({what})",)
+            err = StorageError(f"{err} ({what})", err.errno, err.filename)
         raise err from None
     return directory
 

@@ -126,23 +126,34 @@ def check_model_types(name: str, cfg: dict) -> None:
 
 
 def check_model_memory(name: str, cfg: dict, copies: int = 1) -> None:
-    """ConfigError with the estimate when the model's parameters (built on the meta device: nothing
-    allocated) need more memory than the machine has available (``copies``: how many tensors the size
-    of the weights are kept). Skipped where the model cannot be built on the meta device."""
+    """ConfigError with the estimate when the model's parameters need more memory than the machine
+    has available (``copies``: how many tensors the size of the weights are kept). The model is built
+    on the meta device (nothing allocated), counting every parameter as it is registered: a builder
+    that needs real values part-way (``.item()``) still gives the count so far, a lower bound."""
     import torch
 
     from ..commands.options import check_memory
 
+    seen: dict[int, tuple[int, int]] = {}
+    register = torch.nn.Module.register_parameter
+
+    def counting(module, pname, param):
+        if param is not None:
+            seen[id(param)] = (param.numel(), param.element_size())
+        return register(module, pname, param)
+
     try:
+        torch.nn.Module.register_parameter = counting
         with torch.random.fork_rng(devices=[]), torch.device("meta"):  # the seed's stream is left as it was
-            model = create_model(name, **cfg)
-        nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
-        nbytes += sum(b.numel() * b.element_size() for b in model.buffers())
+            create_model(name, **cfg)
     except ConfigError:
         raise
-    except Exception:  # a builder that computes on real tensors: built for real below
-        return
-    count = sum(p.numel() for p in model.parameters())
+    except Exception:  # a builder that computes on real tensors: what was counted is a lower bound
+        pass
+    finally:
+        torch.nn.Module.register_parameter = register
+    count = sum(n for n, _ in seen.values())
+    nbytes = sum(n * size for n, size in seen.values())
     check_memory(nbytes * copies, f"model {name!r} with {count:,} parameters",
                  "make it smaller (e.g. --set model.channels=...); training needs about 4 times as much "
                  "(gradients, Adam's two moments)")
