@@ -10,7 +10,7 @@ import sys
 from .commands import (colorize, datasets, evaluate, inpaint, plot, presets, reconstruct, rejection_sweep, sample, train,
                        train_classifier, upscale)
 from .commands.options import add_threads_option
-from .errors import PixelzooError
+from .errors import PixelzooError, TrainingStopped
 from .threads import set_threads
 
 #: the commands, in the order ``pixelzoo --help`` lists them: each module has ``add_parser(subparsers)``
@@ -37,11 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         set_threads(getattr(args, "threads", None))
         return args.func(args)
+    except TrainingStopped as e:  # a signal during training: checkpointed (or aborted), exit 128 + its number
+        if str(e):
+            print(f"pixelzoo {args.command}: {e}", file=sys.stderr)
+        return e.exit_code
     except PixelzooError as e:
         print(f"pixelzoo {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; the last checkpoint is kept", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C outside training (training itself stops with TrainingStopped)
+        print(f"pixelzoo {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `pixelzoo presets | head`: the reader has gone
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -32,3 +32,13 @@ class StorageError(PixelzooError, OSError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class TrainingStopped(PixelzooError):
+    """Training stopped on a signal (SIGTERM, SIGINT, SIGUSR1) after writing a checkpoint, or was
+    aborted by a second one; the message says where and how to resume. ``exit_code``: 128 + the
+    signal's number (143, 130, 138 on Linux), what ``pixelzoo train`` exits with."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -138,3 +138,40 @@ def test_a_composite_trains_under_two_processes_like_one(tmp_path):
     for part in ("prior", "conditional"):
         assert (tmp_path / "two" / "parts" / part / CHECKPOINT_NAME).is_file()
     assert (tmp_path / "two" / "samples" / "final.png").is_file()
+
+
+@pytest.mark.slow
+def test_sigterm_to_torchrun_stops_every_process_on_one_step_and_process_0_checkpoints(tmp_path):
+    """SIGTERM to `torchrun --nproc_per_node=2 -m pixelzoo train` | the processes agree on the step, process 0
+    writes the checkpoint and says once where and how to resume; on disk: checkpoint at that step, each step
+    logged once, no .lock"""
+    import json
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from pixelzoo.training.checkpoint import read_checkpoint
+
+    torchrun = shutil.which("torchrun")
+    out = tmp_path / "run"
+    cmd = ([torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]) + [
+        "--standalone", "--nproc_per_node=2", "-m", "pixelzoo", "train", "gated_pixelcnn/digits", "--steps", "100000",
+        "--out", str(out), "--set", "model.channels=8", "--set", "model.n_layers=2", "--set", "train.log_every=1",
+        "--set", "train.num_samples=0", "--set", "train.batch_size=8", "--set", "train.eval_every=0", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    metrics, t0 = out / "metrics.jsonl", time.monotonic()
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 3):
+        assert proc.poll() is None and time.monotonic() - t0 < 180, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # torchrun passes it to both processes
+    _, err = proc.communicate(timeout=120)
+    assert err.count("stopped by SIGTERM at step") == 1, err[-3000:]
+    stopped = int(err.split("stopped by SIGTERM at step ")[1].split()[0])
+    assert f"Resume with: pixelzoo train --resume {out}" in err
+    assert read_checkpoint(out / CHECKPOINT_NAME)[0] == stopped
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == stopped
+    assert not (out / ".lock").exists()

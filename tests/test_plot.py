@@ -105,16 +105,8 @@ def test_bad_runs_are_clear_errors_with_exit_2(tmp_path, capsys):
     (tmp_path / "empty" / "metrics.jsonl").write_text("\n")
     fails(good, tmp_path / "empty", says=f"{tmp_path / 'empty' / 'metrics.jsonl'}: no rows")
     corrupt = likelihood_run(tmp_path / "corrupt")
-    lines = (corrupt / "metrics.jsonl").read_text().splitlines()
-    lines[2] = lines[2][:15]                                    # a line cut short
-    (corrupt / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    fails(corrupt, says=f"{corrupt / 'metrics.jsonl'}, line 3: not valid JSON")
-    (corrupt / "metrics.jsonl").write_text(json.dumps({"train_bpd": 1.0}) + "\n")
-    fails(corrupt, says="line 1: expected a JSON object with an integer 'step'")
-    part = tmp_path / "comp" / "parts" / "prior"
-    part.mkdir(parents=True)
-    (part / "metrics.jsonl").write_text('{"step": 1, "train_bpd": 2.0}\n[1, 2]\n')
-    fails(tmp_path / "comp", says=f"{part / 'metrics.jsonl'}, line 2: expected a JSON object")
+    (corrupt / "metrics.jsonl").write_text(json.dumps({"train_bpd": 1.0}) + "\n")  # its only line is broken
+    fails(corrupt, says=f"{corrupt / 'metrics.jsonl'}, line 1: not a JSON object with an integer 'step', skipped")
     fails(good, "--metrics", "test_bpd,fid", says="unknown metric(s) ['fid']")
     fails(good, "--metrics", "test_loss", says="nothing to plot")
     fails(good, good, says="is given twice")

@@ -1,11 +1,17 @@
 """Trainer: exact resume, the NaN guard, atomic checkpoints, run directories, bad checkpoints."""
 
 import json
+import random
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
 
 import pixelzoo
+from pixelzoo.cli import main
 from pixelzoo.errors import CheckpointError, ConfigError, TrainingError
 from pixelzoo.io import load_tensors
 from pixelzoo.training import TrainConfig, resume_run, start_run
@@ -36,6 +42,39 @@ def test_resume_gives_identical_weights(tmp_path):
     assert set(ta) == set(tb) and any(k.startswith("ema.") for k in ta) and any(k.startswith("optim.") for k in ta)
     for k in ta:
         assert torch.equal(ta[k], tb[k]), k
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stopped_by_a_signal_at_a_random_moment_then_resumed_gives_identical_weights(tmp_path, sig):
+    """`pixelzoo train` stopped by SIGTERM / SIGINT at a random moment, then `--resume --steps S+3` | weights,
+    Polyak weights and optimizer state bit-identical to a run of S+3 steps never stopped"""
+    rng = random.Random()
+    cfg = config(100_000, checkpoint_every=rng.choice([2, 5, 1000]))
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    out = tmp_path / "b"
+    proc = subprocess.Popen([sys.executable, "-m", "pixelzoo", "train", str(tmp_path / "c.json"), "--out", str(out),
+                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics, t0 = out / "metrics.jsonl", time.monotonic()
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 2):
+        assert proc.poll() is None and time.monotonic() - t0 < 120, proc.communicate()
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0, 0.3))  # mid-step, mid-log or mid-checkpoint
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    stopped = load_checkpoint_step(out)
+    assert main(["train", "--resume", str(out), "--steps", str(stopped + 3), "--no-progress"]) == 0
+    a, _ = run(config(stopped + 3, checkpoint_every=cfg["train"]["checkpoint_every"]), tmp_path / "a")
+    ta, tb = load_tensors(a.single.checkpoint_path), load_tensors(out / "checkpoint.safetensors")
+    assert set(ta) == set(tb) and any(k.startswith("optim.") for k in ta)
+    for k in ta:
+        assert torch.equal(ta[k], tb[k]), k
+
+
+def load_checkpoint_step(run_dir):
+    from pixelzoo.training.checkpoint import read_checkpoint
+
+    return read_checkpoint(run_dir / "checkpoint.safetensors")[0]
 
 
 def test_run_directory_contents_and_no_overwrite(tmp_path):

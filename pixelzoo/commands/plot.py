@@ -10,14 +10,15 @@ object-oriented API (no pyplot, no global backend) and written atomically."""
 
 from __future__ import annotations
 
-import json
 import math
+import sys
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..errors import ConfigError
+from ..training.logger import parse_rows
 
 # the metrics a panel can show, in panel order, with their axis labels
 METRICS = {
@@ -43,24 +44,15 @@ def save_figure(fig: Figure, path) -> str:
 
 
 def read_metrics(path) -> list[dict]:
-    """The rows of a ``metrics.jsonl``. ConfigError naming the file (and the line) when it is
-    missing, has no rows, or holds a line that is not a JSON object with an integer ``step``."""
+    """The rows of a ``metrics.jsonl``; a line that is not a JSON object with an integer ``step`` (e.g.
+    cut short by a kill) is skipped with a warning on stderr naming the file and the line.
+    ConfigError naming the file when it is missing or has no rows."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
-    rows = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{path}, line {lineno}: not valid JSON ({e.msg}): {line.strip()[:80]!r}") from None
-            if not isinstance(row, dict) or isinstance(row.get("step"), bool) or not isinstance(row.get("step"), int):
-                raise ConfigError(f"{path}, line {lineno}: expected a JSON object with an integer 'step', "
-                                  f"got {line.strip()[:80]!r}")
-            rows.append(row)
+    rows, skipped = parse_rows(path)
+    for message in skipped:
+        print(f"pixelzoo plot: warning: {message}", file=sys.stderr)
     if not rows:
         raise ConfigError(f"{path}: no rows (the run has logged nothing yet)")
     return rows

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-from ..errors import PixelzooError
+from ..errors import PixelzooError, TrainingStopped
 from ..training import apply_overrides, distributed, load_config, resume_run, start_run
 from .options import POSITIVE, add_device_option, add_progress_option
 
 
 def add_parser(subparsers):
-    t = subparsers.add_parser("train", help="train a model from a preset or config file, or resume a run")
+    t = subparsers.add_parser(
+        "train", help="train a model from a preset or config file, or resume a run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="SIGTERM, SIGINT (Ctrl-C) and SIGUSR1 (SLURM's warning before the time limit) finish the step, write\n"
+               "a checkpoint and print the command that resumes the run; the exit code is 128 + the signal's number:\n"
+               "143, 130, 138 (on Linux). A second signal stops at once; the last checkpoint stays intact.\n"
+               "One process trains a run at a time (a lock, RUN/.lock); exit code 2 for any other error.")
     t.add_argument("config", nargs="?", help="preset name (see `pixelzoo presets`) or path to a JSON run config")
     t.add_argument("--data", help="data set name, replacing the preset's (see `pixelzoo datasets`)")
     t.add_argument("--data-dir", help="folder (or file) the data set is read from")
@@ -51,7 +58,12 @@ def run(args) -> int:
         runner = start_run(config, out, parts=args.part, progress=not args.no_progress, device=args.device)
         if distributed.is_main():
             print(f"run directory: {runner.run_dir}")
-    result = runner.train()
+    try:
+        result = runner.train()
+    except TrainingStopped as e:
+        if not distributed.is_main():  # under torchrun process 0 says where and how to resume
+            raise TrainingStopped("", e.exit_code) from None
+        raise
     distributed.finish()
     if "process" in result:  # a process other than 0 under torchrun: process 0 reports
         return 0

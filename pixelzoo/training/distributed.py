@@ -92,6 +92,15 @@ def any_process(flag: bool) -> bool:
     return bool(t.item() > 0)
 
 
+def max_over_processes(value: int) -> int:
+    """The largest ``value`` over the processes, on every process (e.g. the signal any has received)."""
+    if not active():
+        return int(value)
+    t = torch.tensor(float(value), device=_comm_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def shard(batch_rows: int) -> slice:
     """This process's rows of a global batch of ``batch_rows``."""
     w = world_size()

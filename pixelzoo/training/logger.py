@@ -4,7 +4,38 @@ dependency; a broken install without it still writes ``metrics.jsonl``)."""
 from __future__ import annotations
 
 import json
+import sys
+import warnings
 from pathlib import Path
+
+from ..io import atomic_write_bytes
+
+
+def parse_rows(path: str | Path) -> tuple[list[dict], list[str]]:
+    """The rows of a ``metrics.jsonl`` and a message for each line skipped (naming the file and the
+    line): not JSON (e.g. cut short by a kill), or not an object with an integer ``step``."""
+    path = Path(path)
+    rows, skipped = [], []
+    with open(path, errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                skipped.append(f"{path}, line {lineno}: not valid JSON ({e.msg}), skipped: {line.strip()[:80]!r}")
+                continue
+            if not isinstance(row, dict) or isinstance(row.get("step"), bool) or not isinstance(row.get("step"), int):
+                skipped.append(f"{path}, line {lineno}: not a JSON object with an integer 'step', skipped: "
+                               f"{line.strip()[:80]!r}")
+                continue
+            rows.append(row)
+    return rows, skipped
+
+
+def is_final(row: dict) -> bool:
+    """A row of a final evaluation (``test_bpd_full``, ``test_loss_full``)."""
+    return any(k.endswith("_full") for k in row)
 
 
 class MetricsLogger:
@@ -32,9 +63,39 @@ class MetricsLogger:
             self.writer.flush()
 
     def read(self) -> list[dict]:
+        """The rows logged; a broken line is skipped with a warning naming the file and the line."""
         if not self.path.is_file():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        rows, skipped = parse_rows(self.path)
+        for message in skipped:
+            warnings.warn(message, stacklevel=2)
+        return rows
+
+    def drop(self, keep, why: str) -> int:
+        """Rewrite ``metrics.jsonl`` atomically with only the rows ``keep(row)`` accepts (and no broken
+        line); returns how many rows went (said on stderr when some did, with ``why``)."""
+        if not self.path.is_file():
+            return 0
+        rows, skipped = parse_rows(self.path)
+        kept = [r for r in rows if keep(r)]
+        gone = len(rows) - len(kept)
+        if gone or skipped:
+            atomic_write_bytes("".join(json.dumps(r) + "\n" for r in kept).encode(), self.path)
+        if gone:
+            print(f"pixelzoo: {self.path}: dropped {gone} row(s) {why}", file=sys.stderr, flush=True)
+        for message in skipped:
+            print(f"pixelzoo: {message} (removed)", file=sys.stderr, flush=True)
+        return gone
+
+    def keep_until(self, step: int) -> int:
+        """On resume from the checkpoint of ``step``: drop the rows past it (logged after it, by a run
+        killed before its next checkpoint), so each step is logged once."""
+        return self.drop(lambda r: r["step"] <= step, f"past the checkpoint's step {step}")
+
+    def log_final(self, step: int, **values) -> None:
+        """Log a final evaluation at ``step``, superseding an earlier one at that step (a finished run resumed)."""
+        self.drop(lambda r: not (r["step"] == step and is_final(r)), f"of an earlier final evaluation at step {step}")
+        self.log(step, **values)
 
     def close(self) -> None:
         if self.writer is not None:

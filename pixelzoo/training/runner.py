@@ -13,6 +13,7 @@ later stage's levels run there; what goes to disk (checkpoints, the level cache)
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 
@@ -25,7 +26,9 @@ from . import distributed
 from .held_out import dataset_bits_per_dim_parts
 from .checkpoint import CHECKPOINT_NAME, evaluation_weights, read_checkpoint
 from .config import RunConfig
+from .lock import RunLocks
 from .logger import MetricsLogger
+from .signals import StopSignals
 from .trainer import Trainer
 
 
@@ -64,15 +67,44 @@ def unit_steps(plan, run_dir) -> dict:
     return out
 
 
+def plan_locks(plan, run_dir: str | Path, parts: list[str] | None = None) -> RunLocks:
+    """The locks a process training ``parts`` (None: all) of ``plan`` in ``run_dir`` holds: a plain
+    model's ``RUN/.lock``; a composite's ``RUN/parts/NAME/.lock`` of each part it trains, and
+    ``RUN/.lock`` too when it trains them all (it writes the whole model's evaluation)."""
+    run_dir = Path(run_dir)
+    if plan.is_single:
+        return RunLocks([run_dir])
+    units = [u.path(run_dir) for u in plan.units if not parts or u.name in parts]
+    return RunLocks(units if parts else [run_dir, *units])
+
+
+def acquire_locks(locks: RunLocks) -> None:
+    """Process 0 takes ``locks``; every process raises the same TrainingError when it could not
+    (collective under torchrun)."""
+    error = None
+    if distributed.is_main():
+        try:
+            locks.acquire()
+        except TrainingError as e:
+            error = str(e)
+    error = distributed.broadcast_object(error)
+    if error:
+        raise TrainingError(error)
+
+
 class PlanRunner:
     """Trains ``model.training_plan()`` in ``run_dir`` on ``device`` (a ``torch.device``, resolved where
     the run starts: ``start_run``, ``resume_run``); ``run_config`` is the run's parsed configuration
     (``RunConfig``: each unit trains with ``run_config.train_for(name)``); ``parts`` limits training to
     the named units. A plain model's one unit is ``runner.single`` (its ``Trainer``: step, checkpoint,
-    batches)."""
+    batches).
+
+    One process writes a run: the runner holds the run's locks (``plan_locks``; those given, already
+    held, by ``start_run``/``resume_run``, else taken here) until ``train()`` ends or ``close()``.
+    ``train()`` stops on SIGTERM, SIGINT or SIGUSR1 (``signals``) with ``TrainingStopped``."""
 
     def __init__(self, model, splits, run_config: RunConfig, run_dir: str | Path, parts: list[str] | None = None, *,
-                 device: torch.device, progress: bool = True, tensorboard: bool = True):
+                 device: torch.device, progress: bool = True, tensorboard: bool = True, locks: RunLocks | None = None):
         if not isinstance(run_config, RunConfig):
             raise TypeError(f"run_config must be a RunConfig (RunConfig.from_dict(config)), got {type(run_config).__name__}")
         if not isinstance(device, torch.device):
@@ -87,11 +119,36 @@ class PlanRunner:
         self.tensorboard = tensorboard
         check_parts(self.plan, run_config, parts)
         self.only = list(parts) if parts else None
+        self.locks = locks if locks is not None else plan_locks(self.plan, self.run_dir, self.only)
+        self._locked = locks is not None
         self._trainers: dict = {}
         # the whole model's final evaluation and samples (``finish``) use the first unit's options
         self.cfg = run_config.train_for(self.plan.units[0].name)
         if self.plan.is_single:
-            self.trainer(None)  # built (and resumed) now: a bad checkpoint fails here, before any training
+            self._lock()
+            try:
+                self.trainer(None)  # built (and resumed) now: a bad checkpoint fails here, before any training
+            except BaseException:
+                self.close()
+                raise
+
+    # ------------------------------------------------------------------ the lock
+    def _lock(self) -> None:
+        if not self._locked:
+            acquire_locks(self.locks)
+            self._locked = True
+
+    def close(self) -> None:
+        """Release the run's locks (``train()`` does when it ends; a later ``train()`` takes them again)."""
+        if self._locked and distributed.is_main():
+            self.locks.release()
+        self._locked = False
+
+    @property
+    def resume_command(self) -> str:
+        """The command that continues this run (with ``--part`` when this runner trains only some parts)."""
+        parts = "".join(f" --part {shlex.quote(p)}" for p in self.only or [])
+        return f"pixelzoo train --resume {shlex.quote(str(self.run_dir))}{parts}"
 
     # ------------------------------------------------------------------ units
     def trainer(self, name: str | None) -> Trainer:
@@ -107,8 +164,7 @@ class PlanRunner:
             torch.manual_seed(cfg.seed)
             trainer = Trainer(unit.module, data, cfg, directory, progress=self.progress, tensorboard=self.tensorboard,
                               loss=unit.loss, device=self.device)
-            if trainer.checkpoint_path.is_file():
-                trainer.resume()
+            trainer.resume()  # from its checkpoint if any; metrics logged past it go
             self._trainers[name] = trainer
         return self._trainers[name]
 
@@ -132,8 +188,18 @@ class PlanRunner:
 
     # ------------------------------------------------------------------ training
     def train(self) -> dict:
+        """Train the units (all, or those of ``parts``) holding the run's locks. A signal stops the run
+        after checkpointing the unit in training (``TrainingStopped``, see ``signals``)."""
+        self._lock()
+        try:
+            with StopSignals(self.resume_command) as stop:
+                return self._train(stop)
+        finally:
+            self.close()
+
+    def _train(self, stop: StopSignals) -> dict:
         if self.plan.is_single:
-            return self.single.train()
+            return self.single.train(stop)
         start = time.perf_counter()
         result: dict = {"parts": {}}
         for k, stage in enumerate(self.plan.stages):
@@ -149,7 +215,9 @@ class PlanRunner:
                 trainer = self.trainer(unit.name)
                 if self.progress and distributed.is_main():
                     print(f"part {unit.name}: step {trainer.step} of {trainer.cfg.steps}")
-                result["parts"][unit.name] = trainer.train()
+                stop.where = f"part {unit.name}"
+                result["parts"][unit.name] = trainer.train(stop)
+                stop.where, stop.abort_at_once = "", False  # a signal before the next part stops at its first step
                 distributed.barrier()  # its checkpoint is written before any process reads it
         result["train_seconds"] = round(time.perf_counter() - start, 2)
         if not distributed.is_main():
@@ -159,6 +227,7 @@ class PlanRunner:
         if unfinished:  # e.g. stopped by train.time_budget, or --part trained only some
             result["unfinished_parts"] = unfinished
         else:
+            stop.abort_at_once = True  # every checkpoint is written: a signal stops the evaluation at once
             result.update(self.finish())
         result["checkpoint"] = str(self.run_dir / "parts")
         return result
@@ -175,7 +244,7 @@ class PlanRunner:
                                                progress=self.progress)
             out["test_bpd_parts"] = parts
             out["test_bpd"] = sum(parts.values())  # the bound: its parts add up to it (tested)
-            logger.log(0, test_bpd_full=out["test_bpd"], **{f"test_bpd_{n}": v for n, v in out["test_bpd_parts"].items()})
+            logger.log_final(0, test_bpd_full=out["test_bpd"], **{f"test_bpd_{n}": v for n, v in out["test_bpd_parts"].items()})
         n = self.cfg.num_samples
         if n:
             y = torch.arange(n) % model.num_classes if model.num_classes else None

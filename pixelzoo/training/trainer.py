@@ -35,6 +35,7 @@ from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .logger import MetricsLogger
 from .polyak import Polyak
+from .signals import StopSignals
 
 
 def _step_seed(seed: int, step: int) -> int:
@@ -74,7 +75,10 @@ class Trainer:
         return self.run_dir / CHECKPOINT_NAME
 
     def resume(self) -> int:
-        self.step = load_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.polyak)
+        """Continue from the checkpoint (if any; else from step 0): metrics logged past its step go."""
+        if self.checkpoint_path.is_file():
+            self.step = load_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.polyak)
+        self.logger.keep_until(self.step)
         return self.step
 
     def save(self) -> None:
@@ -147,8 +151,19 @@ class Trainer:
         return path
 
     # ------------------------------------------------------------------ loop
-    def train(self) -> dict:
+    def train(self, stop: StopSignals | None = None) -> dict:
+        """Train to ``cfg.steps``. SIGTERM, SIGINT and SIGUSR1 (see ``signals``) finish the step, write
+        the checkpoint and raise ``TrainingStopped``; ``stop``: the runner's (else this trainer's own)."""
+        if stop is None:
+            import shlex
+
+            stop = StopSignals(f"pixelzoo train --resume {shlex.quote(str(self.run_dir))}")
+        with stop:
+            return self._train(stop)
+
+    def _train(self, stop: StopSignals) -> dict:
         cfg = self.cfg
+        stop.abort_at_once = False
         precision_ctx = autocast(self.device, self.precision)
         loss_fn = torch.compile(self.loss) if cfg.compile else self.loss
         where = {"device": str(self.device), "precision": self.precision}
@@ -162,7 +177,11 @@ class Trainer:
                    dynamic_ncols=True)
         self.model.train()
         stopped_early = False
+        signum = None
         while self.step < cfg.steps:
+            signum = stop.agreed()  # every process takes part, every step: they stop on the same step
+            if signum:
+                break
             if cfg.time_budget is not None and distributed.any_process(
                     time.perf_counter() - start_time >= cfg.time_budget):
                 stopped_early = True
@@ -208,7 +227,19 @@ class Trainer:
             if self.step % cfg.checkpoint_every == 0:
                 self.save()
         bar.close()
+        if not signum and not stopped_early:
+            signum = stop.agreed()  # a signal during the last step: stop before the final evaluation
+        if signum and window:  # the steps since the last row, logged so the metrics reach the checkpoint
+            means = {k: sum(v) / len(v) for k, v in window.items()}
+            self.logger.log(self.step, **{f"train_{k}": v for k, v in means.items()},
+                            images_per_s=window_n / max(time.perf_counter() - window_t, 1e-9),
+                            lr=self.optimizer.param_groups[0]["lr"], **where)
         self.save()
+        if signum:
+            distributed.barrier()  # process 0 has written the checkpoint
+            self.logger.close()
+            raise stop.stopped(signum, self.step, cfg.steps, self.checkpoint_path)
+        stop.abort_at_once = True  # the checkpoint is written: a signal from here on stops at once
         result = {"step": self.step, "stopped_by_time_budget": stopped_early,
                   "train_seconds": round(time.perf_counter() - start_time, 2), **where}
         if not self.is_main:
@@ -216,7 +247,7 @@ class Trainer:
             return result
         held_out = self.held_out(cfg.final_eval_images)
         result.update(held_out)
-        self.logger.log(self.step, **{f"{k}_full": v for k, v in held_out.items()})
+        self.logger.log_final(self.step, **{f"{k}_full": v for k, v in held_out.items()})
         if self.draws_samples:
             result["samples"] = str(self.write_samples(f"step_{self.step:07d}"))
         self.logger.close()
@@ -234,6 +265,12 @@ class _NoLogger:
 
     def log(self, step: int, **values) -> None:
         pass
+
+    def log_final(self, step: int, **values) -> None:
+        pass
+
+    def keep_until(self, step: int) -> int:
+        return 0
 
     def close(self) -> None:
         pass
