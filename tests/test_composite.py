@@ -114,9 +114,9 @@ def test_a_plain_model_and_a_composite_train_resume_and_sample_through_one_runne
         more = config_more.train()
         if name == "plain":
             assert first["step"] == 2 and more["step"] == 5 and runner.plan.is_single
-        else:   # the conditional's own step count (train_parts) stays; the prior goes on to 5
+        else:   # steps=5 reaches every part: the conditional (4 steps by its train_parts) goes on to 5 too
             assert first["parts"]["prior"]["step"] == 3 and more["parts"]["prior"]["step"] == 5
-            assert more["parts"]["conditional"] == {"skipped": "already trained"}
+            assert more["parts"]["conditional"]["step"] == 5
         model, _ = load_run_model(tmp_path / name)
         s = model.sample(2, y=torch.tensor([0, 1]), generator=torch.Generator().manual_seed(0))
         assert s.shape == (2, 1, 8, 8) and int(s.max()) < 17
