@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ..devices import PRECISIONS
 from ..errors import ConfigError
+from ..threads import apply_policy
 
 
 OPTIMIZERS = ("adam", "adamax")
@@ -120,6 +121,7 @@ class RunConfig:
         ``train`` or ``train_parts`` value is a ConfigError naming it."""
         if not isinstance(config, dict) or "model" not in config or "data" not in config:
             raise ConfigError("a run config needs 'model' and 'data' sections")
+        apply_policy()  # every run starts or resumes here: the command line's thread policy from Python too
         train = TrainConfig.from_dict(config.get("train", {}))
         overrides = config.get("train_parts")
         if overrides is not None and not (isinstance(overrides, dict)
