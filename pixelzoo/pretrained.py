@@ -30,6 +30,23 @@ def save_pretrained(model: PixelzooModel, directory: str | os.PathLike) -> None:
     model.save_pretrained(directory)
 
 
+def check_tensors(module: torch.nn.Module, state: dict, path) -> dict:
+    """``state`` unchanged when every tensor has the dtype of the ``module``'s tensor of that name and
+    every floating tensor is finite; else a CheckpointError naming the file and the tensor (a weight
+    file written as int64, truncating every weight, or holding NaN loads without complaint otherwise).
+    Missing and unexpected names are ``load_state_strict``'s to report."""
+    own = module.state_dict()
+    for name, tensor in state.items():
+        if name in own and tensor.dtype != own[name].dtype:
+            raise CheckpointError(f"{path}: tensor {name!r} is {tensor.dtype}, the model's is {own[name].dtype}: "
+                                  "the file was not written by this model's save_pretrained")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(f"{path}: tensor {name!r} holds {bad} NaN or infinite value(s) of "
+                                  f"{tensor.numel()}: the weights are broken")
+    return state
+
+
 def load_pretrained(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> PixelzooModel:
     """The model saved in ``directory``, in eval mode on ``map_location`` ("cpu", "cuda", "cuda:N",
     "auto", a ``torch.device``; None: ``$PIXELZOO_DEVICE`` or auto), wherever it was saved from."""
@@ -46,10 +63,11 @@ def load_pretrained(directory: str | os.PathLike, map_location: str | torch.devi
     model = create_model(name, **config).to(device)
     parts = model.saved_parts()
     if parts is None:
-        load_state_strict(model, load_tensors(directory / WEIGHTS_NAME, device), str(directory / WEIGHTS_NAME))
+        path = directory / WEIGHTS_NAME
+        load_state_strict(model, check_tensors(model, load_tensors(path, device), path), str(path))
     else:
         for part_name, part in parts.items():
             path = directory / PARTS_DIR / part_name / WEIGHTS_NAME
-            load_state_strict(part, load_tensors(path, device), str(path))
+            load_state_strict(part, check_tensors(part, load_tensors(path, device), path), str(path))
     model.eval()
     return model

@@ -17,11 +17,13 @@ import difflib
 import functools
 import inspect
 import json
+import numbers
 from importlib import resources
 from typing import Callable
 
 import torch.nn as nn
 
+from . import threads  # noqa: F401  (records PyTorch's thread count at import: threads.user_choice)
 from .errors import ConfigError
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
@@ -96,13 +98,33 @@ def create_model(name: str, image_shape, num_levels: int = 256, num_classes: int
     if name not in _MODELS:
         raise ConfigError(f"unknown model {name!r}{did_you_mean(name, list_models())}; registered: "
                           f"{', '.join(list_models())}")
-    image_shape = tuple(int(s) for s in image_shape)
-    if len(image_shape) != 3:
-        raise ConfigError(f"image_shape must be (C, H, W), got {image_shape}")
+    image_shape, num_levels, num_classes = check_model_args(image_shape, num_levels, num_classes)
     try:
-        return _MODELS[name](image_shape, int(num_levels), num_classes, **hparams)
+        return _MODELS[name](image_shape, num_levels, num_classes, **hparams)
     except TypeError as e:
         raise ConfigError(f"bad hyper-parameters for model {name!r}: {e}") from e
+
+
+def _is_int(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, numbers.Integral)) or \
+        (isinstance(value, float) and value.is_integer())
+
+
+def check_model_args(image_shape, num_levels, num_classes) -> tuple:
+    """``(image_shape, num_levels, num_classes)`` checked as the command line checks them: a (C, H, W)
+    of positive integers, at least 2 levels, None or at least 1 class; anything else a ConfigError."""
+    try:
+        shape = tuple(image_shape)
+    except TypeError:
+        raise ConfigError(f"image_shape must be (C, H, W), got {image_shape!r}") from None
+    if len(shape) != 3 or not all(_is_int(s) and s >= 1 for s in shape):
+        raise ConfigError(f"image_shape must be (C, H, W) of three positive integers, got {image_shape!r}")
+    if not _is_int(num_levels) or num_levels < 2:
+        raise ConfigError(f"num_levels must be an integer >= 2 (the values a sub-pixel takes), got {num_levels!r}")
+    if num_classes is not None and (not _is_int(num_classes) or num_classes < 1):
+        raise ConfigError(f"num_classes must be a positive integer, or None for an unconditional model; "
+                          f"got {num_classes!r}")
+    return (tuple(int(s) for s in shape), int(num_levels), None if num_classes is None else int(num_classes))
 
 
 def did_you_mean(name: str, choices) -> str:

@@ -6,6 +6,9 @@ rounded), shared among the processes that ``torchrun`` starts on this machine
 (``LOCAL_WORLD_SIZE``), at least 1. PyTorch's own default is every physical core whatever else runs
 there; on a 2-core machine that another job keeps busy, two threads per operation ran the demo
 several times slower than one (threads waiting on each other's time slices).
+
+The Python API follows the same policy (``apply_policy``): once, at the first sampling or training
+call, unless the user has set threads themselves (``user_choice`` says how that is detected).
 """
 
 from __future__ import annotations
@@ -83,11 +86,60 @@ def parse_threads(value, what: str = "--threads") -> int:
 
 
 def set_threads(n: int | None = None) -> int:
-    """Set and return the intra-op threads: ``n``, else ``$PIXELZOO_THREADS``, else ``default_threads()``."""
+    """Set and return the intra-op threads: ``n``, else ``$PIXELZOO_THREADS``, else ``default_threads()``.
+    Once called (the command line calls it; so may a user), the Python API's policy leaves threads alone."""
+    global _SET
     if n is None:
         env = os.environ.get(ENV)
         n = parse_threads(env, ENV) if env not in (None, "") else default_threads()
     else:
         n = parse_threads(n)
+    torch.set_num_threads(n)
+    _SET = True
+    return n
+
+
+# ---------------------------------------------------------------------- the Python API's policy
+#: PyTorch's thread count when pixelzoo was imported (``pixelzoo.registry`` imports this module):
+#: a different count at the first sampling or training call means the user called torch.set_num_threads
+_TORCH_AT_IMPORT = torch.get_num_threads()
+_SET = False       # set_threads was called (the command line, or a user through pixelzoo.threads)
+_APPLIED = False   # apply_policy has run (it runs once)
+#: PyTorch's own environment settings of its thread count: a user who set one has chosen
+TORCH_ENVS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def user_choice() -> str | None:
+    """How the user set the threads, or None when nobody did: ``pixelzoo.threads.set_threads`` (or the
+    command line's ``--threads``) was called, ``$PIXELZOO_THREADS`` or ``$OMP_NUM_THREADS`` /
+    ``$MKL_NUM_THREADS`` is set, or ``torch.get_num_threads()`` differs from its value when pixelzoo
+    was imported (``torch.set_num_threads`` was called since; a call before the import, or one that
+    set PyTorch's default again, cannot be told apart from PyTorch's default)."""
+    if _SET:
+        return "pixelzoo.threads.set_threads"
+    if os.environ.get(ENV) not in (None, ""):
+        return f"${ENV}"
+    for name in TORCH_ENVS:
+        if os.environ.get(name) not in (None, ""):
+            return f"${name}"
+    if torch.get_num_threads() != _TORCH_AT_IMPORT:
+        return "torch.set_num_threads"
+    return None
+
+
+def apply_policy() -> int | None:
+    """The command line's thread policy for the Python API, applied once, lazily, at the first sampling
+    or training call: ``$PIXELZOO_THREADS`` where set, else ``default_threads()`` (the idle cores)
+    unless the user set threads (``user_choice``). Returns the threads it set, or None."""
+    global _APPLIED
+    if _APPLIED:
+        return None
+    _APPLIED = True
+    choice = user_choice()
+    if choice == f"${ENV}":
+        return set_threads()  # the command line's reading of it, checked
+    if choice is not None:
+        return None
+    n = default_threads()
     torch.set_num_threads(n)
     return n

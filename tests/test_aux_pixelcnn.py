@@ -144,11 +144,11 @@ def test_sampling_shapes_options_colorize_upscale():
 
 def test_save_and_load_round_trip(tmp_path):
     for model in (gray_model(), pyramid_model()):
-        x = torch.randint(0, 8, (2, *model.image_shape))
+        x, y = torch.randint(0, 8, (2, *model.image_shape)), torch.tensor([0, 1])
         model.save_pretrained(tmp_path / type(model).__name__)
         loaded = pixelzoo.load_pretrained(tmp_path / type(model).__name__)
         assert type(loaded) is type(model) and loaded.part_names == model.part_names
-        torch.testing.assert_close(loaded.log_prob(x), model.log_prob(x), rtol=0, atol=0)
+        torch.testing.assert_close(loaded.log_prob(x, y), model.log_prob(x, y), rtol=0, atol=0)
 
 
 def test_bad_configurations_are_clear():

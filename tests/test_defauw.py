@@ -384,7 +384,7 @@ def defauw_run(tmp_path_factory):
     tiny: level 1 alone (--part), then the rest on resume."""
     config = load_preset("defauw/patches-cpu")
     config["data"] = {"name": "digits"}
-    config["model"].update(TINY_RUN)
+    config["model"].update(TINY_RUN, class_conditional=True)  # the preset's patches have no labels; the digits do
     config = apply_overrides(config, ["train.log_every=5", "train.eval_every=0", "train.checkpoint_every=10",
                                       "train.num_samples=4", "train.eval_images=40", "train.batch_size=16"])
     config["train_parts"] = {"level1": {"steps": 15}, "level2": {"steps": 12}, "prior": {"steps": 10}}

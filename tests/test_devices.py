@@ -213,8 +213,8 @@ def test_a_run_loads_onto_a_named_device(tmp_path):
         assert all(p.device.type == "cpu" for p in model.parameters())
     a, _ = load_run_model(trainer.run_dir)
     b, _ = load_run_model(trainer.run_dir, "cpu")
-    x = torch.randint(0, 17, (3, 1, 8, 8))
-    assert torch.equal(a.log_prob(x), b.log_prob(x))
+    x, y = torch.randint(0, 17, (3, 1, 8, 8)), torch.tensor([0, 1, 2])
+    assert torch.equal(a.log_prob(x, y), b.log_prob(x, y))
     with pytest.raises(ConfigError, match="not a device"):
         load_run_model(trainer.run_dir, "gpu")
 

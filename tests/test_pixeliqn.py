@@ -207,10 +207,11 @@ def test_no_likelihood_and_bad_tau_are_clear_errors():
         model.bits_per_dim(x)
     with pytest.raises(ConfigError, match="no likelihood"):
         model.log_prob(x)
+    y = torch.zeros(2, dtype=torch.long)
     with pytest.raises(ConfigError, match="tau"):
-        model.quantile(x, torch.rand(2, 3, 3, 3))
+        model.quantile(x, torch.rand(2, 3, 3, 3), y)
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
-        model.quantile(x, torch.rand(x.shape) + 1.0)
+        model.quantile(x, torch.rand(x.shape) + 1.0, y)
     with pytest.raises(ConfigError, match="unknown trunk"):
         pixelzoo.create_model("pixeliqn", (1, 4, 4), num_levels=4, trunk="transformer")
 

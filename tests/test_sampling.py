@@ -27,7 +27,7 @@ def test_inpainting_keeps_known_subpixels_and_fills_the_rest(model):
 
 def test_inpainting_fully_known_returns_input(model):
     known = torch.randint(0, 6, (3, 3, 4, 4))
-    out = model.sample(3, known=known, mask=torch.ones(4, 4, dtype=torch.bool))
+    out = model.sample(3, y=torch.zeros(3, dtype=torch.long), known=known, mask=torch.ones(4, 4, dtype=torch.bool))
     assert torch.equal(out, known)
 
 

@@ -19,12 +19,22 @@ from ..training import load_data, load_run_model
 from ..views import gray_to_image, upsample_nearest
 
 
+DEFAULT_COUNT = 8  # the default of colorize's and upscale's -n (commands/options.py)
+
+
 def given_images(images: str, config: dict, count: int | None, seed: int):
     """Images (long) and labels (or None) from the command line's IMAGES argument: ``test`` for
     ``count`` random test images of the run's data set, or an .npz with ``images`` (and ``labels``)
-    as ``pixelzoo sample`` writes (its first ``count``)."""
+    as ``pixelzoo sample`` writes (its first ``count``). A ``count`` beyond the images there is a
+    ConfigError naming both numbers, except the command's default (-n 8, ``DEFAULT_COUNT``: the
+    parser cannot say whether it was typed), which takes the images there are when fewer."""
+    if count is not None and (int(count) != count or count < 1):
+        raise ConfigError(f"-n must be a positive integer, got {count!r}")
     if images == "test":
         test = load_data(config["data"]).test
+        if count is not None and count > len(test) and count != DEFAULT_COUNT:
+            raise ConfigError(f"-n {count} asks for more images than the {len(test)} test images of "
+                              f"{test.name}; give -n {len(test)} or fewer")
         idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:count]
         return test.images[idx].long(), (None if test.labels is None else test.labels[idx])
     path = Path(images)
@@ -40,6 +50,9 @@ def given_images(images: str, config: dict, count: int | None, seed: int):
         raise ConfigError(f"{path}: expected an integer array 'images' of shape (N, C, H, W), as `pixelzoo sample` writes")
     if arrays["images"].shape[0] == 0:
         raise ConfigError(f"{path} holds no images (its 'images' array has shape {arrays['images'].shape})")
+    if count is not None and count > len(arrays["images"]) and count != DEFAULT_COUNT:
+        raise ConfigError(f"{path}: -n {count} asks for more images than the {len(arrays['images'])} it holds; "
+                          f"give -n {len(arrays['images'])} or fewer")
     x = torch.from_numpy(arrays["images"].astype(np.int64))[:count]
     lab = arrays.get("labels")
     y = torch.from_numpy(lab.astype(np.int64))[:count] if lab is not None and len(lab) >= len(arrays["images"]) else None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import PixelzooError, TrainingStopped
 from ..training import apply_overrides, distributed, load_config, resume_run, start_run
+from ..training.config import set_steps
 from .options import POSITIVE, add_device_option, add_progress_option
 
 
@@ -51,13 +52,16 @@ def run(args) -> int:
         if args.data_dir:
             config["data"]["data_dir"] = args.data_dir
         if args.steps is not None:
-            config.setdefault("train", {})["steps"] = args.steps
+            config = set_steps(config, args.steps)  # every part's steps too
         config = apply_overrides(config, args.set or [])
         default_name = Path(args.config).stem if args.config.endswith(".json") else args.config.replace("/", "-")
         out = args.out or Path("runs") / default_name
         runner = start_run(config, out, parts=args.part, progress=not args.no_progress, device=args.device)
         if distributed.is_main():
             print(f"run directory: {runner.run_dir}")
+    if distributed.is_main() and not runner.plan.is_single:
+        print("steps per part: " + ", ".join(f"{name} {steps}" for name, steps in
+                                             runner.run_config.part_steps(runner.plan.names).items()))
     try:
         result = runner.train()
     except TrainingStopped as e:

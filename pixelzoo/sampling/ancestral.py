@@ -17,16 +17,22 @@ model's device draws.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..threads import apply_policy
 from ..nn.modes import eval_mode
 from .labels import expand_labels
 
 
 def _labels(y, n: int, model) -> torch.Tensor | None:
     if y is None:
+        if model.num_classes is not None:
+            raise ConfigError(f"this model is class-conditional ({model.num_classes} classes): sample with labels y, "
+                              f"a class or ({n},) classes in [0, {model.num_classes})")
         return None
     if model.num_classes is None:
         raise ConfigError("this model is not class-conditional; sample with y=None")
@@ -34,6 +40,14 @@ def _labels(y, n: int, model) -> torch.Tensor | None:
     if int(y.min()) < 0 or int(y.max()) >= model.num_classes:
         raise ConfigError(f"labels must lie in [0, {model.num_classes})")
     return y.clone()
+
+
+def check_temperature(temperature) -> float:
+    """A sampling temperature: a finite number >= 0 (the head may narrow the range further)."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or \
+            not math.isfinite(temperature) or temperature < 0:
+        raise ConfigError(f"temperature must be a finite number >= 0, got {temperature!r}")
+    return float(temperature)
 
 
 def _repeat_to(t: torch.Tensor, n: int, what: str) -> torch.Tensor:
@@ -65,7 +79,10 @@ def prepare_known(model, n: int, known: torch.Tensor | None, mask: torch.Tensor 
         raise ConfigError(f"`known` must be {what} of shape (B, {model.image_shape}), got {tuple(known.shape)} {known.dtype}")
     if not continuous and (int(known.min()) < 0 or int(known.max()) >= model.num_levels):
         raise ConfigError(f"`known` values must lie in [0, {model.num_levels})")
-    mask = torch.as_tensor(mask, dtype=torch.bool)
+    mask = torch.as_tensor(mask)
+    if mask.dtype != torch.bool:
+        raise ConfigError(f"the mask must be a boolean tensor (True where known), got {mask.dtype}: a float mask is "
+                          "not read as a threshold; pass e.g. mask > 0.5")
     try:
         mask = mask.expand(known.shape)
     except RuntimeError as e:
@@ -89,8 +106,11 @@ def ancestral_sample(model, n: int, y=None, temperature: float = 1.0, known=None
     the trunk's incremental one where it has one, False the full-forward one, True requires the
     incremental one (ConfigError otherwise); all give the same images.
     """
-    if n < 1:
-        raise ConfigError(f"n must be >= 1, got {n}")
+    if isinstance(n, bool) or not isinstance(n, (int, float)) or int(n) != n or n < 1:
+        raise ConfigError(f"n must be a positive integer, got {n!r}")
+    n = int(n)
+    check_temperature(temperature)
+    apply_policy()  # the command line's thread policy, once, unless the user set threads
     head_options = dict(head_options or {})
     y = _labels(y, n, model)
     x, given = prepare_known(model, n, known, mask)

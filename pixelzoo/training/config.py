@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ..devices import PRECISIONS
 from ..errors import ConfigError
+from ..threads import apply_policy
 
 
 OPTIMIZERS = ("adam", "adamax")
@@ -120,6 +121,7 @@ class RunConfig:
         ``train`` or ``train_parts`` value is a ConfigError naming it."""
         if not isinstance(config, dict) or "model" not in config or "data" not in config:
             raise ConfigError("a run config needs 'model' and 'data' sections")
+        apply_policy()  # every run starts or resumes here: the command line's thread policy from Python too
         train = TrainConfig.from_dict(config.get("train", {}))
         overrides = config.get("train_parts")
         if overrides is not None and not (isinstance(overrides, dict)
@@ -142,12 +144,18 @@ class RunConfig:
         return dataclasses.replace(self, model=model)
 
     def with_steps(self, steps: int) -> "RunConfig":
-        """The same configuration trained to ``steps``; a part whose ``train_parts`` entry sets its own
-        steps keeps them."""
-        keep = self.train_parts or {}
-        parts = {name: cfg if "steps" in keep.get(name, {}) else dataclasses.replace(cfg, steps=steps)
-                 for name, cfg in self.parts.items()}
-        return dataclasses.replace(self, train=dataclasses.replace(self.train, steps=steps), parts=parts)
+        """The same configuration trained to ``steps``, every part included (a ``train_parts`` entry's
+        own steps are replaced too, as written in ``train_parts``: ``--steps`` reaches every part)."""
+        parts = {name: dataclasses.replace(cfg, steps=steps) for name, cfg in self.parts.items()}
+        train_parts = None if self.train_parts is None else {
+            name: ({**options, "steps": steps} if "steps" in options else dict(options))
+            for name, options in self.train_parts.items()}
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, steps=steps), parts=parts,
+                                   train_parts=train_parts)
+
+    def part_steps(self, names) -> dict:
+        """``{part: steps}`` for the units ``names`` (None, a plain model's one unit, included)."""
+        return {name: self.train_for(name).steps for name in names}
 
     def to_dict(self) -> dict:
         """The configuration as ``config.json`` holds it (the top-level keys in their given order)."""
@@ -156,3 +164,16 @@ class RunConfig:
             sections["train_parts"] = self.train_parts
         keys = [k for k in self.order if k in sections] + [k for k in sections if k not in self.order]
         return copy.deepcopy({k: sections[k] for k in keys})
+
+
+def set_steps(config: dict, steps: int) -> dict:
+    """A run configuration dict (a preset, a config file) set to train ``steps`` steps: ``train.steps``
+    and every ``train_parts.PART.steps`` (a composite's parts would otherwise keep their own); a copy."""
+    config = copy.deepcopy(config)
+    config.setdefault("train", {})["steps"] = steps
+    parts = config.get("train_parts")
+    if isinstance(parts, dict):
+        for options in parts.values():
+            if isinstance(options, dict) and "steps" in options:
+                options["steps"] = steps
+    return config

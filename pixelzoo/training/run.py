@@ -47,28 +47,71 @@ def _parse_value(text: str):
 
 
 def apply_overrides(config: dict, assignments: list[str]) -> dict:
-    """``section.key=value`` assignments (value parsed as JSON when it parses, else a string)."""
+    """``section.key=value`` assignments (value parsed as JSON when it parses, else a string); a
+    composite's per-part trainer options are ``train_parts.PART.KEY=VALUE``."""
     config = copy.deepcopy(config)
     for item in assignments:
         key, sep, value = item.partition("=")
         parts = key.split(".")
-        if not sep or len(parts) < 2 or parts[0] not in ("model", "data", "train"):
-            raise ConfigError(f"--set {item!r}: expected model.KEY=VALUE, data.KEY=VALUE or train.KEY=VALUE")
-        node = config.setdefault(parts[0], {})
-        for p in parts[1:-1]:
-            node = node.setdefault(p, {})
+        if (not sep or len(parts) < 2 or parts[0] not in ("model", "data", "train", "train_parts")
+                or (parts[0] == "train_parts" and len(parts) != 3) or not all(parts)):
+            raise ConfigError(f"--set {item!r}: expected model.KEY=VALUE, data.KEY=VALUE, train.KEY=VALUE or "
+                              "train_parts.PART.KEY=VALUE")
+        if config.get(parts[0]) is None:
+            config[parts[0]] = {}
+        node = config[parts[0]]
+        for i, p in enumerate(parts[1:-1], 1):
+            if node.get(p) is None:
+                node[p] = {}
+            node = node[p]
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {'.'.join(parts[:i + 1])} is {node!r}, not a section")
         node[parts[-1]] = _parse_value(value)
     return config
 
 
 def resolve_model_config(model_cfg: dict, splits) -> dict:
-    """Fill the data-dependent model arguments (image shape, levels, classes) from the data set."""
+    """Fill the data-dependent model arguments (image shape, levels, classes) from the data set.
+
+    A value the configuration gives already must agree with the data's (else a ConfigError naming
+    both). Classes: the data's labels unless ``class_conditional`` is false or ``num_classes`` is
+    given as null (an unconditional model); a class-conditional model on data without labels is a
+    ConfigError saying how to ask for an unconditional one."""
     cfg = dict(model_cfg)
     class_conditional = cfg.pop("class_conditional", True)
+    name = getattr(getattr(splits, "train", None), "name", None)
+    data = f"the data {name!r}" if name else "the data"
+    given_shape = cfg.get("image_shape")
+    if given_shape is not None and _as_list(given_shape) != list(splits.image_shape):
+        raise ConfigError(f"model.image_shape {given_shape} disagrees with {data}, whose images are "
+                          f"{list(splits.image_shape)}: leave model.image_shape out (it comes from the data)")
+    given_levels = cfg.get("num_levels")
+    if given_levels is not None and given_levels != splits.num_levels:
+        raise ConfigError(f"model.num_levels {given_levels!r} disagrees with {data}, which has "
+                          f"{splits.num_levels} levels: leave model.num_levels out (it comes from the data)")
     cfg["image_shape"] = list(splits.image_shape)
     cfg["num_levels"] = splits.num_levels
+    if "num_classes" in cfg:
+        given = cfg["num_classes"]
+        if given is not None and (not class_conditional or given != splits.num_classes):
+            has = (f"has {splits.num_classes} classes" if splits.num_classes is not None else "has no labels")
+            why = "model.class_conditional is false" if not class_conditional else f"{data} {has}"
+            raise ConfigError(f"model.num_classes {given!r} disagrees with the data: {why}; leave model.num_classes "
+                              "out (it comes from the data) or set it to null for an unconditional model")
+        return cfg  # null: asked for an unconditional model
+    if class_conditional and splits.num_classes is None:
+        raise ConfigError(f"this model is class-conditional but {data} has no labels; to train it unconditionally, "
+                          "set model.num_classes to null (--set model.num_classes=null, or \"num_classes\": null "
+                          "in the config's model section)")
     cfg["num_classes"] = splits.num_classes if class_conditional else None
     return cfg
+
+
+def _as_list(value):
+    try:
+        return [int(v) for v in value]
+    except (TypeError, ValueError):
+        return value
 
 
 def build_model(model_cfg: dict):

@@ -170,6 +170,9 @@ class AutoregressiveModel(PixelzooModel, SamplesImages):
                                   f"got {tuple(x.shape)} {x.dtype}")
         else:
             check_levels(x, self.image_shape, self.num_levels)
+        if y is None and self.num_classes is not None:
+            raise ConfigError(f"this model is class-conditional ({self.num_classes} classes): pass labels y, a "
+                              f"({x.shape[0]},) long tensor in [0, {self.num_classes})")
         if y is not None:
             if self.num_classes is None:
                 raise ConfigError("this model is not class-conditional; pass y=None")

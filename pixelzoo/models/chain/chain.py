@@ -43,6 +43,7 @@ from ...errors import ConfigError
 from ...nn.levels import unscale_levels
 from ...nn.modes import eval_mode
 from ...sampling.labels import expand_labels
+from ...threads import apply_policy
 from ..base import PixelzooModel, SamplesImages, SamplesLevels, TrainingPlan, Unit
 from .level_cache import LevelCache, cache_file, fingerprint
 from .links import Level, Link, TrainedMaker, View
@@ -195,6 +196,7 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
         if not self.has_likelihood:
             raise ConfigError(f"{type(self).__name__} has no likelihood: a part ({', '.join(self._no_likelihood())}) "
                               "is not a likelihood model")
+        self._check_labels(y, "log_prob", [l.part for l in self.links.values()])
         known = self.levels_of(x.long())
         out = {}
         for name in self.part_names:
@@ -204,6 +206,15 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
             lp = self.parts[name].log_prob(known[link.level], y, **self._cond_kwargs(link, known))
             out[name] = lp.flatten(1).sum(1)
         return out
+
+    def _check_labels(self, y, what: str, parts) -> None:
+        """Labels are needed where one of ``parts`` is class-conditional: y=None is then an error, never a
+        silent unconditional run (decoding given every code level samples no conditional part)."""
+        conditional = [p for p in parts if getattr(self.parts[p], "num_classes", None) is not None]
+        if y is None and conditional:
+            raise ConfigError(f"{type(self).__name__} is class-conditional ({', '.join(conditional)} take "
+                              f"{self.num_classes} classes): {what} needs labels y, a class or one per image in "
+                              f"[0, {self.num_classes})")
 
     def _no_likelihood(self) -> list[str]:
         return [l.part for l in self.links.values() if not self.parts[l.part].has_likelihood]
@@ -323,6 +334,14 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
         """Per part in ``names``: a temperature (a float for every part, or ``{part: t}``, missing
         parts 1.0) and head options (``{part: {option: value}}``)."""
         parts = self.part_names
+        try:
+            return self._sampling_options(temperature, head_options, names, parts)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as e:  # float() of something that is not a number
+            raise ConfigError(f"temperature must be a number >= 0 or {{part: number}}, got {temperature!r}") from e
+
+    def _sampling_options(self, temperature, head_options, names, parts) -> tuple[dict, dict]:
         if isinstance(temperature, dict):
             unknown = sorted(set(temperature) - set(parts))
             if unknown:
@@ -330,9 +349,9 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
             temps = {n: float(temperature.get(n, 1.0)) for n in names}
         else:
             temps = {n: float(temperature) for n in names}
-        bad = {n: t for n, t in temps.items() if not t >= 0}
+        bad = {n: t for n, t in temps.items() if not (t >= 0 and math.isfinite(t))}
         if bad:
-            raise ConfigError(f"temperatures must be >= 0, got {bad}")
+            raise ConfigError(f"temperatures must be finite numbers >= 0, got {bad}")
         ho = head_options or {}
         if not isinstance(ho, dict) or any(k not in parts or not isinstance(v, dict) for k, v in ho.items()):
             raise ConfigError(f"head_options must map part names {parts} to option dicts, e.g. "
@@ -402,14 +421,17 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
         """Ancestral sampling from the top down: every level needed for ``targets`` (default: the
         data), by name (the ``given`` ones, each repeated ``n / B`` times, included). ``y`` a scalar
         or (n,) labels."""
-        if int(n) != n or n < 1:
+        if isinstance(n, bool) or not isinstance(n, (int, float)) or int(n) != n or n < 1:
             raise ConfigError(f"n must be a positive integer, got {n!r}")
+        n = int(n)
+        apply_policy()  # the command line's thread policy, once, unless the user set threads
         known = self._check_given(given or {}, n)
         unknown = [t for t in targets or () if t not in self.levels]
         if unknown:
             raise ConfigError(f"unknown level(s) {unknown}; levels: {self.level_order}")
         order = self.needed(known, targets)
         temps, ho = self.sampling_options(temperature, head_options, [self.links[l].part for l in order])
+        self._check_labels(y, "sample", [self.links[l].part for l in order])
         y = expand_labels(y, n)
         for name in order:
             link = self.links[name]

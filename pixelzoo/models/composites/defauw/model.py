@@ -197,8 +197,10 @@ def build_local_model(spec: dict, input_shape, num_levels: int, spatial_channels
         raise ConfigError("local_model: code_embedding applies to the gated_pixelcnn; give code_embedding 0 for "
                           "another model over codes")
     head, out_hidden = hp.pop("head", "categorical"), hp.pop("out_hidden", None)
-    if head != "categorical" or hp.pop("head_options", None):
+    if head != "categorical":
         raise ConfigError(f"local_model: codes have no order, so a code level takes the categorical head, not {head!r}")
+    if hp.pop("head_options", None):
+        raise ConfigError("local_model: the categorical head over codes takes no head_options")
     try:
         trunk = CodeGatedTrunk(num_levels, emb, int(input_shape[0]), spatial_channels=spatial_channels, **hp)
     except TypeError as e:
