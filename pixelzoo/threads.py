@@ -143,3 +143,14 @@ def apply_policy() -> int | None:
     n = default_threads()
     torch.set_num_threads(n)
     return n
+
+
+def check_memory(need: int, what: str, remedy: str) -> None:
+    """ConfigError when ``need`` bytes (an estimate for ``what``) exceed the machine's available
+    memory (``pixelzoo.threads.available_memory``; nothing checked where it is unknown)."""
+    from .errors import ConfigError
+    from .io import _size
+
+    have = available_memory()
+    if have is not None and need > have:
+        raise ConfigError(f"{what} needs about {_size(need)} of memory, more than the {_size(have)} available: {remedy}")

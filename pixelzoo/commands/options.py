@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from ..threads import check_memory  # noqa: F401  (the commands' memory checks use it)
+
 
 def number(kind, low=None, strict=False, what="", high=None, why=""):
     """An argparse type: ``kind`` (int or float), at least ``low`` (above it when ``strict``), at most
@@ -41,18 +43,6 @@ def _threads(text):
 
     return number(int, 1, what="a positive integer", high=max_threads(),
                   why=" (4 x this machine's cores)")(text)
-
-
-def check_memory(need: int, what: str, remedy: str) -> None:
-    """ConfigError when ``need`` bytes (an estimate for ``what``) exceed the machine's available
-    memory (``pixelzoo.threads.available_memory``; nothing checked where it is unknown)."""
-    from ..errors import ConfigError
-    from ..io import _size
-    from ..threads import available_memory
-
-    have = available_memory()
-    if have is not None and need > have:
-        raise ConfigError(f"{what} needs about {_size(need)} of memory, more than the {_size(have)} available: {remedy}")
 
 
 def check_sample_memory(model, count: int, option: str = "-n") -> None:

@@ -32,8 +32,8 @@ def create_head(name: str, num_levels: int, channels: int, **options) -> Head:
     valid = head_option_names(name)
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ConfigError(f"head {name!r} takes no option(s) {unknown} when it is built; its options: {valid or 'none'}"
-                          f"{SAMPLING_HINT if set(unknown) & SAMPLING_OPTIONS else ''}")
+        raise ConfigError(f"bad options for head {name!r}: it takes no option(s) {unknown} when it is built; "
+                          f"its options: {valid or 'none'}{SAMPLING_HINT if set(unknown) & SAMPLING_OPTIONS else ''}")
     try:
         return HEADS[name](num_levels, channels, **options)
     except TypeError as e:

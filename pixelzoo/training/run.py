@@ -175,7 +175,7 @@ def check_model_memory(name: str, cfg: dict, copies: int = 1) -> None:
     that needs real values part-way (``.item()``) still gives the count so far, a lower bound."""
     import torch
 
-    from ..commands.options import check_memory
+    from ..threads import check_memory
 
     seen: dict[int, tuple[int, int]] = {}
     register = torch.nn.Module.register_parameter

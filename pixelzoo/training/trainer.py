@@ -67,6 +67,9 @@ class Trainer:
         self.step = 0
         self.is_main = distributed.is_main()
         self.logger = MetricsLogger(self.run_dir, tensorboard) if self.is_main else _NoLogger()
+        if self.is_main:  # a checkpoint half-written by a killed process: this process is the run's one writer
+            for stale in self.run_dir.glob(f".{CHECKPOINT_NAME}.*.tmp"):
+                stale.unlink(missing_ok=True)
         self._perm_epoch, self._perm = -1, None
         self.uses_labels = takes_labels(model) and splits.train.labels is not None
 
