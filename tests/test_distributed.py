@@ -10,7 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from pixelzoo.errors import ConfigError
-from pixelzoo.training import load_run_model, start_run
+from pixelzoo.training import distributed, load_run_model, start_run
 from pixelzoo.training.checkpoint import CHECKPOINT_NAME
 
 
@@ -35,7 +35,7 @@ def _worker(rank, world, store, out, config):
         if rank:
             assert "process" in result and "test_bpd" not in result
     finally:
-        dist.destroy_process_group()
+        distributed.finish()  # a barrier first: no process leaves while another still works
 
 
 @pytest.mark.slow
@@ -65,7 +65,7 @@ def _odd_worker(rank, world, store, out, config):
         with pytest.raises(ConfigError, match="divisible by 2"):
             start_run(config, out, progress=False, tensorboard=False).train()
     finally:
-        dist.destroy_process_group()
+        distributed.finish()  # a barrier first: no process leaves while another still works
 
 
 @pytest.mark.slow
@@ -76,8 +76,6 @@ def test_a_batch_that_does_not_split_evenly_is_refused(tmp_path):
 
 
 def test_without_torchrun_nothing_changes():
-    from pixelzoo.training import distributed
-
     assert "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1
     assert distributed.world_size() == 1 and distributed.rank() == 0 and distributed.is_main()
     assert distributed.shard(7) == slice(0, None, 1)
@@ -119,7 +117,7 @@ def _composite_worker(rank, world, store, out, config):
         if rank:
             assert "process" in result and "test_bpd" not in result
     finally:
-        dist.destroy_process_group()
+        distributed.finish()  # a barrier first: no process leaves while another still works
 
 
 @pytest.mark.slow

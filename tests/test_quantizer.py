@@ -10,6 +10,7 @@ import torch.multiprocessing as mp
 
 from pixelzoo.io import load_tensors, save_tensors
 from pixelzoo.nn.quantizer import VectorQuantizer
+from pixelzoo.training import distributed
 
 
 
@@ -202,7 +203,7 @@ def _ddp_worker(rank, world, init_file, out_dir):
                       **{f"b.{k}": v for k, v in vq2.state_dict().items()}},
                      os.path.join(out_dir, f"rank{rank}.safetensors"))
     finally:
-        dist.destroy_process_group()
+        distributed.finish()  # a barrier first: no process leaves while another still works
 
 
 def test_ddp_two_processes_match_single_process_on_concatenated_data(tmp_path):
