@@ -57,7 +57,10 @@ def test_bad_option_values_name_the_option(argv, message, capsys):
                                            ("train.steps=2.5", "train.steps must be an integer"),
                                            ("train.flip=1", "train.flip must be true/false"),
                                            ("train.lr_decay=0", "train.lr_decay must lie in (0, 1]"),
-                                           ("train.sample_every=-1", "train.sample_every must be an integer >= 0")])
+                                           ("train.sample_every=-1", "train.sample_every must be an integer >= 0"),
+                                           ("train.seed=1e23", "train.seed must be an integer"),
+                                           ("train.seed=100000000000000000000000",
+                                            "train.seed must be at most 2**63 - 1")])
 def test_bad_train_values_are_errors_and_write_nothing(value, message, tmp_path, capsys):
     assert main(["train", "gated_pixelcnn/digits", "--out", str(tmp_path / "r"), "--set", value, *TINY]) == 2
     err = capsys.readouterr().err

@@ -196,11 +196,16 @@ def test_colorize_more_test_images_than_there_are_is_an_error():
 
 
 def test_colorize_more_images_than_an_npz_holds_is_an_error(tmp_path):
-    """`colorize RUN s.npz -n 5` on an .npz of 2 images -> ConfigError naming both; the default -n 8 takes the 2."""
+    """`colorize RUN s.npz -n 5` (or a typed -n 8) on an .npz of 2 images -> ConfigError naming both;
+    -n not given (the default, 8 or fewer) takes the 2; on 12 images it takes 8."""
     np.savez(tmp_path / "s.npz", images=np.zeros((2, 1, 8, 8), np.uint8))
-    with pytest.raises(ConfigError, match="-n 5 .* the 2 it holds"):
-        given_images(str(tmp_path / "s.npz"), {}, 5, 0)
-    assert len(given_images(str(tmp_path / "s.npz"), {}, 8, 0)[0]) == 2
+    for n in (5, 8):
+        with pytest.raises(ConfigError, match=f"-n {n} .* the 2 it holds"):
+            given_images(str(tmp_path / "s.npz"), {}, n, 0)
+    assert len(given_images(str(tmp_path / "s.npz"), {}, None, 0)[0]) == 2
+    np.savez(tmp_path / "t.npz", images=np.zeros((12, 1, 8, 8), np.uint8))
+    assert len(given_images(str(tmp_path / "t.npz"), {}, None, 0)[0]) == 8
+    assert len(given_images("test", {"data": {"name": "digits"}}, None, 0)[0]) == 8
 
 
 # ---------------------------------------------------------------------- the Python API's arguments

@@ -110,3 +110,23 @@ def test_bad_runs_are_clear_errors_with_exit_2(tmp_path, capsys):
     fails(good, "--metrics", "test_bpd,fid", says="unknown metric(s) ['fid']")
     fails(good, "--metrics", "test_loss", says="nothing to plot")
     fails(good, good, says="is given twice")
+
+
+def test_a_resumed_run_logs_each_step_once_in_tensorboard_too(tmp_path):
+    """A run killed at step 5 after its checkpoint of step 3, then resumed: metrics.jsonl and
+    TensorBoard both hold steps 1-3 of the first process and step 4 of the second, once each."""
+    import pytest
+
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    first = MetricsLogger(tmp_path)
+    for step in range(1, 6):
+        first.log(step, train_loss=float(step))
+    first.close()
+    second = MetricsLogger(tmp_path)
+    assert second.keep_until(3) == 2
+    second.log(4, train_loss=40.0)
+    second.close()
+    assert [(r["step"], r["train_loss"]) for r in second.read()] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0)]
+    events = accumulator.EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("train_loss")] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0)]

@@ -19,23 +19,23 @@ from ..training import load_data, load_run_model
 from ..views import gray_to_image, upsample_nearest
 
 
-DEFAULT_COUNT = 8  # the default of colorize's and upscale's -n (commands/options.py)
+DEFAULT_COUNT = 8  # colorize's, upscale's and reconstruct's -n when not given: 8, or all the input holds when fewer
 
 
 def given_images(images: str, config: dict, count: int | None, seed: int):
     """Images (long) and labels (or None) from the command line's IMAGES argument: ``test`` for
     ``count`` random test images of the run's data set, or an .npz with ``images`` (and ``labels``)
     as ``pixelzoo sample`` writes (its first ``count``). A ``count`` beyond the images there is a
-    ConfigError naming both numbers, except the command's default (-n 8, ``DEFAULT_COUNT``: the
-    parser cannot say whether it was typed), which takes the images there are when fewer."""
+    ConfigError naming both numbers; ``count=None`` (-n not given) takes ``DEFAULT_COUNT`` images, or
+    all there are when fewer."""
     if count is not None and (int(count) != count or count < 1):
         raise ConfigError(f"-n must be a positive integer, got {count!r}")
     if images == "test":
         test = load_data(config["data"]).test
-        if count is not None and count > len(test) and count != DEFAULT_COUNT:
+        if count is not None and count > len(test):
             raise ConfigError(f"-n {count} asks for more images than the {len(test)} test images of "
                               f"{test.name}; give -n {len(test)} or fewer")
-        idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:count]
+        idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:count or DEFAULT_COUNT]
         return test.images[idx].long(), (None if test.labels is None else test.labels[idx])
     path = Path(images)
     if not path.is_file():
@@ -50,9 +50,10 @@ def given_images(images: str, config: dict, count: int | None, seed: int):
         raise ConfigError(f"{path}: expected an integer array 'images' of shape (N, C, H, W), as `pixelzoo sample` writes")
     if arrays["images"].shape[0] == 0:
         raise ConfigError(f"{path} holds no images (its 'images' array has shape {arrays['images'].shape})")
-    if count is not None and count > len(arrays["images"]) and count != DEFAULT_COUNT:
+    if count is not None and count > len(arrays["images"]):
         raise ConfigError(f"{path}: -n {count} asks for more images than the {len(arrays['images'])} it holds; "
                           f"give -n {len(arrays['images'])} or fewer")
+    count = count or DEFAULT_COUNT
     x = torch.from_numpy(arrays["images"].astype(np.int64))[:count]
     lab = arrays.get("labels")
     y = torch.from_numpy(lab.astype(np.int64))[:count] if lab is not None and len(lab) >= len(arrays["images"]) else None
@@ -101,10 +102,11 @@ def output_files(run_dir, out, what: str) -> tuple[Path, Path]:
     return png, npz
 
 
-def check_count(model, count: int, per_image: int) -> None:
-    """Refuse, before sampling, ``count`` x ``per_image`` samples that cannot fit in memory."""
+def check_count(model, count: int | None, per_image: int) -> None:
+    """Refuse, before sampling, ``count`` (None: ``DEFAULT_COUNT``) x ``per_image`` samples that cannot fit in memory."""
     from .options import MAX_COUNT, check_sample_memory
 
+    count = count or DEFAULT_COUNT
     if count * per_image > MAX_COUNT:
         raise ConfigError(f"-n {count} x --per-image {per_image} = {count * per_image} samples, more than pixelzoo's "
                           f"cap of {MAX_COUNT} images per command")
@@ -137,7 +139,7 @@ def _sample_given(model, given: dict, per_image: int, y, temperature: float, hea
                         generator=torch.Generator().manual_seed(seed), progress=progress, given=given).cpu()
 
 
-def colorize_command(run_dir, images: str, count: int = 8, per_image: int = 4, gray_given: bool = False,
+def colorize_command(run_dir, images: str, count: int | None = None, per_image: int = 4, gray_given: bool = False,
                      cls=None, temperature: float = 1.0, map_sampling: bool = False, log_scale_shift=None,
                      seed: int = 0, out=None, progress: bool = True, device=None) -> dict:
     """``pixelzoo colorize``: a PNG grid with one row per given image, [original (when known), its
@@ -168,7 +170,7 @@ def colorize_command(run_dir, images: str, count: int = 8, per_image: int = 4, g
             "per_image": per_image}
 
 
-def upscale_command(run_dir, images: str, count: int = 8, per_image: int = 4, from_size: int | None = None,
+def upscale_command(run_dir, images: str, count: int | None = None, per_image: int = 4, from_size: int | None = None,
                     cls=None, temperature: float = 1.0, map_sampling: bool = False, log_scale_shift=None,
                     seed: int = 0, out=None, progress: bool = True, device=None) -> dict:
     """``pixelzoo upscale``: a PNG grid with one row per given image, [original (when known), its

@@ -7,6 +7,7 @@ import argparse
 import math
 
 from ..threads import check_memory  # noqa: F401  (the commands' memory checks use it)
+from ..training.config import MAX_SEED
 
 
 def number(kind, low=None, strict=False, what="", high=None, why=""):
@@ -33,8 +34,6 @@ TEMPERATURE = number(float, 0.0, what="a number >= 0")
 #: the most images one command draws or reads (-n, -n x --per-image): a sane cap before any memory estimate
 MAX_COUNT = 1_000_000
 COUNT = number(int, 1, what="a positive integer", high=MAX_COUNT, why=" (pixelzoo's cap on images per command)")
-#: random seeds: what torch.Generator.manual_seed takes
-MAX_SEED = 2 ** 63 - 1
 SEED = number(int, 0, what="an integer >= 0", high=MAX_SEED, why=" (2**63 - 1, the largest seed)")
 
 
@@ -97,7 +96,8 @@ def add_given_images_parser(subparsers, name: str, help: str, own) -> argparse.A
     a.add_argument("run_dir")
     a.add_argument("images", help="`test` (random test images of the run's data) or an .npz with 'images' "
                                   "(and 'labels'), as `pixelzoo sample` writes")
-    a.add_argument("-n", type=COUNT, default=8, help="number of given images (default 8)")
+    a.add_argument("-n", type=COUNT, default=None,
+                   help="number of given images (default 8, or all the input holds when fewer)")
     a.add_argument("--per-image", type=COUNT, default=4, help="samples per given image (default 4)")
     own(a)
     a.add_argument("--class", dest="cls", type=NON_NEGATIVE, help="class of every image (default: the images' labels)")

@@ -19,7 +19,7 @@ from ..views import upsample_nearest
 from .colorize_upscale import _labels_for, check_count, given_images, output_files
 
 
-def reconstruct_command(run_dir, images: str, count: int = 8, per_image: int = 4, cls=None,
+def reconstruct_command(run_dir, images: str, count: int | None = None, per_image: int = 4, cls=None,
                         temperature: float = 1.0, seed: int = 0, out=None, progress: bool = True,
                         device=None) -> dict:
     """See the module docstring; sampled on ``device`` (None: ``$PIXELZOO_DEVICE`` or auto)."""
@@ -68,7 +68,8 @@ def add_parser(subparsers):
     rc.add_argument("run_dir")
     rc.add_argument("images", help="`test` (random test images of the run's data) or an .npz with 'images' "
                                    "(and 'labels'), as `pixelzoo sample` writes")
-    rc.add_argument("-n", type=COUNT, default=8, help="number of given images (default 8)")
+    rc.add_argument("-n", type=COUNT, default=None,
+                   help="number of given images (default 8, or all the input holds when fewer)")
     rc.add_argument("--per-image", type=COUNT, default=4, help="reconstructions per given image (default 4)")
     rc.add_argument("--class", dest="cls", type=NON_NEGATIVE, help="class of every image (class-conditional decoders)")
     rc.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="sampling temperature of the decoders")

@@ -13,6 +13,8 @@ from ..threads import apply_policy
 
 
 OPTIMIZERS = ("adam", "adamax")
+#: random seeds: what torch.Generator.manual_seed takes
+MAX_SEED = 2 ** 63 - 1
 _TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
 
 
@@ -76,6 +78,8 @@ class TrainConfig:
             value = getattr(cfg, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"train.{name} must be > 0 or null, got {value!r}")
+        if cfg.seed > MAX_SEED:
+            raise ConfigError(f"train.seed must be at most 2**63 - 1 (the largest seed), got {cfg.seed}")
         if not 0 < cfg.lr_decay <= 1:
             raise ConfigError(f"train.lr_decay must lie in (0, 1], got {cfg.lr_decay}")
         if cfg.precision not in PRECISIONS:

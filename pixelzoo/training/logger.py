@@ -41,14 +41,20 @@ def is_final(row: dict) -> bool:
 class MetricsLogger:
     def __init__(self, run_dir: str | Path, tensorboard: bool = True):
         self.path = Path(run_dir) / "metrics.jsonl"
-        self.writer = None
-        if tensorboard:
+        self.tensorboard = tensorboard
+        self.writer = None  # opened at the first row, after keep_until has said where a resumed run restarts
+        self._purge_step = None
+
+    def _tensorboard_writer(self):
+        if self.writer is None and self.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                pass
-            else:
-                self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+                self.tensorboard = False
+                return None
+            # purge_step: TensorBoard drops the events a killed run logged past the resumed checkpoint
+            self.writer = SummaryWriter(str(self.path.parent / "tensorboard"), purge_step=self._purge_step)
+        return self.writer
 
     def log(self, step: int, **values) -> None:
         row = {"step": step, **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in values.items()}}
@@ -56,11 +62,12 @@ class MetricsLogger:
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
             f.flush()
-        if self.writer is not None:
+        writer = self._tensorboard_writer()
+        if writer is not None:
             for k, v in values.items():
                 if isinstance(v, (int, float)):
-                    self.writer.add_scalar(k, v, step)
-            self.writer.flush()
+                    writer.add_scalar(k, v, step)
+            writer.flush()
 
     def read(self) -> list[dict]:
         """The rows logged; a broken line is skipped with a warning naming the file and the line."""
@@ -89,7 +96,9 @@ class MetricsLogger:
 
     def keep_until(self, step: int) -> int:
         """On resume from the checkpoint of ``step``: drop the rows past it (logged after it, by a run
-        killed before its next checkpoint), so each step is logged once."""
+        killed before its next checkpoint), so each step is logged once, in TensorBoard too."""
+        if self.writer is None:
+            self._purge_step = step + 1
         return self.drop(lambda r: r["step"] <= step, f"past the checkpoint's step {step}")
 
     def log_final(self, step: int, **values) -> None:
