@@ -13,6 +13,8 @@ warns (once per process); on a GPU without bf16 it falls back to fp32 with a war
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import re
 import warnings
@@ -186,6 +188,14 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
 def autocast(device: torch.device, precision: str):
     """The training forward pass's autocast context: bf16 when ``precision`` (resolved) is ``"bf16"``."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def full_precision_region(device: torch.device):
+    """A region computed in the tensors' own precision, autocast off (log-probabilities of heads); no
+    context on the meta device (a training step traced for its memory), which has no autocast."""
+    if device.type == "meta":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, enabled=False)
 
 
 def describe_device(device: torch.device | str) -> str:

@@ -40,8 +40,14 @@ def _check_int(x: torch.Tensor, what: str) -> torch.Tensor:
     return x.long()
 
 
+def has_values(t: torch.Tensor) -> bool:
+    """Whether ``t``'s values can be checked: it holds some, and it is not on the meta device (where a
+    model's training step is traced for its memory, shapes only)."""
+    return t.numel() > 0 and not t.is_meta
+
+
 def _check_range(x: torch.Tensor, levels: int, what: str) -> None:
-    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= levels):
+    if has_values(x) and (int(x.min()) < 0 or int(x.max()) >= levels):
         raise ConfigError(f"{what}: values must lie in [0, {levels}), got [{int(x.min())}, {int(x.max())}]")
 
 

@@ -12,6 +12,7 @@ import torch
 
 import pixelzoo
 from helpers import dependency_grads, raster_before
+from pixelzoo.nn.meta import meta_parameters
 from pixelzoo.cli import main
 from pixelzoo.data import load_dataset
 from pixelzoo.data.dataset import ImageDataset
@@ -236,8 +237,9 @@ def test_every_agave_preset_builds_with_its_parts():
         assert config["train"].get("lr_decay", 1.0) == 1.0
         assert set(config["train_parts"]) == {"vae", "pixel_decoder", "joint"}
     cfg = load_preset("agave/cifar-paper")["model"]
-    m = pixelzoo.create_model("agave", (3, 32, 32), 256, **{k: v for k, v in cfg.items()
-                                                             if k not in ("name", "class_conditional")})
+    with meta_parameters():  # construction only: no memory for the paper-size weights
+        m = pixelzoo.create_model("agave", (3, 32, 32), 256, **{k: v for k, v in cfg.items()
+                                                                 if k not in ("name", "class_conditional")})
     assert m.vae.latent_shape == (32, 16, 16) and m.kl_weight == 12.0 and m.vae.aux_bins == 256
 
 

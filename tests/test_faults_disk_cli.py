@@ -385,6 +385,21 @@ def test_model_too_large_for_the_memory(tmp_path, capsys):
     assert code == 2 and not (tmp_path / "big").exists()
 
 
+def test_training_step_too_large_for_the_memory(tmp_path, monkeypatch, capsys):
+    """train with weights that fit but a batch whose activations do not (injected available_memory of
+    1 MB; the tiny digits Gated model's weights, gradients and Adam's moments need ~0.1 MB, a batch of
+    32 ~2 MB) -> exit 2 before allocating, one line with the activations' estimate and lower
+    train.batch_size; on disk: nothing."""
+    from pixelzoo import threads
+
+    monkeypatch.setattr(threads, "available_memory", lambda: 2 ** 20)
+    assert main(["train", "gated_pixelcnn/digits", "--out", str(tmp_path / "r"), *TINY,
+                 "--set", "train.batch_size=32"]) == 2
+    one_clean_line(capsys.readouterr().err, "pixelzoo train: error:", "on batches of 32", "of activations",
+                   "lower train.batch_size")
+    assert not (tmp_path / "r").exists()
+
+
 def test_out_name_kept_as_given(run_dir, tmp_path, capsys):
     """sample --out samples.v1.final -> samples.v1.final.png and .npz (not samples.v1.png); --out x.png
     -> x.png and x.npz."""

@@ -11,6 +11,7 @@ import pixelzoo
 from pixelzoo.data import dataset_names
 from pixelzoo.models import AutoregressiveModel
 from pixelzoo.training.config import TrainConfig
+from pixelzoo.nn.meta import meta_parameters
 from pixelzoo.training.run import build_model, resolve_model_config
 
 
@@ -66,16 +67,12 @@ def _param(name):
 
 
 def _build(config: dict, splits, paper_scale: bool):
-    """The preset's model; paper-size models on the meta device (no memory, no initialisation cost)
-    when their builder allows it."""
+    """The preset's model; paper-size models with their parameters on the meta device (no memory, no
+    initialisation cost; ``pixelzoo.nn.meta``)."""
     cfg = resolve_model_config(config["model"], splits)
     if paper_scale:
-        try:
-            with torch.device("meta"):
-                return build_model(cfg)
-        except (RuntimeError, NotImplementedError) as e:
-            if "meta" not in str(e):
-                raise
+        with meta_parameters():
+            return build_model(cfg)
     return build_model(cfg)
 
 

@@ -2,6 +2,7 @@
 top map, the code cache, the pipeline end to end (stage 1, codes, stage 2, sampling, decoding),
 classifier-based rejection sampling and its sweep, and the presets."""
 
+import contextlib
 import json
 import math
 
@@ -12,6 +13,7 @@ from PIL import Image
 
 import pixelzoo
 from helpers import dependency_grads, raster_before
+from pixelzoo.nn.meta import meta_parameters
 from pixelzoo.cli import main
 from pixelzoo.data import load_dataset
 from pixelzoo.errors import ConfigError
@@ -309,19 +311,16 @@ PRESET_DATA = {
 
 
 @pytest.mark.parametrize("preset", sorted(PRESET_DATA))
-def test_every_preset_constructs(preset, monkeypatch):
+def test_every_preset_constructs(preset):
     from pixelzoo.training.config import RunConfig, TrainConfig
 
     assert preset in pixelzoo.list_presets()
     config = pixelzoo.load_preset(preset)
     shape, levels, classes, code_shapes = PRESET_DATA[preset]
-    if preset.endswith("-paper"):
-        # construction only: leave the weights of the paper-size networks uninitialised (no memory is touched)
-        for fn in ("kaiming_uniform_", "uniform_", "normal_"):
-            monkeypatch.setattr(torch.nn.init, fn, lambda t, *a, **k: t)
-        monkeypatch.setattr(torch, "randn", lambda *s, **k: torch.empty(*s, **k))
     cfg = {k: v for k, v in config["model"].items() if k not in ("name", "class_conditional")}
-    model = pixelzoo.create_model("vqvae2", shape, levels, classes, **cfg)
+    # construction only: the paper-size networks' parameters on the meta device (no memory is touched)
+    with meta_parameters() if preset.endswith("-paper") else contextlib.nullcontext():
+        model = pixelzoo.create_model("vqvae2", shape, levels, classes, **cfg)
     assert model.code_shapes == code_shapes
     assert model.part_names == ["autoencoder", *model.prior_names]
     TrainConfig.from_dict(config["train"])

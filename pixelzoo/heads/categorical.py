@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..devices import full_precision_region
 from ..errors import ConfigError
 from .base import Head, full_precision
 
@@ -45,7 +46,7 @@ class CategoricalHead(Head):
         """Acts on each pixel separately."""
         b, _, h, w = raw.shape
         if getattr(self, "channel_order", None) is not None:
-            with torch.autocast(raw.device.type, enabled=False):
+            with full_precision_region(raw.device):
                 raw = full_precision(raw)
                 weight = (self.channel_order * self.channel_order_mask).to(raw.dtype)
                 raw = raw + torch.einsum("oc,bchw->bohw", weight, x_scaled.to(raw.dtype))

@@ -36,6 +36,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..devices import full_precision_region
 from ..errors import ConfigError
 from .base import Head, full_precision
 
@@ -194,7 +195,7 @@ class LogisticMixtureHead(Head):
         """(B, num_params, H, W) -> (B, C, 3M, H, W): per channel [log posterior weights, means,
         log-scales] of the conditional given the same pixel's earlier channels (module docstring).
         Acts on each pixel separately; computed in at least float32, outside autocast."""
-        with torch.autocast(raw.device.type, enabled=False):
+        with full_precision_region(raw.device):
             return self._subpixel_params(full_precision(raw), full_precision(x_scaled))
 
     def _subpixel_params(self, raw: torch.Tensor, x_scaled: torch.Tensor) -> torch.Tensor:

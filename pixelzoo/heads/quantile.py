@@ -16,6 +16,7 @@ import math
 import torch
 
 from ..errors import ConfigError
+from ..views import has_values
 from .base import Head, full_precision
 
 TAU_EMBEDDINGS = ("cosine", "linear")
@@ -105,7 +106,7 @@ class QuantileHead(Head):
         if tuple(tau.shape) != tuple(x.shape) or not tau.is_floating_point():
             raise ConfigError(f"tau must be a float tensor of the images' shape {tuple(x.shape)}, got "
                               f"{tuple(tau.shape)} {tau.dtype}")
-        if tau.numel() and (float(tau.detach().min()) < 0 or float(tau.detach().max()) > 1):
+        if has_values(tau) and (float(tau.detach().min()) < 0 or float(tau.detach().max()) > 1):
             raise ConfigError("tau values must lie in [0, 1]")
 
     def sampling_inputs(self, shape, temperature: float = 1.0, generator: torch.Generator | None = None) -> dict:

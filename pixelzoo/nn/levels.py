@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..views import has_values
 
 
 def scale_levels(x: torch.Tensor, num_levels: int) -> torch.Tensor:
@@ -26,7 +27,7 @@ def check_levels(x: torch.Tensor, image_shape: tuple[int, ...], num_levels: int)
         raise ConfigError(f"expected images of shape (B, {', '.join(map(str, image_shape))}), got {tuple(x.shape)}")
     if x.is_floating_point():
         raise ConfigError(f"images must be integer levels in [0, {num_levels}), got dtype {x.dtype}")
-    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= num_levels):
+    if has_values(x) and (int(x.min()) < 0 or int(x.max()) >= num_levels):
         raise ConfigError(f"image values must lie in [0, {num_levels}), got [{int(x.min())}, {int(x.max())}]")
 
 

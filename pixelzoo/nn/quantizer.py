@@ -44,6 +44,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from ..errors import ConfigError
+from ..views import has_values
 
 
 def _distributed() -> bool:
@@ -127,7 +128,7 @@ class VectorQuantizer(nn.Module):
         """Codebook vectors of integer ``codes`` (B, H, W) as a (B, D, H, W) map."""
         if codes.is_floating_point():
             raise ConfigError(f"codes must be integers, got dtype {codes.dtype}")
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.num_codes):
+        if has_values(codes) and (int(codes.min()) < 0 or int(codes.max()) >= self.num_codes):
             raise ConfigError(f"codes must lie in [0, {self.num_codes}), got [{int(codes.min())}, {int(codes.max())}]")
         return self.codebook[codes].permute(0, 3, 1, 2).contiguous()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..devices import resolve_device
 from ..errors import CheckpointError, ConfigError
-from ..io import atomic_write_json, check_writable, storage_error
+from ..io import _size, atomic_write_json, check_writable, storage_error
 from ..registry import create_model, did_you_mean, list_presets, load_preset
 from .runner import load_plan_weights
 
@@ -168,38 +168,106 @@ def check_model_types(name: str, cfg: dict) -> None:
             raise ConfigError(f"model.{key} must be {what}, got {value!r}")
 
 
-def check_model_memory(name: str, cfg: dict, copies: int = 1) -> None:
-    """ConfigError with the estimate when the model's parameters need more memory than the machine
-    has available (``copies``: how many tensors the size of the weights are kept). The model is built
-    on the meta device (nothing allocated), counting every parameter as it is registered: a builder
-    that needs real values part-way (``.item()``) still gives the count so far, a lower bound."""
+def _count_parameters(name: str, cfg: dict, everything_on_meta: bool) -> tuple[int, int]:
+    """(parameters, bytes) of the model, built with its parameters on the meta device; with
+    ``everything_on_meta`` every tensor the builder makes is on it too (nothing allocated, ever, but a
+    builder that reads a value it computed stops there: the count so far, a lower bound)."""
+    import contextlib
+
     import torch
 
+    from ..nn.meta import meta_parameters
+
+    with meta_parameters() as registered:
+        try:
+            with torch.random.fork_rng(devices=[]), (torch.device("meta") if everything_on_meta
+                                                     else contextlib.nullcontext()):
+                create_model(name, **cfg)
+        except ConfigError:
+            raise
+        except Exception:  # its own error comes when it is built for real
+            pass
+    unique = {id(p): p for p in registered}.values()
+    return sum(p.numel() for p in unique), sum(p.numel() * p.element_size() for p in unique)
+
+
+def check_model_memory(name: str, cfg: dict) -> None:
+    """ConfigError with the estimate when the model's parameters need more memory than the machine
+    has available, found before anything is allocated (``pixelzoo.nn.meta``): first a lower bound
+    from a build with everything on the meta device, then the full count, parameters on the meta
+    device and the builder's small tensors real."""
     from ..threads import check_memory
 
-    seen: dict[int, tuple[int, int]] = {}
-    register = torch.nn.Module.register_parameter
+    remedy = ("make it smaller (e.g. --set model.channels=...); training needs about 4 times as much "
+              "(gradients, Adam's two moments) and the activations of a batch")
+    count, nbytes = _count_parameters(name, cfg, everything_on_meta=True)
+    check_memory(nbytes, f"model {name!r} with at least {count:,} parameters", remedy)
+    count, nbytes = max((count, nbytes), _count_parameters(name, cfg, everything_on_meta=False))
+    check_memory(nbytes, f"model {name!r} with {count:,} parameters", remedy)
 
-    def counting(module, pname, param):
-        if param is not None:
-            seen[id(param)] = (param.numel(), param.element_size())
-        return register(module, pname, param)
 
+def _saved_for_backward(loss, x, y, exclude: set[int]) -> int:
+    """Bytes of the tensors autograd saves for the backward pass of ``loss(x, y)`` (the step's
+    activations; tensors in ``exclude``, the weights, not counted)."""
+    import torch
+
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        if id(t) not in exclude:
+            total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss(x, y)
+    return total
+
+
+def check_training_memory(run_config, splits) -> None:
+    """ConfigError with the estimate when a training step cannot fit in the machine's available memory,
+    before anything is allocated: per part, its weights, gradients, Adam's two moments and the Polyak
+    copy, plus the activations one batch of ``train.batch_size`` saves for backward, measured by a
+    forward pass on the meta device (for the parts trained on the run's images; a part trained on an
+    encoder's levels, or a forward the meta device cannot run, counts its weights only)."""
+    import torch
+
+    from ..data.dataset import as_input
+    from ..models.base import _same_splits, takes_labels
+    from ..nn.meta import meta_parameters
+    from ..threads import available_memory, check_memory
+
+    if available_memory() is None:
+        return
+    cfg = dict(run_config.model)
+    name = cfg.pop("name")
     try:
-        torch.nn.Module.register_parameter = counting
-        with torch.random.fork_rng(devices=[]), torch.device("meta"):  # the seed's stream is left as it was
-            create_model(name, **cfg)
-    except ConfigError:
-        raise
-    except Exception:  # a builder that computes on real tensors: what was counted is a lower bound
-        pass
-    finally:
-        torch.nn.Module.register_parameter = register
-    count = sum(n for n, _ in seen.values())
-    nbytes = sum(n * size for n, size in seen.values())
-    check_memory(nbytes * copies, f"model {name!r} with {count:,} parameters",
-                 "make it smaller (e.g. --set model.channels=...); training needs about 4 times as much "
-                 "(gradients, Adam's two moments)")
+        with torch.random.fork_rng(devices=[]), meta_parameters():
+            model = create_model(name, **cfg).to("meta")
+        plan = model.training_plan()
+    except Exception:  # check_model_memory has counted its weights
+        return
+    train = splits.train
+    for unit in plan.units:
+        tc = run_config.train_for(unit.name)
+        params = list(unit.module.parameters())
+        weights = sum(p.numel() * p.element_size() for p in params)
+        need = weights * (4 + (tc.polyak is not None))
+        what = f"training {'part ' + repr(unit.name) + ' of ' if unit.name else ''}model {name!r}"
+        if unit.data is _same_splits:
+            bs = min(tc.batch_size, len(train))
+            x = as_input(torch.zeros((bs, *train.images.shape[1:]), dtype=train.images.dtype, device="meta"))
+            y = torch.zeros(bs, dtype=torch.long, device="meta") if takes_labels(unit.module) else None
+            loss = unit.loss or unit.module.loss
+            try:
+                with torch.device("meta"):
+                    saved = _saved_for_backward(loss, x, y, {id(p) for p in params})
+            except Exception:  # an operation the meta device cannot run (data-dependent): weights only
+                saved = 0
+            if saved:
+                need += saved
+                what += f" on batches of {bs} ({_size(saved)} of activations)"
+        check_memory(need, what, "lower train.batch_size or make the model smaller (e.g. --set model.channels=...)")
 
 
 def new_run_dir(base: str | os.PathLike) -> Path:

@@ -14,7 +14,8 @@ from ..errors import ConfigError, TrainingError
 from ..io import check_writable
 from . import distributed
 from .config import RunConfig
-from .run import build_model, new_run_dir, read_run_config, resolve_model_config, write_run_config
+from .run import (build_model, check_training_memory, new_run_dir, read_run_config, resolve_model_config,
+                  write_run_config)
 from .runner import PlanRunner, acquire_locks, check_parts, plan_locks, unit_steps
 
 
@@ -44,6 +45,7 @@ def start_run(config: dict, out_dir: str | os.PathLike, parts: list[str] | None 
     model = build_model(run_config.model)
     plan = model.training_plan()
     check_parts(plan, run_config, parts)  # before anything is written
+    check_training_memory(run_config, splits)
     for attempt in range(5):  # another process may take the directory between its choice and its lock
         run_dir = distributed.broadcast_object(str(new_run_dir(out_dir)) if distributed.is_main() else None)
         locks = plan_locks(plan, run_dir, parts)

@@ -33,10 +33,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...devices import full_precision_region
 from ...errors import ConfigError
 from ...heads import Head, create_head
 from ...nn import GroupedPointwise, feature_groups
 from ...nn.levels import check_levels, scale_levels
+from ...views import has_values
 from ..base import PixelzooModel, SamplesImages
 from .steppers import FullForwardStepper, Stepper
 from .trunks import Trunk, trunk_class
@@ -176,7 +178,7 @@ class AutoregressiveModel(PixelzooModel, SamplesImages):
         if y is not None:
             if self.num_classes is None:
                 raise ConfigError("this model is not class-conditional; pass y=None")
-            if y.shape != (x.shape[0],) or (y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes)):
+            if y.shape != (x.shape[0],) or (has_values(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes)):
                 raise ConfigError(f"labels must be a ({x.shape[0]},) tensor in [0, {self.num_classes})")
 
     # ------------------------------------------------------------------ core
@@ -217,7 +219,7 @@ class AutoregressiveModel(PixelzooModel, SamplesImages):
         the head's inputs, and the pixel's own channels where ``InputOutput`` says so). With
         ``fp32_output`` it runs in float32 with autocast off, whatever precision the trunk ran in."""
         if self.fp32_output and torch.is_autocast_enabled(feats.device.type):
-            with torch.autocast(feats.device.type, enabled=False):
+            with full_precision_region(feats.device):
                 return self._output_params(feats.float(), x_scaled.float(), inputs)
         return self._output_params(feats, x_scaled, inputs)
 

@@ -44,6 +44,7 @@ from ...nn.levels import unscale_levels
 from ...nn.modes import eval_mode
 from ...sampling.labels import expand_labels
 from ...threads import apply_policy
+from ...views import has_values
 from ..base import PixelzooModel, SamplesImages, SamplesLevels, TrainingPlan, Unit
 from .level_cache import LevelCache, cache_file, fingerprint
 from .links import Level, Link, TrainedMaker, View
@@ -369,7 +370,7 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
             kind = "integer images" if lv.discrete else "tensors"
             raise ConfigError(f"level {name!r}: expected {kind} of shape (B, {', '.join(map(str, lv.shape))}), "
                               f"got {getattr(t, 'dtype', type(t).__name__)} {tuple(getattr(t, 'shape', ()))}")
-        if lv.discrete and t.numel() and (int(t.min()) < 0 or int(t.max()) >= lv.num_levels):
+        if lv.discrete and has_values(t) and (int(t.min()) < 0 or int(t.max()) >= lv.num_levels):
             raise ConfigError(f"level {name!r}: values must lie in [0, {lv.num_levels}), "
                               f"got [{int(t.min())}, {int(t.max())}]")
 

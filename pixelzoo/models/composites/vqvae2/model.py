@@ -53,6 +53,7 @@ from ....registry import register_model
 from ....devices import module_device
 from ....errors import ConfigError
 from ....nn.residual import ResidualStack, log2_factor
+from ....views import has_values
 from ...autoregressive.conditional import ConditionalAR
 from ...base import Encodes, Reconstructs, merge_options
 from ...chain.chain import Chain
@@ -108,7 +109,7 @@ class ConditioningStack(nn.Module):
             raise ConfigError(f"cond must be integer codes of shape (B, {', '.join(map(str, want))}), "
                               f"got {tuple(cond.shape)} {cond.dtype}")
         cond = cond.long()
-        if cond.numel() and (int(cond.min()) < 0 or int(cond.max()) >= self.num_codes):
+        if has_values(cond) and (int(cond.min()) < 0 or int(cond.max()) >= self.num_codes):
             raise ConfigError(f"cond codes must lie in [0, {self.num_codes}), got [{int(cond.min())}, {int(cond.max())}]")
         return torch.cat([emb(cond[:, i]).permute(0, 3, 1, 2) for i, emb in enumerate(self.embeddings)], dim=1)
 
