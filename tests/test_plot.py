@@ -115,6 +115,8 @@ def test_bad_runs_are_clear_errors_with_exit_2(tmp_path, capsys):
 def test_a_resumed_run_logs_each_step_once_in_tensorboard_too(tmp_path):
     """A run killed at step 5 after its checkpoint of step 3, then resumed: metrics.jsonl and
     TensorBoard both hold steps 1-3 of the first process and step 4 of the second, once each."""
+    import time
+
     import pytest
 
     accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
@@ -122,6 +124,9 @@ def test_a_resumed_run_logs_each_step_once_in_tensorboard_too(tmp_path):
     for step in range(1, 6):
         first.log(step, train_loss=float(step))
     first.close()
+    # TensorBoard reads event files in name order, and a name starts with its second: a resumed
+    # process starts at least a second later than the one it follows
+    time.sleep(1.1)
     second = MetricsLogger(tmp_path)
     assert second.keep_until(3) == 2
     second.log(4, train_loss=40.0)
