@@ -573,3 +573,28 @@ def precision_recall(
             fake_covered[fs:fe] |= np.any(d <= r_real[rs:re, None], axis=0)
             real_covered[rs:re] |= np.any(d <= r_fake[None, fs:fe], axis=1)
     return {"precision": float(fake_covered.mean()), "recall": float(real_covered.mean())}
+
+
+def auroc(negatives: Any, positives: Any) -> float:
+    """The area under the ROC curve of telling ``positives`` from ``negatives`` by a score that is
+    higher for positives: the probability that a random positive scores above a random negative,
+    ties counting one half (the Mann-Whitney U statistic over n_pos * n_neg, with mid-ranks)."""
+    neg = _to_numpy(negatives, "negatives").ravel().astype(np.float64)
+    pos = _to_numpy(positives, "positives").ravel().astype(np.float64)
+    if len(neg) == 0 or len(pos) == 0:
+        raise DataError(f"AUROC needs scores of both sets, got {len(neg)} negatives and {len(pos)} positives")
+    _check_finite(neg, "negatives")
+    _check_finite(pos, "positives")
+    both = np.concatenate([neg, pos])
+    order = np.argsort(both, kind="mergesort")
+    ranks = np.empty(len(both), dtype=np.float64)
+    sorted_scores = both[order]
+    start = 0
+    while start < len(both):  # mid-ranks (1-based) over runs of equal scores
+        stop = start
+        while stop + 1 < len(both) and sorted_scores[stop + 1] == sorted_scores[start]:
+            stop += 1
+        ranks[order[start:stop + 1]] = (start + stop) / 2.0 + 1.0
+        start = stop + 1
+    u = ranks[len(neg):].sum() - len(pos) * (len(pos) + 1) / 2.0
+    return float(u / (len(pos) * len(neg)))

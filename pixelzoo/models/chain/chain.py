@@ -191,9 +191,10 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
         return {"cond": link.cond([known[g] for g in link.given])} if link.given else {}
 
     # ------------------------------------------------------------------ the bound
-    def log_prob_parts(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Per likelihood part, the log-probability in nats of each image's share, (B,); their sum
-        is log p(x, levels above)."""
+    def log_prob_maps(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per likelihood part, log p in nats of every element of its level given the levels above,
+        (B, *level shape); the part modelling the image itself (level ``level_order[0]``) gives a map of
+        x's sub-pixels."""
         if not self.has_likelihood:
             raise ConfigError(f"{type(self).__name__} has no likelihood: a part ({', '.join(self._no_likelihood())}) "
                               "is not a likelihood model")
@@ -202,11 +203,14 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
         out = {}
         for name in self.part_names:
             link = self.link_of_part(name)
-            if link is None:
-                continue
-            lp = self.parts[name].log_prob(known[link.level], y, **self._cond_kwargs(link, known))
-            out[name] = lp.flatten(1).sum(1)
+            if link is not None:
+                out[name] = self.parts[name].log_prob(known[link.level], y, **self._cond_kwargs(link, known))
         return out
+
+    def log_prob_parts(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per likelihood part, the log-probability in nats of each image's share, (B,); their sum
+        is log p(x, levels above)."""
+        return {name: lp.flatten(1).sum(1) for name, lp in self.log_prob_maps(x, y).items()}
 
     def _check_labels(self, y, what: str, parts) -> None:
         """Labels are needed where one of ``parts`` is class-conditional: y=None is then an error, never a
