@@ -20,6 +20,7 @@ from .errors import CheckpointError
 from .io import load_state_strict, load_tensors
 from .models.base import CONFIG_NAME, PARTS_DIR, WEIGHTS_NAME, PixelzooModel
 from .registry import create_model
+from .zoo import is_zoo_name, zoo_entry
 
 
 def save_pretrained(model: PixelzooModel, directory: str | os.PathLike) -> None:
@@ -30,12 +31,16 @@ def save_pretrained(model: PixelzooModel, directory: str | os.PathLike) -> None:
     model.save_pretrained(directory)
 
 
-def check_tensors(module: torch.nn.Module, state: dict, path) -> dict:
+def check_tensors(module: torch.nn.Module, state: dict, path, half_stored: bool = False) -> dict:
     """``state`` unchanged when every tensor has the dtype of the ``module``'s tensor of that name and
     every floating tensor is finite; else a CheckpointError naming the file and the tensor (a weight
     file written as int64, truncating every weight, or holding NaN loads without complaint otherwise).
-    Missing and unexpected names are ``load_state_strict``'s to report."""
+    With ``half_stored``, float16 tensors where the module has float32 are accepted and widened (the
+    zoo's half-precision weights). Missing and unexpected names are ``load_state_strict``'s to report."""
     own = module.state_dict()
+    if half_stored:
+        state = {k: v.float() if k in own and v.dtype == torch.float16 and own[k].dtype == torch.float32 else v
+                 for k, v in state.items()}
     for name, tensor in state.items():
         if name in own and tensor.dtype != own[name].dtype:
             raise CheckpointError(f"{path}: tensor {name!r} is {tensor.dtype}, the model's is {own[name].dtype}: "
@@ -47,9 +52,14 @@ def check_tensors(module: torch.nn.Module, state: dict, path) -> dict:
     return state
 
 
-def load_pretrained(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> PixelzooModel:
+def load_pretrained(directory: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    half_stored: bool = False) -> PixelzooModel:
     """The model saved in ``directory``, in eval mode on ``map_location`` ("cpu", "cuda", "cuda:N",
-    "auto", a ``torch.device``; None: ``$PIXELZOO_DEVICE`` or auto), wherever it was saved from."""
+    "auto", a ``torch.device``; None: ``$PIXELZOO_DEVICE`` or auto), wherever it was saved from.
+    ``half_stored``: float16 weights of float32 tensors are widened (:func:`check_tensors`).
+    ``"zoo:NAME"`` loads a model of the zoo (``pixelzoo.zoo``), its checksums verified first."""
+    if is_zoo_name(directory):
+        directory, half_stored = zoo_entry(str(directory)), True  # its checksums verified
     directory = Path(directory)
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
@@ -64,10 +74,10 @@ def load_pretrained(directory: str | os.PathLike, map_location: str | torch.devi
     parts = model.saved_parts()
     if parts is None:
         path = directory / WEIGHTS_NAME
-        load_state_strict(model, check_tensors(model, load_tensors(path, device), path), str(path))
+        load_state_strict(model, check_tensors(model, load_tensors(path, device), path, half_stored), str(path))
     else:
         for part_name, part in parts.items():
             path = directory / PARTS_DIR / part_name / WEIGHTS_NAME
-            load_state_strict(part, check_tensors(part, load_tensors(path, device), path), str(path))
+            load_state_strict(part, check_tensors(part, load_tensors(path, device), path, half_stored), str(path))
     model.eval()
     return model

@@ -17,6 +17,7 @@ LAYERS = [
     ["nn", "heads", "data"],
     ["sampling"],
     ["registry"],
+    ["zoo"],
     ["models.base"],
     ["models.autoregressive"],
     ["models.chain"],

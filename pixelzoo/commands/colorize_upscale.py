@@ -15,6 +15,7 @@ from ..imaging import save_grid
 from ..io import atomic_write_npz, check_writable, output_paths
 from ..sampling.labels import expand_labels
 from ..models.composites.grayscale_pyramid import GrayscalePixelCNN, PyramidPixelCNN
+from ..zoo import local_dir
 from ..training import load_data, load_run_model
 from ..views import gray_to_image, upsample_nearest
 
@@ -96,7 +97,7 @@ def output_files(run_dir, out, what: str) -> tuple[Path, Path]:
     """The PNG and .npz a command writes: ``out`` as given (``x.v1.final`` -> ``x.v1.final.png`` and
     ``.npz``; ``x.png`` -> ``x.png`` and ``x.npz``), else ``RUN_DIR/samples/WHAT-TIME``; their folder is
     checked writable now, before any sampling (StorageError naming it)."""
-    out = Path(out) if out else Path(run_dir) / "samples" / f"{what}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = Path(out) if out else local_dir(run_dir) / "samples" / f"{what}-{time.strftime('%Y%m%d-%H%M%S')}"
     png, npz = output_paths(out, ".png", ".npz")
     check_writable(png.parent, f"where the {what} output goes")
     return png, npz

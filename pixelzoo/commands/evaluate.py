@@ -26,6 +26,7 @@ from ..evaluation.sample_quality import (SAMPLE_METRICS, as_images, classificati
 from ..io import atomic_write_json, atomic_write_npz, check_writable, read_metadata
 from ..training import load_data, load_run_model
 from ..training.run import new_run_dir
+from ..zoo import card as zoo_card, is_zoo_name, local_dir
 from ..models.base import ImportanceWeighted, Reconstructs, SamplesImages
 
 RUN_METRICS = ("bpd", "iwae", "fid", "is", "kid", "pr", "cas", "nn", "fid_star")
@@ -158,13 +159,13 @@ def evaluate_run(run_dir, metrics=("bpd",), n: int | None = None, *, batch_size:
     """
 
     wanted = parse_metrics(metrics)
-    run_dir = Path(run_dir)
+    source, run_dir = run_dir, local_dir(run_dir)  # a zoo model's outputs go to ./zoo-NAME
     device = resolve_device(device)
-    model, config = load_run_model(run_dir, device)
+    model, config = load_run_model(source, device)
     data_name = canonical_data_name(config["data"]["name"])
     splits = load_data(config["data"])
     test = splits.test
-    step = _checkpoint_step(run_dir)
+    step = zoo_card(source).get("steps") if is_zoo_name(source) else _checkpoint_step(run_dir)
     result: dict = {"data": test.name, "step": step}
     notes: list[str] = []
 
@@ -254,7 +255,7 @@ def evaluate_run(run_dir, metrics=("bpd",), n: int | None = None, *, batch_size:
 def write_eval(run_dir, result: dict) -> Path:
     """Write ``result`` to ``RUN_DIR/eval.json``, merged with an existing one of the same checkpoint
     step; StorageError naming the file when it cannot be written (the old one kept whole)."""
-    path = Path(run_dir) / EVAL_NAME
+    path = local_dir(run_dir) / EVAL_NAME
     merged = result
     if path.is_file():
         try:
@@ -409,7 +410,7 @@ def run(args) -> int:
             raise PixelzooError("--data-dir and --out apply to --real only (a run evaluation writes RUN_DIR/eval.json)")
         writable = True
         try:
-            check_writable(args.run_dir, f"{EVAL_NAME} goes there")
+            check_writable(local_dir(args.run_dir), f"{EVAL_NAME} goes there")
         except StorageError as e:  # evaluate all the same, show the result, then say it is not saved
             writable = False
             print(f"pixelzoo evaluate: warning: {e}; the result will be shown but not saved", file=sys.stderr)

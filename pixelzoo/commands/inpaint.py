@@ -10,6 +10,7 @@ import torch
 from ..imaging import save_grid
 from ..io import check_writable
 from ..sampling.labels import expand_labels
+from ..zoo import local_dir
 from ..training import load_data, load_run_model
 from .options import COUNT, SEED, TEMPERATURE, add_device_option, add_progress_option, \
     check_sample_memory
@@ -31,7 +32,7 @@ def add_parser(subparsers):
 def run(args) -> int:
     model, config = load_run_model(args.run_dir, args.device)
     check_sample_memory(model, args.images * args.completions, "--images x --completions")
-    out = Path(args.out) if args.out else Path(args.run_dir) / "samples" / f"inpaint-{time.strftime('%Y%m%d-%H%M%S')}.png"
+    out = Path(args.out) if args.out else local_dir(args.run_dir) / "samples" / f"inpaint-{time.strftime('%Y%m%d-%H%M%S')}.png"
     check_writable(out.parent, "where the inpainting grid goes")  # before sampling
     test = load_data(config["data"]).test
     g = torch.Generator().manual_seed(args.seed)

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from ..errors import ConfigError
 from ..training.logger import parse_rows
+from ..zoo import is_zoo_name, local_dir, zoo_entry
 
 # the metrics a panel can show, in panel order, with their axis labels
 METRICS = {
@@ -77,8 +78,8 @@ def run_curves(run_dir, label: str | None = None) -> tuple[dict[str, dict], dict
     A plain run is one series, labelled ``label`` (default: the path as given). A composite run
     (``RUN/parts/NAME/metrics.jsonl``) gives one series per part, ``label/NAME``, plus the final
     bound of the whole model when ``RUN/metrics.jsonl`` holds it."""
-    run_dir = Path(run_dir)
     label = label or str(run_dir)
+    run_dir = zoo_entry(run_dir) if is_zoo_name(run_dir) else Path(run_dir)  # a zoo model's curves ship with it
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such run directory")
     top = run_dir / "metrics.jsonl"
@@ -185,7 +186,7 @@ def plot_runs(run_dirs, out=None, metrics=None, title: str | None = None) -> dic
         ax.legend(fontsize=8)
     fig.suptitle(title or "training curves: " + ", ".join(_labels(run_dirs)))
     fig.tight_layout()
-    out = Path(out) if out is not None else Path(run_dirs[0]) / "curves.png"
+    out = Path(out) if out is not None else local_dir(run_dirs[0]) / "curves.png"
     if out.suffix.lower() != ".png":
         out = out.with_name(out.name + ".png")
     png = save_figure(fig, out)

@@ -21,6 +21,7 @@ from ..io import atomic_write_json, output_paths
 from ..sampling.rejection import (class_counts, class_scores, draw_candidates, in_request_order,
                                   requested_labels, select_best)
 from ..training import load_data, load_run_model
+from ..zoo import local_dir
 from ..models.base import SamplesImages
 from .plot import save_figure
 
@@ -162,9 +163,9 @@ def sweep_run(run_dir, rates=(1.0, 0.5, 0.25, 0.1), n: int = 1000, *, feature_ne
     and the PNG next to it. The model and the networks run on ``device`` (None: ``$PIXELZOO_DEVICE``
     or auto).
     """
-    run_dir = Path(run_dir)
+    source, run_dir = run_dir, local_dir(run_dir)  # a zoo model's outputs go to ./zoo-NAME
     device = resolve_device(device)
-    model, config = load_run_model(run_dir, device)
+    model, config = load_run_model(source, device)
     if not isinstance(model, SamplesImages):
         raise ConfigError(f"{type(model).__name__} has no sample method")
     splits = load_data(config["data"])
@@ -185,7 +186,7 @@ def sweep_run(run_dir, rates=(1.0, 0.5, 0.25, 0.1), n: int = 1000, *, feature_ne
                              seed=seed, temperature=temperature, progress=progress, out=None,
                              plot=output_paths(out, ".json", ".png")[1],
                              reference=f"the {len(test)} images of the {data_name} test set")
-    report["run_dir"] = str(run_dir)
+    report["run_dir"] = str(source)
     report["json"] = str(out)
     atomic_write_json(report, out)
     return report

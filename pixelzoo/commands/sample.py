@@ -12,6 +12,7 @@ from ..errors import PixelzooError
 from ..imaging import write_sample_grid
 from ..io import atomic_write_npz, check_writable, output_paths
 from ..models.base import SamplesLevels
+from ..zoo import local_dir
 from ..training import load_run_model
 from .colorize_upscale import class_option
 from .options import (COUNT, NON_NEGATIVE, POSITIVE, SEED, TEMPERATURE, add_device_option, add_progress_option,
@@ -44,7 +45,7 @@ def run(args) -> int:
     # what cannot be done is refused before sampling: too many images, a grid PIL would refuse, no place to write
     check_sample_memory(model, args.n)
     check_grid_pixels(args.n, model.image_shape, args.scale, rows_per_image=2 if args.levels else 1)
-    out = Path(args.out) if args.out else Path(args.run_dir) / "samples" / f"sample-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = Path(args.out) if args.out else local_dir(args.run_dir) / "samples" / f"sample-{time.strftime('%Y%m%d-%H%M%S')}"
     png, npz = output_paths(out, ".png", ".npz")
     check_writable(png.parent, "where the samples go")
     y = None

@@ -22,6 +22,7 @@ from ..evaluation.metrics import auroc
 from ..evaluation.scoring import fit_images, score_images, surprise_maps
 from ..imaging import save_grid
 from ..io import atomic_write_bytes, atomic_write_json, check_writable, output_paths
+from ..zoo import local_dir
 from ..training import load_run_model
 from .options import COUNT, POSITIVE, SEED, add_device_option, add_progress_option, check_memory, number
 
@@ -162,7 +163,7 @@ def score_command(run_dir, images: str, against: str | None = None, split: str =
     (summary, AUROC), OUT.png (histogram) and with ``heatmap`` N OUT-heatmap.png / .npz (the first N
     images' per-pixel -log2 p). Returns the summary and the paths."""
     model, _ = load_run_model(run_dir, device)
-    stem = Path(out) if out else Path(run_dir) / "scores" / f"score-{time.strftime('%Y%m%d-%H%M%S')}"
+    stem = Path(out) if out else local_dir(run_dir) / "scores" / f"score-{time.strftime('%Y%m%d-%H%M%S')}"
     csv_path, json_path, png_path = output_paths(stem, ".csv", ".json", ".png")
     check_writable(csv_path.parent, "where the scores go")
     sets = [read_images(images, model.num_levels, split, data_dir, levels, count)]

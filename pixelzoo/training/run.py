@@ -17,6 +17,7 @@ from ..devices import resolve_device
 from ..errors import CheckpointError, ConfigError
 from ..io import _size, atomic_write_json, check_writable, storage_error
 from ..registry import create_model, did_you_mean, list_presets, load_preset
+from ..zoo import is_zoo_name, run_config as zoo_run_config
 from .runner import load_plan_weights
 
 RUN_CONFIG = "config.json"
@@ -310,11 +311,15 @@ def write_run_config(run_dir, config: dict) -> None:
 
 
 def load_run_model(run_dir: str | os.PathLike, device="cpu"):
-    """The model of a run with its evaluation weights (Polyak average if kept), in eval mode on
+    """The model of a run with its evaluation weights (Polyak average if kept), or of ``zoo:NAME``, in eval mode on
     ``device`` (``pixelzoo.devices.resolve_device``: "cpu", "cuda", "cuda:N", "auto"; None:
     ``$PIXELZOO_DEVICE`` or auto), whichever device it was trained on: every unit of its training plan
     from its directory."""
     device = resolve_device(device)  # a bad or absent device fails first
+    if is_zoo_name(run_dir):  # a model of the zoo: its checksums verified, its weights widened to float32
+        from ..pretrained import load_pretrained
+
+        return load_pretrained(run_dir, device), zoo_run_config(run_dir)
     config = read_run_config(run_dir)
     model = build_model(config["model"]).to(device)
     load_plan_weights(model.training_plan(), run_dir)

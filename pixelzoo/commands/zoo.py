@@ -1,0 +1,151 @@
+"""``pixelzoo zoo``: list the zoo's trained models, print one's card, verify every entry; and
+``export_entry``, which turns a trained run into a zoo entry (``scripts/build_zoo.py`` calls it).
+
+An exported entry holds the run's evaluation weights (Polyak when kept) as ``save_pretrained``
+writes them, in float16 when that changes test bits/dim (or, for a model without a likelihood, its
+test loss) by under 0.001 on the whole test set (measured here, both figures on the card), else in
+float32; its ``run.json``, its ``metrics.jsonl`` curves, a sample grid, ``card.json`` and
+``checksums.json`` (``pixelzoo.zoo``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError
+from ..imaging import write_sample_grid
+from ..io import atomic_write_json, check_writable, load_tensors, save_tensors
+from ..models.base import SamplesImages, has_likelihood
+from ..training import load_data, load_run_model
+from ..training.held_out import dataset_bits_per_dim, dataset_loss
+from ..training.run import read_run_config
+from ..zoo import CARD, CHECKSUMS, RUN_CONFIG, card, checksums_of, list_zoo, verify, zoo_entry, zoo_root
+
+HALF_TOLERANCE = 1e-3  # bits/dim (or loss) a float16 copy of the weights may change the test figure by
+
+
+def _test_figure(model, test, seed: int) -> tuple[str, float]:
+    if has_likelihood(model):
+        return "test_bpd", dataset_bits_per_dim(model, test, 256)
+    return "test_loss", dataset_loss(model, test, 256, seed=seed)
+
+
+def _halve(model) -> None:
+    """Round the model's floating weights through float16, in place (what loading the half copy gives)."""
+    with torch.no_grad():
+        for t in list(model.parameters()) + list(model.buffers()):
+            if t.dtype == torch.float32:
+                t.copy_(t.half().float())
+
+
+def _to_half_files(folder: Path) -> None:
+    for path in sorted(folder.rglob("model.safetensors")):
+        tensors = load_tensors(path)
+        save_tensors({k: v.half() if v.dtype == torch.float32 else v for k, v in tensors.items()}, path)
+
+
+def export_entry(run_dir, name: str, card_fields: dict, root=None, samples: int = 64, seed: int = 0) -> Path:
+    """Write the zoo entry ``name`` from the trained run ``run_dir`` under ``root`` (default the zoo's
+    root), replacing an entry of that name only once the new one is complete. ``card_fields`` (the
+    command, preset, commit, wall time, ...) go on the card with what is measured here: the test
+    figure on the whole test set in float32 and float16, the precision kept, the parameters, a
+    ``samples``-image grid and its sampling time."""
+    if not name or "/" in name or name.startswith("."):
+        raise ConfigError(f"a zoo entry's name is one folder name, got {name!r}")
+    root = Path(root) if root is not None else zoo_root()
+    check_writable(root, "the zoo's entries go there")
+    model, config = load_run_model(run_dir, "cpu")
+    test = load_data(config["data"]).test
+    key, full = _test_figure(model, test, seed)
+    tmp = root / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    _halve(model)
+    _, half = _test_figure(model, test, seed)
+    in_half = abs(half - full) < HALF_TOLERANCE
+    if in_half:
+        _to_half_files(tmp)
+    atomic_write_json(read_run_config(run_dir), tmp / RUN_CONFIG)
+    for metrics in Path(run_dir).rglob("metrics.jsonl"):
+        target = tmp / metrics.relative_to(run_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(metrics, target)
+    info = {}
+    if isinstance(model, SamplesImages):
+        n = samples
+        y = torch.arange(n) % model.num_classes if model.num_classes else None
+        t = time.perf_counter()
+        x = model.sample(n, y=y, generator=torch.Generator().manual_seed(seed))
+        info = {"sample_seconds": round(time.perf_counter() - t, 2), "sample_images": n, "sample_grid": "samples.png"}
+        write_sample_grid(x, y, model.num_levels, tmp / "samples.png")
+    params = sum(p.numel() for p in model.parameters())
+    entry = {"name": name, **card_fields, key + "_full": round(full, 4), f"{key}_float16": round(half, 4),
+             "weights": "float16" if in_half else "float32", "parameters": params, "test_images": len(test),
+             "data": config["data"], "model": config["model"]["name"], **info}
+    atomic_write_json(entry, tmp / CARD)
+    atomic_write_json(checksums_of(tmp), tmp / CHECKSUMS)
+    final = root / name
+    old = root / f".{name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    verify(final)
+    return final
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _line(name: str) -> str:
+    c = card(name)
+    figure = next((f"{k[:-5]} {c[k]}" for k in ("test_bpd_full", "test_loss_full") if k in c), "")
+    return (f"zoo:{name:<24} {c.get('model', '?'):<20} {c.get('data', {}).get('name', '?'):<14} {figure:<18} "
+            f"{_size(zoo_entry(name, check=False)) / 2 ** 20:.1f} MB")
+
+
+def format_card(name: str) -> str:
+    c = card(name)
+    order = ["name", "model", "preset", "command", "data", "commit", "wall_seconds", "cores", "threads", "steps",
+             "images_seen", "test_bpd_full", "test_bpd_float16", "test_loss_full", "test_loss_float16", "weights",
+             "parameters", "test_images", "sample_metrics", "sample_seconds", "sample_images", "sample_grid"]
+    keys = [k for k in order if k in c] + sorted(k for k in c if k not in order)
+    lines = [f"{k}: {json.dumps(c[k]) if isinstance(c[k], (dict, list)) else c[k]}" for k in keys]
+    lines.append(f"files: {zoo_entry(name, check=False)} ({_size(zoo_entry(name, check=False)) / 2 ** 20:.2f} MB)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- the command line
+def add_parser(subparsers):
+    z = subparsers.add_parser("zoo", help="the trained models shipped with pixelzoo: list them, print one's card "
+                                          "(use zoo:NAME wherever a run directory goes)")
+    z.add_argument("name", nargs="?", help="an entry: print its card")
+    z.add_argument("--verify", action="store_true", help="check every entry's files against their checksums")
+    return z
+
+
+def run(args) -> int:
+    if args.name:
+        zoo_entry(args.name)  # unknown names and damaged entries are errors
+        print(format_card(args.name))
+        return 0
+    names = list_zoo()
+    if args.verify:
+        for name in names:
+            verify(zoo_root() / name)
+        print(f"{len(names)} zoo entries verified in {zoo_root()}")
+        return 0
+    if not names:
+        print(f"the zoo at {zoo_root()} holds no models")
+        return 0
+    for name in names:
+        print(_line(name))
+    print("use zoo:NAME wherever a run directory goes (pixelzoo sample zoo:NAME, load_pretrained('zoo:NAME'))")
+    return 0

@@ -1,0 +1,116 @@
+"""The zoo (``pixelzoo.zoo``, ``pixelzoo zoo``): entries found offline in the package, their
+checksums verified at every load (a damaged, missing or unlisted file is a clear error), the
+shipped weights giving the figure on their card, export of a trained run, and ``zoo:NAME`` in the
+commands (outputs in ./zoo-NAME)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import pixelzoo
+from pixelzoo.cli import main
+from pixelzoo.commands.zoo import export_entry
+from pixelzoo.errors import CheckpointError, ConfigError
+from pixelzoo.training import load_data, load_run_model
+from pixelzoo.training.held_out import dataset_bits_per_dim
+from pixelzoo.zoo import card, list_zoo, verify, zoo_entry, zoo_root
+
+TINY = ["--set", "model.channels=8", "--set", "model.n_layers=2", "--set", "model.out_hidden=8",
+        "--set", "train.num_samples=0", "--set", "train.eval_every=0", "--no-progress"]
+
+
+def test_the_shipped_zoo_is_listed_verified_and_small(capsys):
+    assert "digits" in list_zoo()
+    assert main(["zoo"]) == 0 and "zoo:digits" in capsys.readouterr().out
+    assert main(["zoo", "--verify"]) == 0
+    size = sum(p.stat().st_size for p in zoo_root().rglob("*") if p.is_file())
+    assert size < 60 * 2 ** 20  # the whole zoo under 60 MB
+    assert main(["zoo", "digits"]) == 0
+    out = capsys.readouterr().out
+    for field in ("command: pixelzoo train gated_pixelcnn/digits", "commit:", "wall_seconds:", "test_bpd_full:",
+                  "sample_metrics:", "images_seen:"):
+        assert field in out
+
+
+def test_the_shipped_weights_give_the_figure_on_their_card():
+    """load_pretrained('zoo:digits') (float16 weights widened) scores the whole test set as its card says."""
+    model = pixelzoo.load_pretrained("zoo:digits")
+    c = card("digits")
+    test = load_data(c["data"]).test
+    assert len(test) == c["test_images"]
+    key = "test_bpd_float16" if c["weights"] == "float16" else "test_bpd_full"
+    assert dataset_bits_per_dim(model, test, 256) == pytest.approx(c[key], abs=1e-4)
+    run_model, config = load_run_model("zoo:digits")
+    assert config["data"] == c["data"] and torch.equal(next(run_model.parameters()), next(model.parameters()))
+
+
+@pytest.fixture
+def own_zoo(tmp_path, monkeypatch):
+    """A copy of the shipped zoo under $PIXELZOO_ZOO, to damage."""
+    root = tmp_path / "zoo"
+    shutil.copytree(zoo_root(), root)
+    monkeypatch.setenv("PIXELZOO_ZOO", str(root))
+    return root
+
+
+def test_a_damaged_entry_is_a_clear_error_never_a_silent_load(own_zoo, tmp_path, capsys, monkeypatch):
+    weights = own_zoo / "digits" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0xFF  # one flipped byte in the last weight
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="model.safetensors does not match its checksum"):
+        pixelzoo.load_pretrained("zoo:digits")
+    monkeypatch.chdir(tmp_path)
+    assert main(["sample", "zoo:digits", "-n", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "does not match its checksum" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "zoo-digits").exists()
+    weights.unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors missing"):
+        verify(own_zoo / "digits")
+    (own_zoo / "digits" / "model.safetensors").write_bytes(b"x")
+    (own_zoo / "digits" / "extra.bin").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="extra.bin not listed"):
+        verify(own_zoo / "digits")
+
+
+def test_unknown_names_suggest_the_closest():
+    with pytest.raises(ConfigError, match="no zoo model 'digit'; did you mean digits"):
+        zoo_entry("zoo:digit")
+    assert main(["sample", "zoo:digit", "-n", "1"]) == 2
+
+
+def test_zoo_models_work_in_the_commands_with_outputs_in_zoo_name(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["sample", "zoo:digits", "-n", "4", "--no-progress"]) == 0
+    assert main(["score", "zoo:digits", "digits", "-n", "8", "--no-progress"]) == 0
+    assert main(["evaluate", "zoo:digits", "-n", "16", "--no-progress"]) == 0
+    assert main(["plot", "zoo:digits"]) == 0
+    local = tmp_path / "zoo-digits"
+    assert list((local / "samples").glob("*.png")) and list((local / "scores").glob("*.csv"))
+    assert json.loads((local / "eval.json").read_text())["step"] == card("digits")["steps"]
+    assert (local / "curves.png").is_file()
+    assert not list(zoo_entry("digits").glob("eval*"))  # nothing written into the package
+
+
+def test_export_entry_round_trip(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "gated_pixelcnn/digits", "--steps", "3", "--out", str(run), *TINY]) == 0
+    entry = export_entry(run, "tiny", {"command": "test"}, root=tmp_path / "zoo", samples=4)
+    verify(entry)
+    c = json.loads((entry / "card.json").read_text())
+    assert c["command"] == "test" and c["model"] == "gated_pixelcnn" and c["test_images"] == 360
+    # float16 exactly when it moves the whole test set's bits/dim by under 0.001
+    assert (c["weights"] == "float16") == (abs(c["test_bpd_float16"] - c["test_bpd_full"]) < 1e-3)
+    model, _ = load_run_model(run)
+    shipped = pixelzoo.load_pretrained(entry, half_stored=True)
+    for (name, a), b in zip(model.state_dict().items(), shipped.state_dict().values()):
+        tol = 1e-3 * max(1.0, float(a.abs().max())) if c["weights"] == "float16" else 0.0
+        torch.testing.assert_close(b, a, rtol=0, atol=tol, msg=name)
+    assert (entry / "samples.png").is_file() and (entry / "metrics.jsonl").is_file()
+    again = export_entry(run, "tiny", {"command": "again"}, root=tmp_path / "zoo", samples=4)  # replaces it whole
+    assert json.loads((again / "card.json").read_text())["command"] == "again"
+    assert sorted(p.name for p in (tmp_path / "zoo").iterdir()) == ["tiny"]
