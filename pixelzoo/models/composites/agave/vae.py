@@ -30,7 +30,9 @@ import torch
 import torch.nn as nn
 
 from ....errors import ConfigError
+from ....devices import full_precision_region
 from ....heads import binned_logistic_log_prob
+from ....heads.base import full_precision
 from ....nn.gaussian import kl_to_standard_normal, reparameterise, standard_normal_log_prob
 from ....views import downsample2x, quantize
 from ....nn.levels import check_levels, scale_levels, unscale_levels
@@ -131,9 +133,12 @@ class GaussianVAE(Part, SamplesImages):
         return quantize(y, self.num_levels, self.aux_bins)
 
     def aux_log_prob(self, y_bins: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-        """log p(y | z) in nats per image, (B,): eq. 8 per sub-pixel, summed."""
-        log_s = self.log_scales.clamp(min=MIN_LOG_SCALE).view(1, -1, 1, 1).to(means.dtype)
-        return binned_logistic_log_prob(y_bins, means, log_s, self.num_levels, self.aux_bins).flatten(1).sum(1)
+        """log p(y | z) in nats per image, (B,): eq. 8 per sub-pixel, summed; in float32 outside
+        autocast (in bf16 the bins' log-masses of a 3x32x32 image overflow the sum to inf)."""
+        with full_precision_region(means.device):
+            means = full_precision(means)
+            log_s = self.log_scales.clamp(min=MIN_LOG_SCALE).view(1, -1, 1, 1).to(means.dtype)
+            return binned_logistic_log_prob(y_bins, means, log_s, self.num_levels, self.aux_bins).flatten(1).sum(1)
 
     # ------------------------------------------------------------------ objective
     def terms(self, x: torch.Tensor, generator: torch.Generator | None = None) -> dict:
