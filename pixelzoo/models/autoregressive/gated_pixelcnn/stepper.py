@@ -49,9 +49,16 @@ from ..steppers import Stepper
 
 
 class _LayerQueues:
-    """One gated layer's folded weights and its queues (see the module docstring)."""
+    """One gated layer's folded weights and its queues (see the module docstring).
 
-    def __init__(self, layer, n: int, width: int, dtype, device):
+    The horizontal queues hold each layer's input less a constant, ``offset`` (F,): the sum of the
+    ``h_out`` biases of the layers below (zero for the image). A layer's output is then one matrix
+    product added to its input's stored value and written straight into the next layer's queue
+    (``torch.addmm(..., out=)``); what the offsets add to the horizontal convolution, per column (the
+    zero padding on the left has no offset), is folded into the row's per-column bias once per
+    sample call, and the last layer's offset added back to the features."""
+
+    def __init__(self, layer, n: int, width: int, dtype, device, offset: torch.Tensor | None):
         self.layer = layer
         self.first = layer.first
         self.features = layer.h_out.weight.shape[0]
@@ -60,15 +67,34 @@ class _LayerQueues:
         # horizontal: a (taps * in, 2F) matrix, taps oldest first as in the queue's window
         self.h_pad = h_conv.half
         self.h_taps = h_conv.half + 1
-        self.h_weight = (h_conv.weight * h_conv.mask)[:, :, 0, :].permute(2, 1, 0).reshape(-1, h_conv.weight.shape[0])
-        self.h_weight = self.h_weight.contiguous()
+        taps = (h_conv.weight * h_conv.mask)[:, :, 0, :].permute(2, 1, 0)  # (taps, in, 2F)
+        self.h_weight = taps.reshape(-1, h_conv.weight.shape[0]).contiguous()
         self.out_weight = (layer.h_out.weight * layer.h_out.mask)[:, :, 0, 0].t().contiguous()
-        self.out_bias = layer.h_out.bias
+        #: the offset of this layer's input (None: zero) and of its output
+        self.offset_in = offset
+        self.offset_out = layer.h_out.bias if self.first else offset + layer.h_out.bias
+        # per column j, what the input's offset adds to the horizontal convolution: the taps that
+        # read columns >= 0, (W, 1, 2F)
+        self.offset_bias = None
+        if offset is not None:
+            per_tap = torch.einsum("tio,i->to", taps, offset)  # (taps, 2F)
+            reach = torch.arange(width)[:, None] - self.h_pad + torch.arange(self.h_taps)[None, :] >= 0
+            self.offset_bias = (reach.to(per_tap.dtype) @ per_tap)[:, None, :]
         #: the layer's input on the current row so far, (n, pad + W, in) with zero padding on the left
         self.h_queue = torch.zeros(n, self.h_pad + width, in_channels, dtype=dtype, device=device)
         #: per column of the current row, the horizontal convolution's bias and everything it adds
-        #: from outside the row (the vertical stack, the conditioning), (W, n, 2F)
-        self.row_bias: torch.Tensor | None = None
+        #: from outside the row (the vertical stack, the conditioning, the input's offset), (W, n, 2F);
+        #: rewritten in place once per row
+        self.row_bias = torch.zeros(width, n, 2 * self.features, dtype=dtype, device=device)
+        self.pre = torch.zeros(n, 2 * self.features, dtype=dtype, device=device)  # a position's gate input
+        self.pre_tanh = self.pre[:, : self.features]
+        # the views a position reads and writes, made once (a view costs as much as a small product):
+        # per column, the window of the queue ending there (n, taps * in), the input there (the
+        # residual), the row's bias there
+        self.windows = [self.h_queue[:, j : j + self.h_taps].flatten(1) for j in range(width)]
+        self.inputs = [self.h_queue[:, self.h_pad + j] for j in range(width)]
+        self.biases = list(self.row_bias.unbind(0))
+        self.targets: list[torch.Tensor] = []  # per column, where the output goes (``GatedStepper``)
         # vertical: the layer's input rows r-k//2 .. r, zero-padded left and right, (n, in, k//2 + 1, W + 2 pad)
         self.v_pad = v_conv.half
         self.v_queue = torch.zeros(n, in_channels, v_conv.half + 1, width + 2 * v_conv.half, dtype=dtype, device=device)
@@ -87,7 +113,8 @@ class _LayerQueues:
 
     def start_row(self, above: bool, ch) -> None:
         """The row's per-column bias of the horizontal convolution: ``v_to_h`` of the vertical stack's
-        row above (``down_shift``; zeros on row 0, ``above`` False), the horizontal conditioning ``ch``."""
+        row above (``down_shift``; zeros on row 0, ``above`` False), the horizontal conditioning ``ch``,
+        the input offset's share."""
         layer = self.layer
         n, width = self.h_queue.shape[0], self.h_queue.shape[1] - self.h_pad
         if above:
@@ -97,17 +124,19 @@ class _LayerQueues:
         bias = bias + layer.h_conv.bias[None, :, None]
         if ch is not None:
             bias = bias + ch[:, :, 0, :]
-        self.row_bias = bias.permute(2, 0, 1).contiguous()
+        bias = bias.permute(2, 0, 1)
+        self.row_bias.copy_(bias if self.offset_bias is None else bias + self.offset_bias)
 
-    def position(self, j: int, h_in: torch.Tensor) -> torch.Tensor:
-        """The layer's horizontal output (n, F) at column ``j`` of the current row, its input there
-        ``h_in`` (n, in) (also the residual)."""
-        queue = self.h_queue
-        queue[:, self.h_pad + j] = h_in
-        pre = torch.addmm(self.row_bias[j], queue[:, j : j + self.h_taps].flatten(1), self.h_weight)
-        pre[:, : self.features].tanh_()  # gate: tanh(first half) * sigmoid(second half)
-        out = torch.addmm(self.out_bias, F.glu(pre, dim=1), self.out_weight)
-        return out if self.first else out.add_(h_in)
+    def position(self, j: int) -> None:
+        """The layer's horizontal output at column ``j`` of the current row, less its offset, into
+        ``targets[j]`` (the next layer's queue there, or the features). The queue holds the input there."""
+        pre = torch.addmm(self.biases[j], self.windows[j], self.h_weight, out=self.pre)
+        self.pre_tanh.tanh_()  # gate: tanh(first half) * sigmoid(second half)
+        gated = F.glu(pre, dim=1)
+        if self.first:
+            torch.mm(gated, self.out_weight, out=self.targets[j])
+        else:  # the residual: the input, as stored (its offset is in the output's)
+            torch.addmm(self.inputs[j], gated, self.out_weight, out=self.targets[j])
 
 
 class GatedStepper(Stepper):
@@ -119,8 +148,21 @@ class GatedStepper(Stepper):
         self.trunk = model.trunk
         self.channels, self.height, self.width = (int(s) for s in model.image_shape)
         weight = self.trunk.layers[0].h_conv.weight
-        self.queues = [_LayerQueues(layer, self.n, self.width, weight.dtype, weight.device)
-                       for layer in self.trunk.layers]
+        self.queues = []
+        offset = None
+        for layer in self.trunk.layers:
+            self.queues.append(_LayerQueues(layer, self.n, self.width, weight.dtype, weight.device, offset))
+            offset = self.queues[-1].offset_out
+        #: where each layer writes its output at a position: the next layer's queue there, the last
+        #: layer into ``_out``, the features less their offset
+        self._out = torch.zeros(self.n, self.queues[-1].features, dtype=weight.dtype, device=weight.device)
+        for q, after in zip(self.queues, self.queues[1:]):
+            q.targets = after.inputs
+        self.queues[-1].targets = [self._out] * self.width
+        self._first_inputs = self.queues[0].inputs
+        #: the first layer's own tap is fully masked (one channel: mask A reads no channel of the
+        #: pixel), so the pixel's input is not needed while it is computed: the refresh writes it
+        self._own_input_unread = self.channels == 1
         # the trunk's spatial map (the spatial map and the head's input embedding), once per sample call
         self.trunk_map = model.trunk_spatial(spatial, **self.inputs)
         self._cond: dict[int, list] = {}
@@ -161,12 +203,14 @@ class GatedStepper(Stepper):
         self.done = max(self.done, i * self.width)
 
     # ------------------------------------------------------------------ per position
-    def _position(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
-        """The trunk's features (n, F) at (i, j) of the current row; writes the column into every queue."""
-        h = self._input(x[:, :, i : i + 1, j : j + 1])[:, :, 0, 0]
+    def _position(self, x: torch.Tensor, i: int, j: int, write_input: bool = True) -> torch.Tensor:
+        """The trunk's features (n, F) at (i, j) of the current row; writes the column into every queue
+        (the image input there too, unless ``write_input`` is False)."""
+        if write_input:
+            self._first_inputs[j].copy_(self._input(x[:, :, i : i + 1, j : j + 1])[:, :, 0, 0])
         for q in self.queues:
-            h = q.position(j, h)
-        return h
+            q.position(j)
+        return self._out + self.queues[-1].offset_out
 
     def features(self, x: torch.Tensor, i: int, j: int, c: int) -> torch.Tensor:
         """The trunk's features (n, F, 1, 1) at (i, j) when sub-pixel (c, i, j) is next: every
@@ -174,15 +218,14 @@ class GatedStepper(Stepper):
         if self.stale_input is not None:  # the last pixel computed is final now: its input column too
             si, sj = divmod(self.stale_input, self.width)
             if si == i:
-                q0 = self.queues[0]
-                q0.h_queue[:, q0.h_pad + sj] = self._input(x[:, :, si : si + 1, sj : sj + 1])[:, :, 0, 0]
+                self._first_inputs[sj].copy_(self._input(x[:, :, si : si + 1, sj : sj + 1])[:, :, 0, 0])
             self.stale_input = None
         if self.row != i:
             self._start_row(x, i)
         p = i * self.width + j
         for q in range(self.done, p):  # catch up on given positions of the row
             self._position(x, i, q - i * self.width)
-        feats = self._position(x, i, j)
+        feats = self._position(x, i, j, write_input=not self._own_input_unread)
         if c == self.channels - 1:
             # no feature reads a pixel's last channel: the column is final but for the first layer's
             # input, the pixel itself (refreshed at the next call)
@@ -194,7 +237,7 @@ class GatedStepper(Stepper):
     def layer_outputs(self, j: int) -> list[torch.Tensor]:
         """Per layer but the last, its horizontal output (n, F) at column ``j`` of the current row as
         the queues hold it (the next layer's input); the last layer's is ``features``."""
-        return [q.h_queue[:, q.h_pad + j] for q in self.queues[1:]]
+        return [q.h_queue[:, q.h_pad + j] + q.offset_in for q in self.queues[1:]]
 
     def params(self, x, i, j, c):
         return self.params_from(self.features(x, i, j, c), x, i, j, c)
