@@ -80,6 +80,11 @@ class _LayerQueues:
             per_tap = torch.einsum("tio,i->to", taps, offset)  # (taps, 2F)
             reach = torch.arange(width)[:, None] - self.h_pad + torch.arange(self.h_taps)[None, :] >= 0
             self.offset_bias = (reach.to(per_tap.dtype) @ per_tap)[:, None, :]
+        #: ``v_to_h`` as an (in, out) matrix, and per column what the row's bias always adds: the biases
+        #: of ``v_to_h`` and of the horizontal convolution, the input offset's share, (W, 1, 2F)
+        self.v2h_weight = layer.v_to_h.weight[:, :, 0, 0].t().contiguous()
+        const = (layer.v_to_h.bias + h_conv.bias).expand(width, 1, -1)
+        self.const_bias = (const if self.offset_bias is None else const + self.offset_bias).contiguous()
         #: the layer's input on the current row so far, (n, pad + W, in) with zero padding on the left
         self.h_queue = torch.zeros(n, self.h_pad + width, in_channels, dtype=dtype, device=device)
         #: per column of the current row, the horizontal convolution's bias and everything it adds
@@ -87,7 +92,8 @@ class _LayerQueues:
         #: rewritten in place once per row
         self.row_bias = torch.zeros(width, n, 2 * self.features, dtype=dtype, device=device)
         self.pre = torch.zeros(n, 2 * self.features, dtype=dtype, device=device)  # a position's gate input
-        self.pre_tanh = self.pre[:, : self.features]
+        self.pre_tanh, self.pre_sigmoid = self.pre[:, : self.features], self.pre[:, self.features :]
+        self.gated = torch.zeros(n, self.features, dtype=dtype, device=device)  # the gate's output
         # the views a position reads and writes, made once (a view costs as much as a small product):
         # per column, the window of the queue ending there (n, taps * in), the input there (the
         # residual), the row's bias there
@@ -112,27 +118,25 @@ class _LayerQueues:
         return self.v_out
 
     def start_row(self, above: bool, ch) -> None:
-        """The row's per-column bias of the horizontal convolution: ``v_to_h`` of the vertical stack's
-        row above (``down_shift``; zeros on row 0, ``above`` False), the horizontal conditioning ``ch``,
-        the input offset's share."""
-        layer = self.layer
-        n, width = self.h_queue.shape[0], self.h_queue.shape[1] - self.h_pad
-        if above:
-            bias = layer.v_to_h(self.v_pre)[:, :, 0, :]  # (n, 2F, W)
+        """The row's per-column bias of the horizontal convolution, in place: ``v_to_h`` of the vertical
+        stack's row above (``down_shift``; zeros on row 0, ``above`` False) as one matrix product over
+        the row's columns, the constant biases and the input offset's share (``const_bias``), the
+        horizontal conditioning ``ch`` ((n, 2F, 1, 1) or by column (n, 2F, 1, W))."""
+        row_bias = self.row_bias
+        if above:  # (n, W, 2F) from the row's columns, laid out by column with the constant added
+            v_to_h = torch.matmul(self.v_pre[:, :, 0].transpose(1, 2), self.v2h_weight)
+            torch.add(v_to_h.transpose(0, 1), self.const_bias, out=row_bias)
         else:
-            bias = layer.v_to_h.bias[None, :, None].expand(n, -1, width)
-        bias = bias + layer.h_conv.bias[None, :, None]
+            row_bias.copy_(self.const_bias)
         if ch is not None:
-            bias = bias + ch[:, :, 0, :]
-        bias = bias.permute(2, 0, 1)
-        self.row_bias.copy_(bias if self.offset_bias is None else bias + self.offset_bias)
+            row_bias.add_(ch[:, :, 0, :].permute(2, 0, 1))
 
     def position(self, j: int) -> None:
         """The layer's horizontal output at column ``j`` of the current row, less its offset, into
         ``targets[j]`` (the next layer's queue there, or the features). The queue holds the input there."""
-        pre = torch.addmm(self.biases[j], self.windows[j], self.h_weight, out=self.pre)
-        self.pre_tanh.tanh_()  # gate: tanh(first half) * sigmoid(second half)
-        gated = F.glu(pre, dim=1)
+        torch.addmm(self.biases[j], self.windows[j], self.h_weight, out=self.pre)
+        # the gate, tanh(first half) * sigmoid(second half), in place and into its buffer
+        gated = torch.mul(self.pre_tanh.tanh_(), self.pre_sigmoid.sigmoid_(), out=self.gated)
         if self.first:
             torch.mm(gated, self.out_weight, out=self.targets[j])
         else:  # the residual: the input, as stored (its offset is in the output's)
@@ -180,6 +184,8 @@ class GatedStepper(Stepper):
     def _conditioning(self, r: int) -> list:
         """Per layer, the (vertical, horizontal) halves of row ``r``'s conditioning bias (None, None
         without conditioning)."""
+        if self.trunk_map is None:  # no map: the same bias on every row
+            r = 0
         if r not in self._cond:
             sp = None if self.trunk_map is None else self.trunk_map[..., r : r + 1, :]
             self._cond = {k: v for k, v in self._cond.items() if k >= r - 1}
