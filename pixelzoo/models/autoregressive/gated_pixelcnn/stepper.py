@@ -147,9 +147,13 @@ class GatedStepper(Stepper):
     """The incremental stepper of ``GatedPixelCNNTrunk``: per-layer queues for the vertical stack
     (once per row) and the horizontal stack (once per position); see the module docstring."""
 
-    def __init__(self, model, n, y=None, spatial=None, inputs=None):
+    def __init__(self, model, n, y=None, spatial=None, inputs=None, image_input: bool = False):
         super().__init__(model, n, y, spatial, inputs)
         self.trunk = model.trunk
+        #: the first layer reads the scaled image itself (the trunk's ``input_features`` is not
+        #: overridden) and levels are integers: a pixel's input is then two operations into its queue
+        self._scaled_levels = bool(image_input) and not model.continuous
+        self._level_step = 2.0 / (model.num_levels - 1)
         self.channels, self.height, self.width = (int(s) for s in model.image_shape)
         weight = self.trunk.layers[0].h_conv.weight
         self.queues = []
@@ -179,6 +183,14 @@ class GatedStepper(Stepper):
         """The first layer's input at the positions of ``x`` (n, C, h, w): the scaled image, through the
         trunk's ``input_features`` (a code map's embedding)."""
         return self.trunk.input_features(self.model.scale(x))
+
+    def _write_input(self, x: torch.Tensor, i: int, j: int) -> None:
+        """The first layer's input at (i, j) of the current row, into its queue."""
+        slot = self._first_inputs[j]
+        if self._scaled_levels:  # scale_levels, value for value: x * 2 / (K - 1) - 1
+            torch.mul(x[:, :, i, j], self._level_step, out=slot).sub_(1.0)
+        else:
+            slot.copy_(self._input(x[:, :, i : i + 1, j : j + 1])[:, :, 0, 0])
 
     # ------------------------------------------------------------------ per row
     def _conditioning(self, r: int) -> list:
@@ -213,7 +225,7 @@ class GatedStepper(Stepper):
         """The trunk's features (n, F) at (i, j) of the current row; writes the column into every queue
         (the image input there too, unless ``write_input`` is False)."""
         if write_input:
-            self._first_inputs[j].copy_(self._input(x[:, :, i : i + 1, j : j + 1])[:, :, 0, 0])
+            self._write_input(x, i, j)
         for q in self.queues:
             q.position(j)
         return self._out + self.queues[-1].offset_out
@@ -224,7 +236,7 @@ class GatedStepper(Stepper):
         if self.stale_input is not None:  # the last pixel computed is final now: its input column too
             si, sj = divmod(self.stale_input, self.width)
             if si == i:
-                self._first_inputs[sj].copy_(self._input(x[:, :, si : si + 1, sj : sj + 1])[:, :, 0, 0])
+                self._write_input(x, si, sj)
             self.stale_input = None
         if self.row != i:
             self._start_row(x, i)
