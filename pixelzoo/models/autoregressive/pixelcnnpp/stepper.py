@@ -76,9 +76,16 @@ class _Node:
         self.h, self.w = h, w
         self.value = torch.zeros(n, h * w + 1, channels, dtype=dtype, device=device)
         self.ready = ready  # (h*w,) long
-        ready_sorted, self.order = torch.sort(ready, stable=True)
-        self.order = self.order.to(device)
+        ready_sorted, order = torch.sort(ready, stable=True)
+        self.order = order.to(device)
         self.counts = torch.searchsorted(ready_sorted, torch.arange(int(ready.max()) + 1), right=True).tolist()
+        #: per ready time q, the positions of that ready time as a slice when they are consecutive
+        #: (a pixel's step then reads and writes views, no index operations), else None
+        self.spans: list[slice | None] = []
+        for q, hi in enumerate(self.counts):
+            pos = order[self.counts[q - 1] if q else 0 : hi].tolist()
+            consecutive = bool(pos) and pos == list(range(pos[0], pos[0] + len(pos)))
+            self.spans.append(slice(pos[0], pos[0] + len(pos)) if consecutive else None)
 
     def ready_padded(self):
         return torch.cat([self.ready, self.ready.new_zeros(1)])
@@ -96,17 +103,20 @@ class _Term:
 
     def __init__(self, src: _Node, weight, bias, idx, valid=None, celu=False):
         self.src, self.weight, self.bias, self.celu = src, weight, bias, celu
+        self.weight_t = weight.t().contiguous()  # (taps * in, out): one matrix product per call
         device = src.value.device
         self.idx = idx.to(device)
         self.valid = None if valid is None or bool(valid.all()) else valid.to(device)
         r = src.ready_padded()[idx].amax(dim=1)
         self.ready = r if valid is None else torch.where(valid, r, torch.zeros_like(r))
 
-    def __call__(self, P: torch.Tensor) -> torch.Tensor:
+    def __call__(self, P) -> torch.Tensor:
+        """The term at positions ``P`` (an index tensor, or a slice of consecutive positions)."""
         g = self.src.value[:, self.idx[P]]  # (n, |P|, T, C)
         if self.celu:
             g = _celu(g)
-        out = F.linear(g.flatten(2), self.weight, self.bias)
+        n, length = g.shape[0], g.shape[1]
+        out = torch.addmm(self.bias, g.reshape(n * length, -1), self.weight_t).view(n, length, -1)
         if self.valid is not None:
             out = out * self.valid[P, None].to(out.dtype)
         return out
@@ -175,7 +185,7 @@ class PixelCNNPPStepper(Stepper):
         shortcut = None
         if block.shortcut is not None:
             ready = torch.stack([ready] + [a.ready for a in a_nodes]).amax(0)
-            shortcut = (block.shortcut.weight[:, :, 0, 0], block.shortcut.bias, a_nodes)
+            shortcut = (block.shortcut.weight[:, :, 0, 0].t().contiguous(), block.shortcut.bias, a_nodes)
         c1 = self._add("c1", h, w, t1.weight.shape[0], ready, term=t1, shortcut=shortcut)
         t2 = conv_term(c1, block.conv2, h, w, celu=True)
         return self._add("out", h, w, x.value.shape[-1], torch.maximum(t2.ready, x.ready), term=t2, x=x,
@@ -227,6 +237,8 @@ class PixelCNNPPStepper(Stepper):
 
     # ------------------------------------------------------------------ evaluation
     def _compute(self, node, P, x):
+        """Node ``node``'s values at positions ``P``: an index tensor, or a slice of consecutive ones
+        (the same indexing either way)."""
         parts = node.parts
         if node.kind == "image":
             i, j = torch.div(P, self.W, rounding_mode="floor"), P % self.W
@@ -241,17 +253,28 @@ class PixelCNNPPStepper(Stepper):
         elif node.kind == "c1":
             out = parts["term"](P)
             if parts["shortcut"] is not None:
-                weight, bias, a_nodes = parts["shortcut"]
-                a = torch.cat([a.value[:, P] for a in a_nodes], dim=-1)
-                out = out + F.linear(_celu(a), weight, bias)
-            node.value[:, P] = out
+                weight_t, bias, a_nodes = parts["shortcut"]
+                a = _celu(torch.cat([a.value[:, P] for a in a_nodes], dim=-1))
+                n, length = a.shape[0], a.shape[1]
+                short = torch.addmm(bias, a.reshape(n * length, -1), weight_t).view(n, length, -1)
+                self._write(node, P, torch.add, out, short)
+            else:
+                node.value[:, P] = out
         else:  # "out": c2 = conv2(concat_elu(c1)) + cond, x + value * sigmoid(gate)
             c2 = parts["term"](P)
             cond = parts["cond"]
             if cond is not None:
                 c2 = c2 + (cond if cond.shape[1] == 1 else cond[:, P])
-            value, gate = c2.chunk(2, dim=-1)
-            node.value[:, P] = parts["x"].value[:, P] + value * torch.sigmoid(gate)
+            value, gate = c2.chunk(2, dim=-1)  # c2 is this call's own: gated in place
+            self._write(node, P, torch.add, parts["x"].value[:, P], value.mul_(gate.sigmoid_()))
+
+    @staticmethod
+    def _write(node, P, op, a, b) -> None:
+        """``node.value[:, P] = op(a, b)``, straight into the map where ``P`` is a slice."""
+        if isinstance(P, slice):
+            op(a, b, out=node.value[:, P])
+        else:
+            node.value[:, P] = op(a, b)
 
     def advance(self, x: torch.Tensor, p: int) -> None:
         """Compute every position whose inputs are the image's pixels before ``p`` (raster index)."""
@@ -264,7 +287,9 @@ class PixelCNNPPStepper(Stepper):
             for node in self.work[p] if one else self.nodes:
                 P = node.positions(self._done, p)
                 if P is not None:
-                    self._compute(node, P, x)
+                    # consecutive positions of one ready time: a slice (views instead of index operations)
+                    span = node.spans[p] if one and node.kind != "image" else None
+                    self._compute(node, P if span is None else span, x)
         self._done = p
 
     def features(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
