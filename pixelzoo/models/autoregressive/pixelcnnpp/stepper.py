@@ -285,11 +285,11 @@ class PixelCNNPPStepper(Stepper):
         with torch.no_grad():
             one = p == self._done + 1  # one pixel on (sampling): only the nodes it completes
             for node in self.work[p] if one else self.nodes:
-                P = node.positions(self._done, p)
+                # consecutive positions of one ready time: a slice (views instead of index operations)
+                span = node.spans[p] if one and node.kind != "image" else None
+                P = span if span is not None else node.positions(self._done, p)
                 if P is not None:
-                    # consecutive positions of one ready time: a slice (views instead of index operations)
-                    span = node.spans[p] if one and node.kind != "image" else None
-                    self._compute(node, P if span is None else span, x)
+                    self._compute(node, P, x)
         self._done = p
 
     def features(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
