@@ -162,10 +162,22 @@ class PixelCNNPPStepper(Stepper):
 
     # ------------------------------------------------------------------ the graph
     def _add(self, kind, h, w, channels, ready, **parts):
+        if kind != "image":
+            ready = self._by_rows(ready, h, w)
         node = _Node(self.n, h, w, channels, ready, self.dtype, self.device)
         node.kind, node.parts = kind, parts
         self.nodes.append(node)
         return node
+
+    def _by_rows(self, ready: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """Positions whose inputs all lie in image rows above their own (the down-shifted stream:
+        ready by the start of their row) wait for the start of their row, so one pass computes a
+        whole row of them, instead of one pass per pixel. Their readers' ready times follow (they
+        are the maxima of what they read), and the trunk's features at a pixel still need only the
+        pixels before it (checked in ``_build``)."""
+        s = self.H // h
+        row_start = (torch.arange(h * w) // w) * s * self.W  # the first image pixel of each position's row
+        return torch.where(ready <= row_start, row_start, ready)
 
     def _sum(self, terms, h, w):
         ready = torch.stack([t.ready for t in terms]).amax(0)
