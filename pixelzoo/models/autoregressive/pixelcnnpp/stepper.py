@@ -106,17 +106,24 @@ class _Term:
         self.weight_t = weight.t().contiguous()  # (taps * in, out): one matrix product per call
         device = src.value.device
         self.idx = idx.to(device)
+        self.taps = idx.shape[1]
+        self.idx_flat = self.idx.reshape(-1)  # position-major: a slice of positions is a slice of it
         self.valid = None if valid is None or bool(valid.all()) else valid.to(device)
         r = src.ready_padded()[idx].amax(dim=1)
         self.ready = r if valid is None else torch.where(valid, r, torch.zeros_like(r))
 
     def __call__(self, P) -> torch.Tensor:
         """The term at positions ``P`` (an index tensor, or a slice of consecutive positions)."""
-        g = self.src.value[:, self.idx[P]]  # (n, |P|, T, C)
+        if isinstance(P, slice):
+            flat = self.idx_flat[P.start * self.taps : P.stop * self.taps]
+        else:
+            flat = self.idx[P].reshape(-1)
+        value = self.src.value
+        n, length = value.shape[0], flat.shape[0] // self.taps
+        g = value.index_select(1, flat).view(n, length, self.taps, -1)  # (n, |P|, T, C)
         if self.celu:
             g = _celu(g)
-        n, length = g.shape[0], g.shape[1]
-        out = torch.addmm(self.bias, g.reshape(n * length, -1), self.weight_t).view(n, length, -1)
+        out = torch.addmm(self.bias, g.view(n * length, -1), self.weight_t).view(n, length, -1)
         if self.valid is not None:
             out = out * self.valid[P, None].to(out.dtype)
         return out
