@@ -96,6 +96,8 @@ class SnailStepper(Stepper):
         self.keys: dict[int, torch.Tensor] = {}
         self.values: dict[int, torch.Tensor] = {}
         self.projections = {b: self._projections(att) for b, att in self.attention.items()}
+        #: the attention probabilities' dropout where it acts (training mode), else None (sampling)
+        self.att_dropout = {b: att.dropout if att.training else None for b, att in self.attention.items()}
         self.att_inputs: dict[int, torch.Tensor] = {}
         # per horizontal convolution, its input row so far (n, pad + W, in), kept from row to row (a
         # position reads only its row's earlier columns, or padding), and everything added to its output
@@ -206,14 +208,15 @@ class SnailStepper(Stepper):
     def _attend_one(self, b: int, a: torch.Tensor, p: int) -> torch.Tensor:
         """The attention layer after block ``b`` at raster position ``p`` alone, its input there ``a``
         (n, F): the output (n, F) with the output projection's bias; caches the position's key and
-        value (and input, for the next query)."""
+        value (and input, for the next query). Keys are cached transposed, (n, heads, d_k, H*W), so
+        the scores are one product with a prefix of the cache."""
         att, proj = self.attention[b], self.projections[b]
-        n, nh = self.n, att.heads
+        n, nh, kc = self.n, att.heads, att.key_channels
         self._cache(b, a)
         if att.include_self:
             w, table = proj["qkv"]
             qkv = torch.addmm(table[p], a, w)
-            q, kv = qkv[:, : att.key_channels], qkv[:, att.key_channels :]
+            q, kv = qkv[:, :kc], qkv[:, kc:]
             m = p + 1
         else:  # the query from the previous position's input with this position's code
             w, table = proj["kv"]
@@ -224,22 +227,25 @@ class SnailStepper(Stepper):
             if p:
                 wq, tq = proj["q"]
                 q = torch.addmm(tq[p], inputs[:, :, p - 1], wq)
-        self.keys[b][:, :, p] = kv[:, : att.key_channels].view(n, nh, -1)
-        self.values[b][:, :, p, :] = kv[:, att.key_channels :].view(n, nh, -1)
+        keys, values = self.keys[b], self.values[b]
+        keys.select(3, p).copy_(kv[:, :kc].view(n, nh, -1))
+        values.select(2, p).copy_(kv[:, kc:].view(n, nh, -1))
         w_out, b_out = proj["out"]
         if m == 0:  # the first position alone attends to nothing
             return b_out.expand(n, -1)
-        scores = q.view(n, nh, 1, -1) @ self.keys[b][:, :, :m].transpose(2, 3)
-        probs = att.dropout(scores.softmax(-1))
-        out = (probs @ self.values[b][:, :, :m]).view(n, att.value_channels)
+        probs = torch.matmul(q.view(n, nh, 1, -1), keys[..., :m]).softmax(-1)
+        if self.att_dropout[b] is not None:
+            probs = self.att_dropout[b](probs)
+        out = torch.matmul(probs, values[:, :, :m]).view(n, att.value_channels)
         return torch.addmm(b_out, out, w_out)
 
     def _cache(self, b: int, a: torch.Tensor) -> None:
-        """The key/value (and query input) caches of attention layer ``b``, for inputs like ``a`` (n, F, ...)."""
+        """The key/value (and query input) caches of attention layer ``b``, for inputs like ``a`` (n, F, ...):
+        keys (n, heads, d_k, H*W), values (n, heads, H*W, d_v)."""
         if b in self.keys:
             return
         att, n, hw = self.attention[b], self.n, self.height * self.width
-        self.keys[b] = a.new_zeros(n, att.heads, hw, att.key_channels // att.heads)
+        self.keys[b] = a.new_zeros(n, att.heads, att.key_channels // att.heads, hw)
         self.values[b] = a.new_zeros(n, att.heads, hw, att.value_channels // att.heads)
         if not att.include_self:
             self.att_inputs[b] = a.new_zeros(n, a.shape[1], hw)
@@ -264,7 +270,7 @@ class SnailStepper(Stepper):
 
         xp = with_pos(a)
         span = slice(p0, p0 + length)
-        self.keys[b][:, :, span] = att.key(xp).view(n, nh, -1, length).transpose(2, 3)
+        self.keys[b][:, :, :, span] = att.key(xp).view(n, nh, -1, length)
         self.values[b][:, :, span, :] = att.value(xp).view(n, nh, -1, length).transpose(2, 3)
         if att.include_self:
             q_in, m = xp, p0 + length
@@ -276,7 +282,7 @@ class SnailStepper(Stepper):
             out = a.new_zeros(n, att.value_channels, 1, length)
         else:
             q = att.query(q_in).view(n, nh, -1, length).transpose(2, 3)  # (n, nh, L, dk)
-            scores = (q @ self.keys[b][:, :, :m].transpose(2, 3)) / math.sqrt(q.shape[-1])
+            scores = (q @ self.keys[b][..., :m]) / math.sqrt(q.shape[-1])
             has_keys = None
             if length > 1:  # a span: each query sees the keys up to itself (or before it)
                 keys_at = torch.arange(m, device=a.device)[None, :]
