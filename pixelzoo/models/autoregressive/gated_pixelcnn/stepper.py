@@ -11,18 +11,27 @@ A layer of the trunk (``pixelzoo.models.autoregressive.gated_pixelcnn.trunk.Gate
   layer's top padding), in one ``conv2d`` over those rows. Row ``r`` of ``v_pre = V * v`` reaches the
   horizontal stack only through ``down_shift``, i.e. at row ``r + 1``: with the conditioning it is
   folded, once per row, into a per-column bias of the next row's horizontal convolution
-  (``v_to_h(v_pre)`` + the conditioning's horizontal half + the convolution's own bias);
+  (``v_to_h(v_pre)`` as one matrix product over the row's columns + the conditioning's horizontal
+  half + the biases, written in place into a buffer);
 * the **horizontal** one (``HorizontalConv``: columns ``j-k//2 .. j`` of the same row) runs once per
   position: each layer keeps its input row so far, channel-last with ``k//2`` zero columns on the
-  left (its left padding), writes the position's input column and takes the window ending there as one
-  matrix product with the masked kernel folded to a ``(taps * in_channels, 2F)`` matrix; then the
-  gate, the masked 1x1 ``h_out`` as a matrix product, and the residual.
+  left (its left padding), and takes the window ending at the position as one matrix product with
+  the masked kernel folded to a ``(taps * in_channels, 2F)`` matrix; then the gate, and the masked
+  1x1 ``h_out`` with the residual as one ``addmm`` written straight into the next layer's queue.
+
+At batch 1 a position costs its number of tensor operations, not their arithmetic, so a layer's
+step is four of them on views made once per sample call (the window, the residual, the row's bias at
+each column, the gate's buffers): no allocation of views or lists per position. The queues hold each
+layer's input less the sum of the ``h_out`` biases below it (``_LayerQueues``), so that no separate
+bias addition is needed; the offsets' share of the horizontal convolution is folded into the row's
+bias once per sample call.
 
 Conditioning: the trunk's spatial map (the model's spatial map and the embedding of the head's
 per-position inputs, e.g. PixelIQN's tau, ``model.trunk_spatial``) is computed once per sample call
 for the whole image; the conditioning bias (class embedding + 1x1 projection of that map) of a row is
-computed once per row, from the map's row. The output layer and the head run per sub-pixel
-(``model.params_from_features``) on the features and the head's inputs at that position.
+computed once per row, from the map's row (once per call without a map). The output layer and the
+head run per sub-pixel (``Stepper.params_from``: the output layer folded into two matrix products,
+the head giving only the sub-pixel's channel) on the features and the head's inputs at that position.
 
 Colour within a pixel: feature group ``g`` at ``(i, j)`` reads the pixel's channels ``< g`` (masks A
 then B), so for channel ``c`` the stepper computes the column of ``(i, j)`` through every layer with the

@@ -12,7 +12,10 @@ order) that must be known before it can be computed (image pixel ``q``: ``q + 1`
 largest ready time of what it reads). Per generated pixel ``p`` every node computes exactly its
 positions whose ready time lies in ``(last p, p]``, in the order of the forward pass, so each
 position of each map is computed once per sample call: the work of one forward pass, spread over
-the pixels, in small gathers + matrix products. Down-sampled positions are computed as soon as their
+the pixels, in small gathers + matrix products. A position whose inputs all lie in image rows above
+its own (the down-shifted stream ``u``, which sees only the rows above) waits
+for the start of its row (``_by_rows``), so that stream costs one pass per row, not one per pixel;
+and where a node's positions of one ready time are consecutive, they are read and written as slices. Down-sampled positions are computed as soon as their
 high-resolution inputs are complete, up-sampled ones as soon as their low-resolution inputs are. The
 conditioning bias of every block (class embedding + 1x1 projection of the spatial map, average-pooled
 for the lower resolutions) is computed once, at creation.
