@@ -81,14 +81,24 @@ class _Node:
         self.ready = ready  # (h*w,) long
         ready_sorted, order = torch.sort(ready, stable=True)
         self.order = order.to(device)
-        self.counts = torch.searchsorted(ready_sorted, torch.arange(int(ready.max()) + 1), right=True).tolist()
-        #: per ready time q, the positions of that ready time as a slice when they are consecutive
-        #: (a pixel's step then reads and writes views, no index operations), else None
-        self.spans: list[slice | None] = []
-        for q, hi in enumerate(self.counts):
-            pos = order[self.counts[q - 1] if q else 0 : hi].tolist()
-            consecutive = bool(pos) and pos == list(range(pos[0], pos[0] + len(pos)))
-            self.spans.append(slice(pos[0], pos[0] + len(pos)) if consecutive else None)
+        hi = torch.searchsorted(ready_sorted, torch.arange(int(ready.max()) + 1), right=True)
+        self.counts = hi.tolist()
+        # per ready time q, its positions as a slice when they are consecutive (a pixel's step then
+        # reads and writes views, no index operations): ``span``
+        # (the stable sort keeps a ready time's positions ascending: consecutive when last - first
+        # is their count less one)
+        lo = torch.cat([hi.new_zeros(1), hi[:-1]])
+        first = order[lo.clamp(max=len(order) - 1)]
+        last = order[(hi - 1).clamp(min=0)]
+        consecutive = (hi > lo) & (last - first == hi - lo - 1)
+        #: per ready time, the first and one past the last of its positions when consecutive, else -1
+        self.span_start = torch.where(consecutive, first, -1).tolist()
+        self.span_stop = (first + hi - lo).tolist()
+
+    def span(self, q: int) -> slice | None:
+        """The positions of ready time ``q`` as a slice when they are consecutive, else None."""
+        start = self.span_start[q]
+        return slice(start, self.span_stop[q]) if start >= 0 else None
 
     def ready_padded(self):
         return torch.cat([self.ready, self.ready.new_zeros(1)])
@@ -308,7 +318,7 @@ class PixelCNNPPStepper(Stepper):
             one = p == self._done + 1  # one pixel on (sampling): only the nodes it completes
             for node in self.work[p] if one else self.nodes:
                 # consecutive positions of one ready time: a slice (views instead of index operations)
-                span = node.spans[p] if one and node.kind != "image" else None
+                span = node.span(p) if one and node.kind != "image" else None
                 P = span if span is not None else node.positions(self._done, p)
                 if P is not None:
                     self._compute(node, P, x)
