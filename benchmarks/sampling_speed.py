@@ -156,6 +156,11 @@ def main(argv=None):
     sys.path.insert(0, str(ROOT.parent))
     sys.path.insert(0, str(ROOT))
     from bench_common import environment, write_result
+    from pixelzoo.threads import set_threads
+
+    # through pixelzoo: a bare torch.set_num_threads before pixelzoo's import is not seen as the user's
+    # choice, and the first sample call would apply the library's policy (the idle cores) instead
+    set_threads(args.threads)
 
     start = time.perf_counter()
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
@@ -182,6 +187,7 @@ def main(argv=None):
             top = profiles["cases"][case]["top_ops"][:3]
             print(f"{case} profile: " + ", ".join(f"{o['op']} {o['share']:.0%}" for o in top), flush=True)
     result["environment"] = environment(args.threads)
+    result["environment"]["threads_in_use"] = torch.get_num_threads()  # after every sample call
     write_result(result, args.out, start)
     print(f"written to {args.out}")
     if args.profile:
