@@ -15,10 +15,17 @@ rows spread over the image and extrapolated to the full image (the rows' mean in
 image's; the other rows are given, taken from the incremental sample, so both samplers draw the same
 sub-pixels: ``identical`` says whether they drew the same values); and one batched forward pass
 (``log_prob`` without gradients) of the batch, the best of 3. Ratios: naive / incremental (speed-up) and
-incremental / forward (the Ramachandran et al. target is about 1).
+incremental / forward (the Ramachandran et al. target is about 1). The incremental sampler is timed
+as the best of 2 calls, like the forward pass (best of 3): the first call of a process also pays
+one-time costs (kernel selection, first allocations) that are not a sampling step's.
+
+``--profile`` also records where one batch-1 sample call spends its time, per case: the top tensor
+operations by self time (``torch.profiler``) and the top Python functions by own time (``cProfile``),
+written to ``benchmarks/results/sampling_profile.json`` (``--profile-out``).
 
     python benchmarks/sampling_speed.py                         # default: batches 1,16,64; 2 naive rows
     python benchmarks/sampling_speed.py --batches 2 --rows 1    # smoke run
+    python benchmarks/sampling_speed.py --profile               # and the batch-1 profiles
 
 Writes ``benchmarks/results/sampling_speed.json`` (``--out``).
 """
@@ -50,6 +57,10 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", default=str(ROOT / "results" / "sampling_speed.json"), help="JSON result file")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", action="store_true", help="also profile one batch-1 sample call per case")
+    p.add_argument("--profile-out", default=str(ROOT / "results" / "sampling_profile.json"),
+                   help="JSON file of the profiles")
+    p.add_argument("--top", type=int, default=15, help="operations and functions listed per profile (default 15)")
     return p.parse_args(argv)
 
 
@@ -80,7 +91,8 @@ def timed(fn):
 def measure(model, n, rows, seed):
     c, height, width = model.image_shape
     y = torch.arange(n) % model.num_classes if model.num_classes else None
-    full, inc_s = timed(lambda: model.sample(n, y=y, generator=torch.Generator().manual_seed(seed)))
+    runs = [timed(lambda: model.sample(n, y=y, generator=torch.Generator().manual_seed(seed))) for _ in range(2)]
+    full, inc_s = runs[0][0], min(s for _, s in runs)  # best of 2 (same seed, same images)
     fwd_s = min(timed(lambda: torch.no_grad()(model.log_prob)(full, y))[1] for _ in range(3))  # best of 3
     rows = timed_rows(height, rows)
     mask = torch.ones(model.image_shape, dtype=torch.bool)
@@ -101,16 +113,59 @@ def measure(model, n, rows, seed):
             "identical": bool(torch.equal(naive, inc_rows))}
 
 
+def profile(model, top: int, seed: int) -> dict:
+    """Where one batch-1 sample call (after a warm-up call) spends its time: the top tensor operations
+    by self CPU time and the top Python functions by own time, with the call's seconds (profiled:
+    the profilers' own overhead included, so shares matter more than seconds)."""
+    import cProfile
+    import pstats
+
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    y = torch.zeros(1, dtype=torch.long) if model.num_classes else None
+
+    def sample():
+        return model.sample(1, y=y, generator=torch.Generator().manual_seed(seed))
+
+    sample()  # warm-up
+    _, plain_s = timed(sample)
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        _, ops_s = timed(sample)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total_us = sum(e.self_cpu_time_total for e in events) or 1.0
+    ops = [{"op": e.key, "calls": e.count, "calls_per_position": round(e.count / (model.image_shape[1] * model.image_shape[2]), 2),
+            "self_ms": round(e.self_cpu_time_total / 1e3, 2), "share": round(e.self_cpu_time_total / total_us, 3)}
+           for e in events[:top]]
+    prof_py = cProfile.Profile()
+    prof_py.enable()
+    _, py_s = timed(sample)
+    prof_py.disable()
+    stats = pstats.Stats(prof_py)
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # by own time
+    functions = [{"function": f"{Path(file).parent.name}/{Path(file).name}:{line}({name})" if file != "~" else name, "calls": int(nc),
+                  "own_ms": round(tt * 1e3, 2), "cumulative_ms": round(ct * 1e3, 2)}
+                 for (file, line, name), (cc, nc, tt, ct, _) in rows[:top]]
+    return {"seconds": round(plain_s, 4), "seconds_under_torch_profiler": round(ops_s, 4),
+            "seconds_under_cprofile": round(py_s, 4), "top_ops": ops, "top_functions": functions}
+
+
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(ROOT.parent))
     sys.path.insert(0, str(ROOT))
     from bench_common import environment, write_result
+    from pixelzoo.threads import set_threads
+
+    # through pixelzoo: a bare torch.set_num_threads before pixelzoo's import is not seen as the user's
+    # choice, and the first sample call would apply the library's policy (the idle cores) instead
+    set_threads(args.threads)
 
     start = time.perf_counter()
     batches = [int(b) for b in args.batches.split(",") if b.strip()]
     result = {"benchmark": "sampling_speed", "trained": False, "threads": args.threads, "cases": {}}
+    profiles = {"benchmark": "sampling_profile", "batch": 1, "threads": args.threads, "cases": {}}
     ok = True
     for case in [c for c in args.cases.split(",") if c.strip()]:
         if case not in CASES:
@@ -127,9 +182,18 @@ def main(argv=None):
                   flush=True)
         result["cases"][case] = {"model": cfg, "image_shape": list(model.image_shape), "num_classes": model.num_classes,
                                  "params": sum(p.numel() for p in model.parameters()), "results": rows}
+        if args.profile:
+            profiles["cases"][case] = profile(model, args.top, args.seed)
+            top = profiles["cases"][case]["top_ops"][:3]
+            print(f"{case} profile: " + ", ".join(f"{o['op']} {o['share']:.0%}" for o in top), flush=True)
     result["environment"] = environment(args.threads)
+    result["environment"]["threads_in_use"] = torch.get_num_threads()  # after every sample call
     write_result(result, args.out, start)
     print(f"written to {args.out}")
+    if args.profile:
+        profiles["environment"] = environment(args.threads)
+        write_result(profiles, args.profile_out, start)
+        print(f"profiles written to {args.profile_out}")
     return 0 if ok else 1
 
 

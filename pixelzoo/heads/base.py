@@ -78,6 +78,13 @@ class Head(nn.Module):
         """log p(x_i | x_<i) in nats, (B, C, H, W), for integer ``x`` (B, C, H, W)."""
         raise NotImplementedError
 
+    def step_params(self, raw: torch.Tensor, c: int, pixel) -> torch.Tensor:
+        """One sampling step's parameters (N, P) of sub-pixel ``c`` from one pixel's raw parameters
+        ``raw`` (N, num_params): ``subpixel_params(raw, x_scaled)[:, c]`` at that pixel. ``pixel()``
+        gives the pixel's scaled values (N, C), called only when the head reads them; a head may
+        compute just what channel ``c`` needs."""
+        return self.subpixel_params(raw[:, :, None, None], pixel()[:, :, None, None])[:, c, :, 0, 0]
+
     def draw(self, sp: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None,
              **options) -> torch.Tensor:
         """Draw integer levels (N,) from sub-pixel parameters (N, P) (floats for a ``continuous``

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from ..devices import full_precision_region
 from ..errors import ConfigError
 from .base import Head, full_precision
+from .draws import draw_index
 
 
 class CategoricalHead(Head):
@@ -52,6 +53,12 @@ class CategoricalHead(Head):
                 raw = raw + torch.einsum("oc,bchw->bohw", weight, x_scaled.to(raw.dtype))
         return raw.reshape(b, self.channels, self.num_levels, h, w)
 
+    def step_params(self, raw: torch.Tensor, c: int, pixel) -> torch.Tensor:
+        """Channel ``c``'s logits: a slice of ``raw`` (without ``channel_order``, the pixel is not read)."""
+        if getattr(self, "channel_order", None) is not None:
+            return super().step_params(raw, c, pixel)
+        return raw[:, c * self.num_levels : (c + 1) * self.num_levels]
+
     def log_prob(self, sp: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         logp = F.log_softmax(full_precision(sp), dim=2)
         return logp.gather(2, x.long().unsqueeze(2)).squeeze(2)
@@ -70,5 +77,7 @@ class CategoricalHead(Head):
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         if temperature == 0 or mode == "map":
             return sp.argmax(dim=1)
-        probs = F.softmax(sp.float() / temperature, dim=1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        logits = sp.float()
+        if temperature != 1.0:  # dividing by 1 changes nothing: one operation less per step
+            logits = logits / temperature
+        return draw_index(F.softmax(logits, dim=1), generator)

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from ..devices import full_precision_region
 from ..errors import ConfigError
 from .base import Head, full_precision
+from .draws import draw_index
 
 SAMPLE_MODES = ("sample", "map")
 
@@ -214,6 +215,16 @@ class LogisticMixtureHead(Head):
                 log_joint = log_joint + self.bin_log_prob(levels[:, c : c + 1], mean, log_scales[:, c])
         return torch.stack(out, dim=1)
 
+    def step_params(self, raw: torch.Tensor, c: int, pixel) -> torch.Tensor:
+        """The first channel's parameters read no earlier channel: the weights, its means and
+        log-scales straight from ``raw`` (N, num_params); later channels as ``subpixel_params``."""
+        if c:
+            return super().step_params(raw, c, pixel)
+        m = self.n_mix
+        raw = full_precision(raw)
+        log_scales = raw[:, (1 + self.channels) * m : (2 + self.channels) * m].clamp(min=self.min_log_scale)
+        return torch.cat([F.log_softmax(raw[:, :m], dim=1), raw[:, m : 2 * m], log_scales], dim=1)
+
     def unpack(self, sp: torch.Tensor):
         """(..., 3M, ...) at dim ``-3`` for (B, C, 3M, H, W) or dim 1 for (N, 3M): the three (M,) parts."""
         return sp.split(self.n_mix, dim=1 if sp.dim() == 2 else 2)
@@ -255,14 +266,24 @@ class LogisticMixtureHead(Head):
         shift = float(self.log_scale_shift if shift is None else shift)
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
-        logw, means, log_scales = (t.double() for t in self.unpack(sp))
-        comp = torch.multinomial(F.softmax(logw, dim=1), 1, generator=generator)
-        mean = means.gather(1, comp).squeeze(1)
-        log_scale = log_scales.gather(1, comp).squeeze(1) - shift
+        # one sub-pixel's three blocks (N, 3, M) in float64: a component by its weight, then that
+        # component's mean and log-scale picked together, then the logistic noise, in place
+        n = sp.shape[0]
+        blocks = sp.double().reshape(n, 3, self.n_mix)
+        comp = draw_index(F.softmax(blocks[:, 0], dim=1), generator)  # = multinomial(softmax(logw), 1)
+        picked = blocks[:, 1:].gather(2, comp.view(n, 1, 1).expand(n, 2, 1))[:, :, 0]
+        mean, log_scale = picked[:, 0], picked[:, 1]
+        if shift:
+            log_scale = log_scale - shift
         if mode == "map" or temperature == 0:
             return self.component_mode(mean, log_scale)
         u = torch.rand(mean.shape, generator=generator, dtype=torch.float64, device=mean.device)
-        u = u.clamp(1e-12, 1.0 - 1e-12)
-        value = mean + temperature * torch.exp(log_scale) * (torch.log(u) - torch.log1p(-u))
+        u = u.clamp_(1e-12, 1.0 - 1e-12)
+        log1m = torch.neg(u).log1p_()
+        noise = u.log_().sub_(log1m)  # log(u) - log(1 - u): a standard logistic
+        scale = torch.exp(log_scale)
+        if temperature != 1.0:
+            scale.mul_(temperature)
+        value = scale.mul_(noise).add_(mean)  # mean + temperature * s * noise
         k1 = self.num_levels - 1
-        return torch.round((value.clamp(-1.0, 1.0) + 1.0) * (k1 / 2.0)).long()
+        return value.clamp_(-1.0, 1.0).add_(1.0).mul_(k1 / 2.0).round_().long()

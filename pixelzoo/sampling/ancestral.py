@@ -134,24 +134,32 @@ def _draw(model, stepper_args: dict, x, given, temperature, generator, head_opti
     normal tensor, and nothing made here outlives the call but what is written into it."""
     device = x.device
     draw_device = device if generator is None else generator.device
+    move = draw_device != device  # the draws are made on another device: parameters go there
     c_count, height, width = model.image_shape
     head = model.head
     stepper = model.stepper(x.shape[0], **stepper_args)
     # per sub-pixel, whether every image / some image has it given (read once, not per step)
     all_given, some_given = given.all(0).tolist(), given.any(0).tolist()
-    steps = tqdm(total=height * width, desc="sampling", disable=not progress, leave=False)
+    # per sub-pixel, its column of ``x`` as a view made once (a copy into it is the cheapest write)
+    columns = x.view(x.shape[0], -1).unbind(1) if x.is_contiguous() else None
+    steps = tqdm(total=height * width, desc="sampling", disable=not progress, leave=False) if progress else None
     for i in range(height):
         for j in range(width):
-            steps.update(1)
+            if steps is not None:
+                steps.update(1)
             for c in range(c_count):
                 if all_given[c][i][j]:
                     continue
                 sp = stepper.params(x, i, j, c)
-                if draw_device != sp.device:
+                if move:
                     sp = sp.to(draw_device)
                 draw = head.draw(sp, temperature=temperature, generator=generator, **head_options)
-                draw = draw.to(device=device, dtype=x.dtype)
                 if some_given[c][i][j]:
+                    draw = draw.to(device=device, dtype=x.dtype)
                     draw = torch.where(given[:, c, i, j], x[:, c, i, j], draw)
-                x[:, c, i, j] = draw
-    steps.close()
+                if columns is not None:  # copy_ casts and moves as .to(device, dtype) would
+                    columns[(c * height + i) * width + j].copy_(draw)
+                else:
+                    x[:, c, i, j] = draw.to(device=device, dtype=x.dtype)
+    if steps is not None:
+        steps.close()

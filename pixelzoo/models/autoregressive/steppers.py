@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import torch
 
+from .step_output import StepOutput
+
 
 class Stepper:
     """Base class: created once per sample call (see the module docstring)."""
@@ -36,6 +38,7 @@ class Stepper:
         self.y = y
         self.spatial = spatial
         self.inputs = dict(inputs or {})
+        self._step_output: StepOutput | None = None  # the output layer and head of one step, built on first use
 
     def params(self, x: torch.Tensor, i: int, j: int, c: int) -> torch.Tensor:
         """The parameters (n, P) of sub-pixel (c, i, j) given the images ``x`` drawn so far."""
@@ -51,10 +54,12 @@ class Stepper:
     # ------------------------------------------------------------------ the common tail of ``params``
     def params_from(self, feats: torch.Tensor, x: torch.Tensor, i: int, j: int, c: int) -> torch.Tensor:
         """The parameters (n, P) of sub-pixel (c, i, j) from the trunk's features at pixel (i, j),
-        ``feats`` (n, F, 1, 1): the output layer and the head's inputs at that pixel."""
-        at = (slice(i, i + 1), slice(j, j + 1))
-        return self.model.params_from_features(feats, self.model.scale(x[:, :, at[0], at[1]]),
-                                               **self.inputs_at(*at))[:, c, :, 0, 0]
+        ``feats`` (n, F) or (n, F, 1, 1): the output layer and the head at that pixel, the head's
+        inputs there (``StepOutput``: folded once per stepper, only channel ``c``)."""
+        if self._step_output is None:
+            self._step_output = StepOutput(self.model)
+        inputs = self.inputs_at(slice(i, i + 1), slice(j, j + 1)) if self.inputs else {}
+        return self._step_output(feats.flatten(1), x, i, j, c, inputs)
 
 
 class FullForwardStepper(Stepper):

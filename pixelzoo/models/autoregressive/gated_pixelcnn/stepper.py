@@ -11,18 +11,27 @@ A layer of the trunk (``pixelzoo.models.autoregressive.gated_pixelcnn.trunk.Gate
   layer's top padding), in one ``conv2d`` over those rows. Row ``r`` of ``v_pre = V * v`` reaches the
   horizontal stack only through ``down_shift``, i.e. at row ``r + 1``: with the conditioning it is
   folded, once per row, into a per-column bias of the next row's horizontal convolution
-  (``v_to_h(v_pre)`` + the conditioning's horizontal half + the convolution's own bias);
+  (``v_to_h(v_pre)`` as one matrix product over the row's columns + the conditioning's horizontal
+  half + the biases, written in place into a buffer);
 * the **horizontal** one (``HorizontalConv``: columns ``j-k//2 .. j`` of the same row) runs once per
   position: each layer keeps its input row so far, channel-last with ``k//2`` zero columns on the
-  left (its left padding), writes the position's input column and takes the window ending there as one
-  matrix product with the masked kernel folded to a ``(taps * in_channels, 2F)`` matrix; then the
-  gate, the masked 1x1 ``h_out`` as a matrix product, and the residual.
+  left (its left padding), and takes the window ending at the position as one matrix product with
+  the masked kernel folded to a ``(taps * in_channels, 2F)`` matrix; then the gate, and the masked
+  1x1 ``h_out`` with the residual as one ``addmm`` written straight into the next layer's queue.
+
+At batch 1 a position costs its number of tensor operations, not their arithmetic, so a layer's
+step is four of them on views made once per sample call (the window, the residual, the row's bias at
+each column, the gate's buffers): no allocation of views or lists per position. The queues hold each
+layer's input less the sum of the ``h_out`` biases below it (``_LayerQueues``), so that no separate
+bias addition is needed; the offsets' share of the horizontal convolution is folded into the row's
+bias once per sample call.
 
 Conditioning: the trunk's spatial map (the model's spatial map and the embedding of the head's
 per-position inputs, e.g. PixelIQN's tau, ``model.trunk_spatial``) is computed once per sample call
 for the whole image; the conditioning bias (class embedding + 1x1 projection of that map) of a row is
-computed once per row, from the map's row. The output layer and the head run per sub-pixel
-(``model.params_from_features``) on the features and the head's inputs at that position.
+computed once per row, from the map's row (once per call without a map). The output layer and the
+head run per sub-pixel (``Stepper.params_from``: the output layer folded into two matrix products,
+the head giving only the sub-pixel's channel) on the features and the head's inputs at that position.
 
 Colour within a pixel: feature group ``g`` at ``(i, j)`` reads the pixel's channels ``< g`` (masks A
 then B), so for channel ``c`` the stepper computes the column of ``(i, j)`` through every layer with the
@@ -49,9 +58,16 @@ from ..steppers import Stepper
 
 
 class _LayerQueues:
-    """One gated layer's folded weights and its queues (see the module docstring)."""
+    """One gated layer's folded weights and its queues (see the module docstring).
 
-    def __init__(self, layer, n: int, width: int, dtype, device):
+    The horizontal queues hold each layer's input less a constant, ``offset`` (F,): the sum of the
+    ``h_out`` biases of the layers below (zero for the image). A layer's output is then one matrix
+    product added to its input's stored value and written straight into the next layer's queue
+    (``torch.addmm(..., out=)``); what the offsets add to the horizontal convolution, per column (the
+    zero padding on the left has no offset), is folded into the row's per-column bias once per
+    sample call, and the last layer's offset added back to the features."""
+
+    def __init__(self, layer, n: int, width: int, dtype, device, offset: torch.Tensor | None):
         self.layer = layer
         self.first = layer.first
         self.features = layer.h_out.weight.shape[0]
@@ -60,15 +76,40 @@ class _LayerQueues:
         # horizontal: a (taps * in, 2F) matrix, taps oldest first as in the queue's window
         self.h_pad = h_conv.half
         self.h_taps = h_conv.half + 1
-        self.h_weight = (h_conv.weight * h_conv.mask)[:, :, 0, :].permute(2, 1, 0).reshape(-1, h_conv.weight.shape[0])
-        self.h_weight = self.h_weight.contiguous()
+        taps = (h_conv.weight * h_conv.mask)[:, :, 0, :].permute(2, 1, 0)  # (taps, in, 2F)
+        self.h_weight = taps.reshape(-1, h_conv.weight.shape[0]).contiguous()
         self.out_weight = (layer.h_out.weight * layer.h_out.mask)[:, :, 0, 0].t().contiguous()
-        self.out_bias = layer.h_out.bias
+        #: the offset of this layer's input (None: zero) and of its output
+        self.offset_in = offset
+        self.offset_out = layer.h_out.bias if self.first else offset + layer.h_out.bias
+        # per column j, what the input's offset adds to the horizontal convolution: the taps that
+        # read columns >= 0, (W, 1, 2F)
+        self.offset_bias = None
+        if offset is not None:
+            per_tap = torch.einsum("tio,i->to", taps, offset)  # (taps, 2F)
+            reach = torch.arange(width)[:, None] - self.h_pad + torch.arange(self.h_taps)[None, :] >= 0
+            self.offset_bias = (reach.to(per_tap.dtype) @ per_tap)[:, None, :]
+        #: ``v_to_h`` as an (in, out) matrix, and per column what the row's bias always adds: the biases
+        #: of ``v_to_h`` and of the horizontal convolution, the input offset's share, (W, 1, 2F)
+        self.v2h_weight = layer.v_to_h.weight[:, :, 0, 0].t().contiguous()
+        const = (layer.v_to_h.bias + h_conv.bias).expand(width, 1, -1)
+        self.const_bias = (const if self.offset_bias is None else const + self.offset_bias).contiguous()
         #: the layer's input on the current row so far, (n, pad + W, in) with zero padding on the left
         self.h_queue = torch.zeros(n, self.h_pad + width, in_channels, dtype=dtype, device=device)
         #: per column of the current row, the horizontal convolution's bias and everything it adds
-        #: from outside the row (the vertical stack, the conditioning), (W, n, 2F)
-        self.row_bias: torch.Tensor | None = None
+        #: from outside the row (the vertical stack, the conditioning, the input's offset), (W, n, 2F);
+        #: rewritten in place once per row
+        self.row_bias = torch.zeros(width, n, 2 * self.features, dtype=dtype, device=device)
+        self.pre = torch.zeros(n, 2 * self.features, dtype=dtype, device=device)  # a position's gate input
+        self.pre_tanh, self.pre_sigmoid = self.pre[:, : self.features], self.pre[:, self.features :]
+        self.gated = torch.zeros(n, self.features, dtype=dtype, device=device)  # the gate's output
+        # the views a position reads and writes, made once (a view costs as much as a small product):
+        # per column, the window of the queue ending there (n, taps * in), the input there (the
+        # residual), the row's bias there
+        self.windows = [self.h_queue[:, j : j + self.h_taps].flatten(1) for j in range(width)]
+        self.inputs = [self.h_queue[:, self.h_pad + j] for j in range(width)]
+        self.biases = list(self.row_bias.unbind(0))
+        self.targets: list[torch.Tensor] = []  # per column, where the output goes (``GatedStepper``)
         # vertical: the layer's input rows r-k//2 .. r, zero-padded left and right, (n, in, k//2 + 1, W + 2 pad)
         self.v_pad = v_conv.half
         self.v_queue = torch.zeros(n, in_channels, v_conv.half + 1, width + 2 * v_conv.half, dtype=dtype, device=device)
@@ -86,41 +127,59 @@ class _LayerQueues:
         return self.v_out
 
     def start_row(self, above: bool, ch) -> None:
-        """The row's per-column bias of the horizontal convolution: ``v_to_h`` of the vertical stack's
-        row above (``down_shift``; zeros on row 0, ``above`` False), the horizontal conditioning ``ch``."""
-        layer = self.layer
-        n, width = self.h_queue.shape[0], self.h_queue.shape[1] - self.h_pad
-        if above:
-            bias = layer.v_to_h(self.v_pre)[:, :, 0, :]  # (n, 2F, W)
+        """The row's per-column bias of the horizontal convolution, in place: ``v_to_h`` of the vertical
+        stack's row above (``down_shift``; zeros on row 0, ``above`` False) as one matrix product over
+        the row's columns, the constant biases and the input offset's share (``const_bias``), the
+        horizontal conditioning ``ch`` ((n, 2F, 1, 1) or by column (n, 2F, 1, W))."""
+        row_bias = self.row_bias
+        if above:  # (n, W, 2F) from the row's columns, laid out by column with the constant added
+            v_to_h = torch.matmul(self.v_pre[:, :, 0].transpose(1, 2), self.v2h_weight)
+            torch.add(v_to_h.transpose(0, 1), self.const_bias, out=row_bias)
         else:
-            bias = layer.v_to_h.bias[None, :, None].expand(n, -1, width)
-        bias = bias + layer.h_conv.bias[None, :, None]
+            row_bias.copy_(self.const_bias)
         if ch is not None:
-            bias = bias + ch[:, :, 0, :]
-        self.row_bias = bias.permute(2, 0, 1).contiguous()
+            row_bias.add_(ch[:, :, 0, :].permute(2, 0, 1))
 
-    def position(self, j: int, h_in: torch.Tensor) -> torch.Tensor:
-        """The layer's horizontal output (n, F) at column ``j`` of the current row, its input there
-        ``h_in`` (n, in) (also the residual)."""
-        queue = self.h_queue
-        queue[:, self.h_pad + j] = h_in
-        pre = torch.addmm(self.row_bias[j], queue[:, j : j + self.h_taps].flatten(1), self.h_weight)
-        pre[:, : self.features].tanh_()  # gate: tanh(first half) * sigmoid(second half)
-        out = torch.addmm(self.out_bias, F.glu(pre, dim=1), self.out_weight)
-        return out if self.first else out.add_(h_in)
+    def position(self, j: int) -> None:
+        """The layer's horizontal output at column ``j`` of the current row, less its offset, into
+        ``targets[j]`` (the next layer's queue there, or the features). The queue holds the input there."""
+        torch.addmm(self.biases[j], self.windows[j], self.h_weight, out=self.pre)
+        # the gate, tanh(first half) * sigmoid(second half), in place and into its buffer
+        gated = torch.mul(self.pre_tanh.tanh_(), self.pre_sigmoid.sigmoid_(), out=self.gated)
+        if self.first:
+            torch.mm(gated, self.out_weight, out=self.targets[j])
+        else:  # the residual: the input, as stored (its offset is in the output's)
+            torch.addmm(self.inputs[j], gated, self.out_weight, out=self.targets[j])
 
 
 class GatedStepper(Stepper):
     """The incremental stepper of ``GatedPixelCNNTrunk``: per-layer queues for the vertical stack
     (once per row) and the horizontal stack (once per position); see the module docstring."""
 
-    def __init__(self, model, n, y=None, spatial=None, inputs=None):
+    def __init__(self, model, n, y=None, spatial=None, inputs=None, image_input: bool = False):
         super().__init__(model, n, y, spatial, inputs)
         self.trunk = model.trunk
+        #: the first layer reads the scaled image itself (the trunk's ``input_features`` is not
+        #: overridden) and levels are integers: a pixel's input is then two operations into its queue
+        self._scaled_levels = bool(image_input) and not model.continuous
+        self._level_step = 2.0 / (model.num_levels - 1)
         self.channels, self.height, self.width = (int(s) for s in model.image_shape)
         weight = self.trunk.layers[0].h_conv.weight
-        self.queues = [_LayerQueues(layer, self.n, self.width, weight.dtype, weight.device)
-                       for layer in self.trunk.layers]
+        self.queues = []
+        offset = None
+        for layer in self.trunk.layers:
+            self.queues.append(_LayerQueues(layer, self.n, self.width, weight.dtype, weight.device, offset))
+            offset = self.queues[-1].offset_out
+        #: where each layer writes its output at a position: the next layer's queue there, the last
+        #: layer into ``_out``, the features less their offset
+        self._out = torch.zeros(self.n, self.queues[-1].features, dtype=weight.dtype, device=weight.device)
+        for q, after in zip(self.queues, self.queues[1:]):
+            q.targets = after.inputs
+        self.queues[-1].targets = [self._out] * self.width
+        self._first_inputs = self.queues[0].inputs
+        #: the first layer's own tap is fully masked (one channel: mask A reads no channel of the
+        #: pixel), so the pixel's input is not needed while it is computed: the refresh writes it
+        self._own_input_unread = self.channels == 1
         # the trunk's spatial map (the spatial map and the head's input embedding), once per sample call
         self.trunk_map = model.trunk_spatial(spatial, **self.inputs)
         self._cond: dict[int, list] = {}
@@ -134,10 +193,20 @@ class GatedStepper(Stepper):
         trunk's ``input_features`` (a code map's embedding)."""
         return self.trunk.input_features(self.model.scale(x))
 
+    def _write_input(self, x: torch.Tensor, i: int, j: int) -> None:
+        """The first layer's input at (i, j) of the current row, into its queue."""
+        slot = self._first_inputs[j]
+        if self._scaled_levels:  # scale_levels, value for value: x * 2 / (K - 1) - 1
+            torch.mul(x[:, :, i, j], self._level_step, out=slot).sub_(1.0)
+        else:
+            slot.copy_(self._input(x[:, :, i : i + 1, j : j + 1])[:, :, 0, 0])
+
     # ------------------------------------------------------------------ per row
     def _conditioning(self, r: int) -> list:
         """Per layer, the (vertical, horizontal) halves of row ``r``'s conditioning bias (None, None
         without conditioning)."""
+        if self.trunk_map is None:  # no map: the same bias on every row
+            r = 0
         if r not in self._cond:
             sp = None if self.trunk_map is None else self.trunk_map[..., r : r + 1, :]
             self._cond = {k: v for k, v in self._cond.items() if k >= r - 1}
@@ -161,12 +230,14 @@ class GatedStepper(Stepper):
         self.done = max(self.done, i * self.width)
 
     # ------------------------------------------------------------------ per position
-    def _position(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
-        """The trunk's features (n, F) at (i, j) of the current row; writes the column into every queue."""
-        h = self._input(x[:, :, i : i + 1, j : j + 1])[:, :, 0, 0]
+    def _position(self, x: torch.Tensor, i: int, j: int, write_input: bool = True) -> torch.Tensor:
+        """The trunk's features (n, F) at (i, j) of the current row; writes the column into every queue
+        (the image input there too, unless ``write_input`` is False)."""
+        if write_input:
+            self._write_input(x, i, j)
         for q in self.queues:
-            h = q.position(j, h)
-        return h
+            q.position(j)
+        return self._out + self.queues[-1].offset_out
 
     def features(self, x: torch.Tensor, i: int, j: int, c: int) -> torch.Tensor:
         """The trunk's features (n, F, 1, 1) at (i, j) when sub-pixel (c, i, j) is next: every
@@ -174,15 +245,14 @@ class GatedStepper(Stepper):
         if self.stale_input is not None:  # the last pixel computed is final now: its input column too
             si, sj = divmod(self.stale_input, self.width)
             if si == i:
-                q0 = self.queues[0]
-                q0.h_queue[:, q0.h_pad + sj] = self._input(x[:, :, si : si + 1, sj : sj + 1])[:, :, 0, 0]
+                self._write_input(x, si, sj)
             self.stale_input = None
         if self.row != i:
             self._start_row(x, i)
         p = i * self.width + j
         for q in range(self.done, p):  # catch up on given positions of the row
             self._position(x, i, q - i * self.width)
-        feats = self._position(x, i, j)
+        feats = self._position(x, i, j, write_input=not self._own_input_unread)
         if c == self.channels - 1:
             # no feature reads a pixel's last channel: the column is final but for the first layer's
             # input, the pixel itself (refreshed at the next call)
@@ -194,7 +264,7 @@ class GatedStepper(Stepper):
     def layer_outputs(self, j: int) -> list[torch.Tensor]:
         """Per layer but the last, its horizontal output (n, F) at column ``j`` of the current row as
         the queues hold it (the next layer's input); the last layer's is ``features``."""
-        return [q.h_queue[:, q.h_pad + j] for q in self.queues[1:]]
+        return [q.h_queue[:, q.h_pad + j] + q.offset_in for q in self.queues[1:]]
 
     def params(self, x, i, j, c):
         return self.params_from(self.features(x, i, j, c), x, i, j, c)

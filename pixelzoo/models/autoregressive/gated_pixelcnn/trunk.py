@@ -121,7 +121,8 @@ class GatedPixelCNNTrunk(Trunk):
         return h
 
     def incremental_stepper(self, model, n, y=None, spatial=None, inputs=None) -> GatedStepper:
-        return GatedStepper(model, n, y, spatial, inputs)
+        image_input = type(self).input_features is GatedPixelCNNTrunk.input_features  # not an embedding
+        return GatedStepper(model, n, y, spatial, inputs, image_input=image_input)
 
 
 @register_model("gated_pixelcnn")

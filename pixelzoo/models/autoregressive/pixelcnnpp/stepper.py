@@ -12,7 +12,10 @@ order) that must be known before it can be computed (image pixel ``q``: ``q + 1`
 largest ready time of what it reads). Per generated pixel ``p`` every node computes exactly its
 positions whose ready time lies in ``(last p, p]``, in the order of the forward pass, so each
 position of each map is computed once per sample call: the work of one forward pass, spread over
-the pixels, in small gathers + matrix products. Down-sampled positions are computed as soon as their
+the pixels, in small gathers + matrix products. A position whose inputs all lie in image rows above
+its own (the down-shifted stream ``u``, which sees only the rows above) waits
+for the start of its row (``_by_rows``), so that stream costs one pass per row, not one per pixel;
+and where a node's positions of one ready time are consecutive, they are read and written as slices. Down-sampled positions are computed as soon as their
 high-resolution inputs are complete, up-sampled ones as soon as their low-resolution inputs are. The
 conditioning bias of every block (class embedding + 1x1 projection of the spatial map, average-pooled
 for the lower resolutions) is computed once, at creation.
@@ -76,9 +79,26 @@ class _Node:
         self.h, self.w = h, w
         self.value = torch.zeros(n, h * w + 1, channels, dtype=dtype, device=device)
         self.ready = ready  # (h*w,) long
-        ready_sorted, self.order = torch.sort(ready, stable=True)
-        self.order = self.order.to(device)
-        self.counts = torch.searchsorted(ready_sorted, torch.arange(int(ready.max()) + 1), right=True).tolist()
+        ready_sorted, order = torch.sort(ready, stable=True)
+        self.order = order.to(device)
+        hi = torch.searchsorted(ready_sorted, torch.arange(int(ready.max()) + 1), right=True)
+        self.counts = hi.tolist()
+        # per ready time q, its positions as a slice when they are consecutive (a pixel's step then
+        # reads and writes views, no index operations): ``span``
+        # (the stable sort keeps a ready time's positions ascending: consecutive when last - first
+        # is their count less one)
+        lo = torch.cat([hi.new_zeros(1), hi[:-1]])
+        first = order[lo.clamp(max=len(order) - 1)]
+        last = order[(hi - 1).clamp(min=0)]
+        consecutive = (hi > lo) & (last - first == hi - lo - 1)
+        #: per ready time, the first and one past the last of its positions when consecutive, else -1
+        self.span_start = torch.where(consecutive, first, -1).tolist()
+        self.span_stop = (first + hi - lo).tolist()
+
+    def span(self, q: int) -> slice | None:
+        """The positions of ready time ``q`` as a slice when they are consecutive, else None."""
+        start = self.span_start[q]
+        return slice(start, self.span_stop[q]) if start >= 0 else None
 
     def ready_padded(self):
         return torch.cat([self.ready, self.ready.new_zeros(1)])
@@ -96,17 +116,27 @@ class _Term:
 
     def __init__(self, src: _Node, weight, bias, idx, valid=None, celu=False):
         self.src, self.weight, self.bias, self.celu = src, weight, bias, celu
+        self.weight_t = weight.t().contiguous()  # (taps * in, out): one matrix product per call
         device = src.value.device
         self.idx = idx.to(device)
+        self.taps = idx.shape[1]
+        self.idx_flat = self.idx.reshape(-1)  # position-major: a slice of positions is a slice of it
         self.valid = None if valid is None or bool(valid.all()) else valid.to(device)
         r = src.ready_padded()[idx].amax(dim=1)
         self.ready = r if valid is None else torch.where(valid, r, torch.zeros_like(r))
 
-    def __call__(self, P: torch.Tensor) -> torch.Tensor:
-        g = self.src.value[:, self.idx[P]]  # (n, |P|, T, C)
+    def __call__(self, P) -> torch.Tensor:
+        """The term at positions ``P`` (an index tensor, or a slice of consecutive positions)."""
+        if isinstance(P, slice):
+            flat = self.idx_flat[P.start * self.taps : P.stop * self.taps]
+        else:
+            flat = self.idx[P].reshape(-1)
+        value = self.src.value
+        n, length = value.shape[0], flat.shape[0] // self.taps
+        g = value.index_select(1, flat).view(n, length, self.taps, -1)  # (n, |P|, T, C)
         if self.celu:
             g = _celu(g)
-        out = F.linear(g.flatten(2), self.weight, self.bias)
+        out = torch.addmm(self.bias, g.view(n * length, -1), self.weight_t).view(n, length, -1)
         if self.valid is not None:
             out = out * self.valid[P, None].to(out.dtype)
         return out
@@ -152,10 +182,22 @@ class PixelCNNPPStepper(Stepper):
 
     # ------------------------------------------------------------------ the graph
     def _add(self, kind, h, w, channels, ready, **parts):
+        if kind != "image":
+            ready = self._by_rows(ready, h, w)
         node = _Node(self.n, h, w, channels, ready, self.dtype, self.device)
         node.kind, node.parts = kind, parts
         self.nodes.append(node)
         return node
+
+    def _by_rows(self, ready: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """Positions whose inputs all lie in image rows above their own (the down-shifted stream:
+        ready by the start of their row) wait for the start of their row, so one pass computes a
+        whole row of them, instead of one pass per pixel. Their readers' ready times follow (they
+        are the maxima of what they read), and the trunk's features at a pixel still need only the
+        pixels before it (checked in ``_build``)."""
+        s = self.H // h
+        row_start = (torch.arange(h * w) // w) * s * self.W  # the first image pixel of each position's row
+        return torch.where(ready <= row_start, row_start, ready)
 
     def _sum(self, terms, h, w):
         ready = torch.stack([t.ready for t in terms]).amax(0)
@@ -175,7 +217,7 @@ class PixelCNNPPStepper(Stepper):
         shortcut = None
         if block.shortcut is not None:
             ready = torch.stack([ready] + [a.ready for a in a_nodes]).amax(0)
-            shortcut = (block.shortcut.weight[:, :, 0, 0], block.shortcut.bias, a_nodes)
+            shortcut = (block.shortcut.weight[:, :, 0, 0].t().contiguous(), block.shortcut.bias, a_nodes)
         c1 = self._add("c1", h, w, t1.weight.shape[0], ready, term=t1, shortcut=shortcut)
         t2 = conv_term(c1, block.conv2, h, w, celu=True)
         return self._add("out", h, w, x.value.shape[-1], torch.maximum(t2.ready, x.ready), term=t2, x=x,
@@ -227,6 +269,8 @@ class PixelCNNPPStepper(Stepper):
 
     # ------------------------------------------------------------------ evaluation
     def _compute(self, node, P, x):
+        """Node ``node``'s values at positions ``P``: an index tensor, or a slice of consecutive ones
+        (the same indexing either way)."""
         parts = node.parts
         if node.kind == "image":
             i, j = torch.div(P, self.W, rounding_mode="floor"), P % self.W
@@ -241,17 +285,28 @@ class PixelCNNPPStepper(Stepper):
         elif node.kind == "c1":
             out = parts["term"](P)
             if parts["shortcut"] is not None:
-                weight, bias, a_nodes = parts["shortcut"]
-                a = torch.cat([a.value[:, P] for a in a_nodes], dim=-1)
-                out = out + F.linear(_celu(a), weight, bias)
-            node.value[:, P] = out
+                weight_t, bias, a_nodes = parts["shortcut"]
+                a = _celu(torch.cat([a.value[:, P] for a in a_nodes], dim=-1))
+                n, length = a.shape[0], a.shape[1]
+                short = torch.addmm(bias, a.reshape(n * length, -1), weight_t).view(n, length, -1)
+                self._write(node, P, torch.add, out, short)
+            else:
+                node.value[:, P] = out
         else:  # "out": c2 = conv2(concat_elu(c1)) + cond, x + value * sigmoid(gate)
             c2 = parts["term"](P)
             cond = parts["cond"]
             if cond is not None:
                 c2 = c2 + (cond if cond.shape[1] == 1 else cond[:, P])
-            value, gate = c2.chunk(2, dim=-1)
-            node.value[:, P] = parts["x"].value[:, P] + value * torch.sigmoid(gate)
+            value, gate = c2.chunk(2, dim=-1)  # c2 is this call's own: gated in place
+            self._write(node, P, torch.add, parts["x"].value[:, P], value.mul_(gate.sigmoid_()))
+
+    @staticmethod
+    def _write(node, P, op, a, b) -> None:
+        """``node.value[:, P] = op(a, b)``, straight into the map where ``P`` is a slice."""
+        if isinstance(P, slice):
+            op(a, b, out=node.value[:, P])
+        else:
+            node.value[:, P] = op(a, b)
 
     def advance(self, x: torch.Tensor, p: int) -> None:
         """Compute every position whose inputs are the image's pixels before ``p`` (raster index)."""
@@ -262,7 +317,9 @@ class PixelCNNPPStepper(Stepper):
         with torch.no_grad():
             one = p == self._done + 1  # one pixel on (sampling): only the nodes it completes
             for node in self.work[p] if one else self.nodes:
-                P = node.positions(self._done, p)
+                # consecutive positions of one ready time: a slice (views instead of index operations)
+                span = node.span(p) if one and node.kind != "image" else None
+                P = span if span is not None else node.positions(self._done, p)
                 if P is not None:
                     self._compute(node, P, x)
         self._done = p

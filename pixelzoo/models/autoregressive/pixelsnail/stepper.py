@@ -96,8 +96,29 @@ class SnailStepper(Stepper):
         self.keys: dict[int, torch.Tensor] = {}
         self.values: dict[int, torch.Tensor] = {}
         self.projections = {b: self._projections(att) for b, att in self.attention.items()}
+        #: the attention probabilities' dropout where it acts (training mode), else None (sampling)
+        self.att_dropout = {b: att.dropout if att.training else None for b, att in self.attention.items()}
         self.att_inputs: dict[int, torch.Tensor] = {}
-        self.h_buffers: list[torch.Tensor | None] = [None] * len(self.h_convs)
+        # per horizontal convolution, its input row so far (n, pad + W, in), kept from row to row (a
+        # position reads only its row's earlier columns, or padding), and everything added to its output
+        # by column (its bias, the vertical stream's share or the conditioning; rewritten once per
+        # row), (W, n, out); and the views a position reads and writes, made once: per column the
+        # window ending there (n, taps * in), the input there, the bias there
+        w0 = self.h_weights[0]
+        dtype, device = w0.dtype, w0.device
+        self.h_buffers = [torch.zeros(self.n, conv.half + self.width, conv.weight.shape[1], dtype=dtype, device=device)
+                          for conv in self.h_convs]
+        self.col_bias = [torch.zeros(self.width, self.n, conv.weight.shape[0], dtype=dtype, device=device)
+                         for conv in self.h_convs]
+        self.windows = [[buf[:, j : j + conv.half + 1].flatten(1) for j in range(self.width)]
+                        for buf, conv in zip(self.h_buffers, self.h_convs)]
+        self.slots = [[buf[:, conv.half + j] for j in range(self.width)] for buf, conv in zip(self.h_buffers, self.h_convs)]
+        self.biases = [list(b.unbind(0)) for b in self.col_bias]
+        channels = trunk.out_channels
+        self._h = torch.zeros(self.n, channels, dtype=dtype, device=device)  # the horizontal stream at a position
+        self._pre = torch.zeros(self.n, 2 * channels, dtype=dtype, device=device)  # a gate's input
+        self._gated = torch.zeros(self.n, channels, dtype=dtype, device=device)  # its output
+        self._pre_tanh, self._pre_sigmoid = self._pre[:, :channels], self._pre[:, channels:]
 
     def _projections(self, att) -> dict:
         """An attention layer's 1x1 projections for one position as matrices (in, out) over its input
@@ -171,47 +192,31 @@ class SnailStepper(Stepper):
         # per horizontal convolution, everything added to its output at a position: its bias, plus what
         # the vertical stream gives the row (input layer, first convolution of each block) or the
         # conditioning (second): (W, n, out) per column, or (n, out) / (out,) for the whole row
-        self.col_bias = [self._by_column(self.h_convs[0].bias, self.v_in[0])]
+        self._fill_bias(0, self.v_in[0])
         for b in range(len(trunk.blocks)):
-            self.col_bias.append(self._by_column(self.h_convs[1 + 2 * b].bias, self.v_in[b + 1]))
-            self.col_bias.append(self._by_column(self.h_convs[2 + 2 * b].bias, self.h_cond[b]))
+            self._fill_bias(1 + 2 * b, self.v_in[b + 1])
+            self._fill_bias(2 + 2 * b, self.h_cond[b])
         self.row = i
 
-    @staticmethod
-    def _by_column(bias: torch.Tensor, extra) -> torch.Tensor:
-        """``bias`` (out,) + ``extra`` (float 0, (n, out, 1, 1) or (n, out, 1, W)) for one position: (W, n, out),
-        (n, out) or (out,)."""
-        if not torch.is_tensor(extra):
-            return bias
-        if extra.shape[-1] == 1:
-            return extra[:, :, 0, 0] + bias
-        return (extra[:, :, 0].permute(2, 0, 1) + bias).contiguous()
-
-    # ------------------------------------------------------------------ per position
-    def _horizontal_conv(self, k: int, col: torch.Tensor, j: int) -> torch.Tensor:
-        """Horizontal convolution ``k`` at column ``j`` (n, out) plus what is added to it there
-        (``col_bias``), its input there ``col`` (n, in): the row's input so far is kept channel-last
-        (n, pad + W, in), the window a matrix product."""
-        conv = self.h_convs[k]
-        buf = self.h_buffers[k]
-        if buf is None:  # kept from row to row: a position reads only its row's earlier columns, or padding
-            buf = self.h_buffers[k] = col.new_zeros(col.shape[0], conv.half + self.width, col.shape[1])
-        buf[:, conv.half + j] = col
-        bias = self.col_bias[k]
-        return torch.addmm(bias[j] if bias.dim() == 3 else bias, buf[:, j : j + conv.half + 1].flatten(1),
-                           self.h_mats[k])
+    def _fill_bias(self, k: int, extra) -> None:
+        """``col_bias[k]`` (W, n, out) = convolution ``k``'s bias + ``extra`` (float 0, (n, out, 1, 1) or
+        (n, out, 1, W)), in place."""
+        self.col_bias[k].copy_(self.h_convs[k].bias)
+        if torch.is_tensor(extra):
+            self.col_bias[k].add_(extra[:, :, 0].permute(2, 0, 1))
 
     def _attend_one(self, b: int, a: torch.Tensor, p: int) -> torch.Tensor:
         """The attention layer after block ``b`` at raster position ``p`` alone, its input there ``a``
         (n, F): the output (n, F) with the output projection's bias; caches the position's key and
-        value (and input, for the next query)."""
+        value (and input, for the next query). Keys are cached transposed, (n, heads, d_k, H*W), so
+        the scores are one product with a prefix of the cache."""
         att, proj = self.attention[b], self.projections[b]
-        n, nh = self.n, att.heads
+        n, nh, kc = self.n, att.heads, att.key_channels
         self._cache(b, a)
         if att.include_self:
             w, table = proj["qkv"]
             qkv = torch.addmm(table[p], a, w)
-            q, kv = qkv[:, : att.key_channels], qkv[:, att.key_channels :]
+            q, kv = qkv[:, :kc], qkv[:, kc:]
             m = p + 1
         else:  # the query from the previous position's input with this position's code
             w, table = proj["kv"]
@@ -222,22 +227,25 @@ class SnailStepper(Stepper):
             if p:
                 wq, tq = proj["q"]
                 q = torch.addmm(tq[p], inputs[:, :, p - 1], wq)
-        self.keys[b][:, :, p] = kv[:, : att.key_channels].view(n, nh, -1)
-        self.values[b][:, :, p, :] = kv[:, att.key_channels :].view(n, nh, -1)
+        keys, values = self.keys[b], self.values[b]
+        keys.select(3, p).copy_(kv[:, :kc].view(n, nh, -1))
+        values.select(2, p).copy_(kv[:, kc:].view(n, nh, -1))
         w_out, b_out = proj["out"]
         if m == 0:  # the first position alone attends to nothing
             return b_out.expand(n, -1)
-        scores = q.view(n, nh, 1, -1) @ self.keys[b][:, :, :m].transpose(2, 3)
-        probs = att.dropout(scores.softmax(-1))
-        out = (probs @ self.values[b][:, :, :m]).view(n, att.value_channels)
+        probs = torch.matmul(q.view(n, nh, 1, -1), keys[..., :m]).softmax(-1)
+        if self.att_dropout[b] is not None:
+            probs = self.att_dropout[b](probs)
+        out = torch.matmul(probs, values[:, :, :m]).view(n, att.value_channels)
         return torch.addmm(b_out, out, w_out)
 
     def _cache(self, b: int, a: torch.Tensor) -> None:
-        """The key/value (and query input) caches of attention layer ``b``, for inputs like ``a`` (n, F, ...)."""
+        """The key/value (and query input) caches of attention layer ``b``, for inputs like ``a`` (n, F, ...):
+        keys (n, heads, d_k, H*W), values (n, heads, H*W, d_v)."""
         if b in self.keys:
             return
         att, n, hw = self.attention[b], self.n, self.height * self.width
-        self.keys[b] = a.new_zeros(n, att.heads, hw, att.key_channels // att.heads)
+        self.keys[b] = a.new_zeros(n, att.heads, att.key_channels // att.heads, hw)
         self.values[b] = a.new_zeros(n, att.heads, hw, att.value_channels // att.heads)
         if not att.include_self:
             self.att_inputs[b] = a.new_zeros(n, a.shape[1], hw)
@@ -262,7 +270,7 @@ class SnailStepper(Stepper):
 
         xp = with_pos(a)
         span = slice(p0, p0 + length)
-        self.keys[b][:, :, span] = att.key(xp).view(n, nh, -1, length).transpose(2, 3)
+        self.keys[b][:, :, :, span] = att.key(xp).view(n, nh, -1, length)
         self.values[b][:, :, span, :] = att.value(xp).view(n, nh, -1, length).transpose(2, 3)
         if att.include_self:
             q_in, m = xp, p0 + length
@@ -274,7 +282,7 @@ class SnailStepper(Stepper):
             out = a.new_zeros(n, att.value_channels, 1, length)
         else:
             q = att.query(q_in).view(n, nh, -1, length).transpose(2, 3)  # (n, nh, L, dk)
-            scores = (q @ self.keys[b][:, :, :m].transpose(2, 3)) / math.sqrt(q.shape[-1])
+            scores = (q @ self.keys[b][..., :m]) / math.sqrt(q.shape[-1])
             has_keys = None
             if length > 1:  # a span: each query sees the keys up to itself (or before it)
                 keys_at = torch.arange(m, device=a.device)[None, :]
@@ -311,16 +319,24 @@ class SnailStepper(Stepper):
 
     def _position(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
         """The trunk's features (n, F, 1, 1) at (i, j); writes the position's column into every cache.
-        Everything here is (n, channels): one position's features."""
+        Everything here is (n, channels): one position's features. Each horizontal convolution is one
+        matrix product over the window of its buffer ending at ``j``, with the row's bias there; a
+        convolution's output goes, through its ELU in place, straight into the next one's buffer."""
         trunk, p = self.trunk, i * self.width + j
+        windows, slots, biases, mats = self.windows, self.slots, self.biases, self.h_mats
         e = trunk.input_features(self.model.scale(x[:, :, i : i + 1, j : j + 1]))
-        h = self._horizontal_conv(0, e.flatten(1), j)
+        slots[0][j].copy_(e.flatten(1))
+        h = torch.addmm(biases[0][j], windows[0][j], mats[0], out=self._h)
         for b, drop in enumerate(self.dropouts):
-            t = self._horizontal_conv(1 + 2 * b, F.elu(h), j)
-            t = gate(self._horizontal_conv(2 + 2 * b, F.elu(t), j))
-            h = h + (t if drop is None else drop(t))
+            k = 1 + 2 * b
+            F.elu_(slots[k][j].copy_(h))
+            F.elu_(torch.addmm(biases[k][j], windows[k][j], mats[k], out=slots[k + 1][j]))
+            torch.addmm(biases[k + 1][j], windows[k + 1][j], mats[k + 1], out=self._pre)
+            t = torch.mul(self._pre_tanh.tanh_(), self._pre_sigmoid.sigmoid_(), out=self._gated)  # gate
+            h.add_(t if drop is None else drop(t))
             if b in self.attention:
-                h = h + self._attend_one(b, F.elu(h), p)
+                h.add_(self._attend_one(b, F.elu(h), p))
+        h = h.clone()  # the stream's buffer is the next position's
         for w1, b1, w2, b2 in self.out_mats:  # the output stack's residual blocks
             h = h + torch.addmm(b2, F.elu(torch.addmm(b1, F.elu(h), w1)), w2)
         return h[:, :, None, None]
@@ -365,9 +381,9 @@ class SnailStepper(Stepper):
 
     def _refresh_input(self, x: torch.Tensor, p: int) -> None:
         i, j = divmod(p, self.width)
-        if self.row == i and self.h_buffers[0] is not None:
+        if self.row == i:
             e = self.trunk.input_features(self.model.scale(x[:, :, i : i + 1, j : j + 1]))
-            self.h_buffers[0][:, self.h_convs[0].half + j] = e[:, :, 0, 0]
+            self.slots[0][j].copy_(e[:, :, 0, 0])
 
     def params(self, x, i, j, c):
         return self.params_from(self.features(x, i, j, c), x, i, j, c)
