@@ -206,10 +206,12 @@ def time_both(pyramid, flat, n, repeats, seed):
 
 def main(argv=None):
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
     sys.path.insert(0, str(ROOT.parent))
     sys.path.insert(0, str(ROOT))
     from bench_common import environment, write_result
+    from pixelzoo.threads import set_threads
+
+    set_threads(args.threads)  # through pixelzoo, so the library's policy does not replace it at the first sample
     pyr_cfg, flat_cfg = configs(args)
     base = Path(args.run_dir) if args.run_dir else Path(tempfile.mkdtemp(prefix="pyramid_speed-"))
     start = time.perf_counter()
