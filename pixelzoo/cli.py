@@ -1,5 +1,5 @@
 """The pixelzoo command line: train | sample | evaluate | train-classifier | inpaint | colorize |
-upscale | rejection-sweep | plot | presets | datasets. `pixelzoo COMMAND --help` explains each."""
+upscale | rejection-sweep | plot | prepare | presets | datasets. `pixelzoo COMMAND --help` explains each."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import argparse
 import os
 import sys
 
-from .commands import (colorize, datasets, evaluate, inpaint, plot, presets, reconstruct, rejection_sweep, sample, train,
-                       train_classifier, upscale)
+from .commands import (colorize, datasets, evaluate, inpaint, plot, prepare, presets, reconstruct, rejection_sweep, sample,
+                       train, train_classifier, upscale)
 from .commands.options import add_threads_option
 from .errors import PixelzooError, TrainingStopped
 from .threads import set_threads
@@ -16,7 +16,7 @@ from .threads import set_threads
 #: the commands, in the order ``pixelzoo --help`` lists them: each module has ``add_parser(subparsers)``
 #: and ``run(args) -> int``
 COMMANDS = (train, sample, evaluate, train_classifier, inpaint, rejection_sweep, colorize, upscale, reconstruct, plot,
-            presets, datasets)
+            prepare, presets, datasets)
 
 
 def build_parser() -> argparse.ArgumentParser:
