@@ -1,0 +1,80 @@
+"""The streaming path: batches read from a prepared data set's shards by DataLoader workers are the
+batches of the in-memory path (same permutation, same flips, any number of workers, any rows of a
+torchrun process), and a run trained on either ends with the same weights."""
+
+import pytest
+import torch
+
+from pixelzoo.data import load_dataset
+from pixelzoo.data.batches import BatchPlan, take_batch
+from pixelzoo.data.loader import StreamingLoader
+from pixelzoo.data.prepare import prepare
+from pixelzoo.data.shards import STREAM_ABOVE_BYTES, ShardedDataset, load_prepared
+from pixelzoo.errors import ConfigError
+from pixelzoo.io import load_tensors
+from pixelzoo.training import start_run
+
+TINY = {"name": "gated_pixelcnn", "channels": 8, "n_layers": 2, "first_kernel_size": 3}
+
+
+@pytest.fixture(scope="module")
+def digits_dir(tmp_path_factory):
+    """scikit-learn's digits prepared in shards of 100 images (15 train shards, 4 test)."""
+    out = tmp_path_factory.mktemp("prepared") / "digits"
+    prepare("digits", out, shard_size=100, progress=False)
+    return out
+
+
+def test_a_small_prepared_set_loads_into_memory_unless_asked_to_stream(digits_dir):
+    assert STREAM_ABOVE_BYTES > 1797 * 64
+    assert not isinstance(load_prepared(digits_dir).train, ShardedDataset)
+    assert isinstance(load_dataset("prepared", digits_dir, stream=True).train, ShardedDataset)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_loader_gives_the_in_memory_batches_with_any_workers_and_rows(digits_dir, workers):
+    memory = load_dataset("digits").train
+    streamed = load_dataset("prepared", digits_dir, stream=True).train
+    plan = BatchPlan(len(memory), 200, seed=5, flip=True)   # 7 steps an epoch: steps 0..15 cross two epochs
+    for rows in (slice(None), slice(1, None, 2)):
+        loader = StreamingLoader(streamed, BatchPlan(len(memory), 200, seed=5, flip=True), rows=rows, workers=workers)
+        got = list(loader.batches(3, 16))
+        assert len(got) == 13
+        for step, (x, y, extras) in zip(range(3, 16), got):
+            want_x, want_y, _ = take_batch(memory, plan, step, rows)
+            assert x.dtype == torch.uint8 and torch.equal(x, want_x) and torch.equal(y, want_y) and extras == {}
+    flipped = [take_batch(memory, plan, s)[0] for s in range(2)]
+    unflipped = [memory.images[plan.indices(s)] for s in range(2)]
+    assert any(not torch.equal(a, b) for a, b in zip(flipped, unflipped))   # flips happened
+
+
+def config(data, steps=6, **train):
+    base = {"steps": steps, "batch_size": 16, "lr": 3e-3, "polyak": 0.9, "log_every": 1, "eval_every": 0,
+            "checkpoint_every": 3, "num_samples": 0, "flip": True, "eval_images": 50, "final_eval_images": 50}
+    base.update(train)
+    return {"model": dict(TINY), "data": data, "train": base}
+
+
+def train(cfg, out):
+    runner = start_run(cfg, out, progress=False, tensorboard=False)
+    result = runner.train()
+    return load_tensors(runner.single.checkpoint_path), result
+
+
+def test_streamed_with_0_or_2_workers_trains_as_in_memory(digits_dir, tmp_path):
+    memory, r0 = train(config({"name": "digits"}), tmp_path / "memory")
+    for workers in (0, 2):
+        streamed, r = train(config({"name": "prepared", "data_dir": str(digits_dir), "stream": True}, workers=workers),
+                            tmp_path / f"stream{workers}")
+        assert set(streamed) == set(memory)
+        for k in memory:
+            assert torch.equal(memory[k], streamed[k]), (workers, k)
+        assert r["test_bpd"] == r0["test_bpd"]   # the streamed test split, read from its shards
+
+
+def test_a_composite_refuses_streamed_data_and_writes_nothing(digits_dir, tmp_path):
+    cfg = {"model": {"name": "grayscale_pixelcnn", "gray_levels": 4}, "train": {"steps": 1},
+           "data": {"name": "prepared", "data_dir": str(digits_dir), "stream": True}}
+    with pytest.raises(ConfigError, match="data.stream=false"):
+        start_run(cfg, tmp_path / "run", progress=False, tensorboard=False)
+    assert not (tmp_path / "run").exists()
