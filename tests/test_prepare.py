@@ -217,3 +217,15 @@ def test_the_command_line_prepares_and_lists(tmp_path, capsys):
     assert main(["datasets", str(tmp_path / "out")]) == 0
     listed = capsys.readouterr().out
     assert "prepared " in listed and "6 train / 2 test images of 1x8x8" in listed
+
+
+def test_idx_and_cifar_folders_are_recognised(tmp_path):
+    from test_data import write_cifar_dir, write_mnist_dir
+
+    for name, folder in (("mnist-idx", write_mnist_dir(tmp_path / "idx", gz=True)),
+                         ("cifar10", write_cifar_dir(tmp_path / "cifar" / "cifar-10-batches-py").parent)):
+        prepare(str(folder), tmp_path / f"{name}-out", shard_size=3, progress=False)
+        want, got = load_dataset(name, folder), load_prepared(tmp_path / f"{name}-out")
+        assert json.loads((tmp_path / f"{name}-out" / INDEX_NAME).read_text())["name"] == name
+        for a, b in ((want.train, got.train), (want.test, got.test)):
+            assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)

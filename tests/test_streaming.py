@@ -78,3 +78,13 @@ def test_a_composite_refuses_streamed_data_and_writes_nothing(digits_dir, tmp_pa
     with pytest.raises(ConfigError, match="data.stream=false"):
         start_run(cfg, tmp_path / "run", progress=False, tensorboard=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_command_line_trains_on_a_prepared_set_streamed(digits_dir, tmp_path, capsys):
+    from pixelzoo.cli import main
+
+    assert main(["train", "gated_pixelcnn/digits", "--data", "prepared", "--data-dir", str(digits_dir), "--set",
+                 "data.stream=true", "--set", "train.num_samples=0", "--set", "model.channels=8", "--steps", "2",
+                 "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert "360 test images of digits/test" in capsys.readouterr().out
+    assert main(["train", "--resume", str(tmp_path / "run"), "--steps", "3", "--no-progress"]) == 0

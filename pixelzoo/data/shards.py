@@ -257,7 +257,7 @@ def load_prepared(directory: str | os.PathLike, stream: bool | None = None, veri
     if stream is None:
         stream = index_bytes(index) > STREAM_ABOVE_BYTES
     if stream and verify:  # in memory, each shard's checksum is checked on the bytes read
-        check_shards(d, index, verify=True, progress=progress)
+        check_shards(d, index, verify=True, progress=progress or index_bytes(index) > STREAM_ABOVE_BYTES)
     shape = tuple(index["image_shape"])
     m = index["num_classes"]
     source = f"{d} (prepared from {index.get('source', '?')})"
