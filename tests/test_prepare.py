@@ -100,16 +100,17 @@ def test_an_interrupted_prepare_keeps_its_shards_and_finishes(tmp_path, monkeypa
     real, calls = prepare_module._write_shard, []
 
     def dies_after_two(*args, **kwargs):
-        if len(calls) == 2:
-            raise KeyboardInterrupt
         calls.append(1)
-        return real(*args, **kwargs)
+        entry = real(*args, **kwargs)
+        if len(calls) == 3:   # killed once the third shard is on disk, before the progress file records it
+            raise KeyboardInterrupt
+        return entry
 
     out = tmp_path / "out"
     monkeypatch.setattr(prepare_module, "_write_shard", dies_after_two)
     with pytest.raises(KeyboardInterrupt):
         prepare(str(src), out, shard_size=4, progress=False)
-    assert not (out / INDEX_NAME).exists()
+    assert not (out / INDEX_NAME).exists() and (out / "train-00002.images").is_file()
     with pytest.raises(DataError, match="did not finish.*prepare"):
         load_dataset("prepared", out)
     monkeypatch.setattr(prepare_module, "_write_shard", real)

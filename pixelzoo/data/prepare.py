@@ -280,6 +280,7 @@ def prepare(source: str, out, pre: Preprocessing = Preprocessing(), test_fractio
     if done is None:
         index = json.loads((out / INDEX_NAME).read_text())
         return PrepareResult(index, 0, 0, 0.0, time.perf_counter() - t0, already=True)
+    atomic_write_json({"params": params, "shards": done}, out / PROGRESS_NAME)   # first: the folder is ours
     total = sum(s.count for s in src.splits.values())
     bar = tqdm(total=total, desc="prepare", unit="img", disable=not progress, dynamic_ncols=True)
     written = kept = read = 0
