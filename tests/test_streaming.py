@@ -2,6 +2,7 @@
 batches of the in-memory path (same permutation, same flips, any number of workers, any rows of a
 torchrun process), and a run trained on either ends with the same weights."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -28,7 +29,12 @@ def digits_dir(tmp_path_factory):
 def test_a_small_prepared_set_loads_into_memory_unless_asked_to_stream(digits_dir):
     assert STREAM_ABOVE_BYTES > 1797 * 64
     assert not isinstance(load_prepared(digits_dir).train, ShardedDataset)
-    assert isinstance(load_dataset("prepared", digits_dir, stream=True).train, ShardedDataset)
+    streamed = load_dataset("prepared", digits_dir, stream=True)
+    assert isinstance(streamed.train, ShardedDataset)
+    # what needs a whole split at once (sample metrics' reference features) reads it all
+    assert np.array_equal(np.asarray(streamed.test.images), load_dataset("digits").test.images.numpy())
+    with pytest.raises(IndexError):
+        streamed.test.images[torch.tensor([360])]
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -197,7 +197,7 @@ class ShardedImages:
         scalar = idx.ndim == 0
         idx = idx.reshape(-1).astype(np.int64)
         if idx.size and (idx.min() < -n or idx.max() >= n):
-            raise DataError(f"{self.paths[0].parent}: image index out of range for {n} images")
+            raise IndexError(f"{self.paths[0].parent}: image index out of range for {n} images")
         idx = np.where(idx < 0, idx + n, idx)
         out = np.empty((idx.size, *self.image_shape), dtype=np.uint8)
         which = np.searchsorted(self.offsets, idx, side="right") - 1
@@ -205,6 +205,12 @@ class ShardedImages:
             sel = which == k
             out[sel] = self._map(int(k))[idx[sel] - self.offsets[k]]
         return torch.from_numpy(out[0] if scalar else out)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """Every image, read into memory: for what needs a whole split at once (the sample metrics'
+        reference features, nearest neighbours)."""
+        x = self._range(0, len(self))
+        return x if dtype is None else x.astype(dtype)
 
     def _range(self, start: int, stop: int) -> np.ndarray:
         out = np.empty((stop - start, *self.image_shape), dtype=np.uint8)
