@@ -94,3 +94,19 @@ def test_the_command_line_trains_on_a_prepared_set_streamed(digits_dir, tmp_path
                  "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     assert "360 test images of digits/test" in capsys.readouterr().out
     assert main(["train", "--resume", str(tmp_path / "run"), "--steps", "3", "--no-progress"]) == 0
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_shard_gone_while_streaming_is_one_clear_error(digits_dir, tmp_path, workers):
+    import shutil
+
+    from pixelzoo.errors import DataError
+
+    copy = tmp_path / "copy"
+    shutil.copytree(digits_dir, copy)
+    streamed = load_dataset("prepared", copy, stream=True).train
+    (copy / "train-00003.images").unlink()
+    loader = StreamingLoader(streamed, BatchPlan(len(streamed), 64, seed=0, flip=False), workers=workers)
+    with pytest.raises(DataError, match=r"step 0 .*train-00003\.images") as e:
+        list(loader.batches(0, 3))
+    assert "\n" not in str(e.value)

@@ -9,17 +9,21 @@ A worker opens its own memory maps, reads and mirrors its batches (uint8, the sm
 send) and sends them to the training process, into pinned memory when training on a GPU. One
 iterator spans the whole run: its workers live through every epoch and prefetch ``prefetch``
 batches each. Workers run one intra-op thread and ignore SIGINT, SIGTERM and SIGUSR1: the training
-process handles those, finishes its step and shuts the workers down.
+process handles those, finishes its step and shuts the workers down (when its iteration ends in
+any way, and at exit; a worker whose training process was killed sees it and exits).
 """
 
 from __future__ import annotations
 
+import atexit
 import signal
+import weakref
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pixelzoo.data.batches import BatchPlan, take_batch
+from pixelzoo.errors import DataError
 
 #: batches each worker reads ahead
 PREFETCH = 4
@@ -63,10 +67,48 @@ class StreamingLoader:
     def __init__(self, dataset, plan: BatchPlan, *, rows: slice = slice(None), labels: bool = True,
                  workers: int = 2, pin_memory: bool = False):
         self._steps = _Steps()
+        self.source = getattr(dataset, "source", type(dataset).__name__)
         self._loader = DataLoader(_StepBatches(dataset, plan, rows, labels), batch_size=None, sampler=self._steps,
                                   num_workers=workers, pin_memory=pin_memory, worker_init_fn=_worker_init,
                                   prefetch_factor=PREFETCH if workers else None)
 
     def batches(self, start: int, stop: int):
+        """The batches of steps ``start .. stop - 1``. A failure to read one (a shard removed or damaged
+        since the data set was opened) is a DataError naming it, in one line: a worker's exception
+        comes back with the worker's traceback as its text, whose last line says what happened."""
         self._steps.start, self._steps.stop = start, stop
-        return iter(self._loader)
+        it = iter(self._loader)
+        _LIVE.add(it)
+        step = start
+        try:
+            while True:
+                try:
+                    batch = next(it)
+                except StopIteration:
+                    return
+                except (OSError, ValueError, IndexError, RuntimeError) as e:
+                    lines = [line for line in str(e).splitlines() if line.strip()]
+                    raise DataError(f"reading the batch of step {step} from {self.source}: "
+                                    f"{lines[-1] if lines else type(e).__name__}") from None
+                yield batch
+                step += 1
+        finally:
+            _shut_down(it)  # now, not when the iterator is collected: a traceback may hold it until exit
+
+
+#: the loaders' iterators still alive: shut down at exit, before multiprocessing would terminate their workers
+#: (which ignore SIGTERM) and wait for them
+_LIVE: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def _shut_down(it) -> None:
+    """Stop an iterator's worker processes (a DataLoader iterator with workers; else nothing to do)."""
+    stop = getattr(it, "_shutdown_workers", None)
+    if stop is not None:
+        stop()
+
+
+@atexit.register
+def _shut_down_all() -> None:
+    for it in list(_LIVE):
+        _shut_down(it)
