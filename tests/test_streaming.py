@@ -2,6 +2,8 @@
 batches of the in-memory path (same permutation, same flips, any number of workers, any rows of a
 torchrun process), and a run trained on either ends with the same weights."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,6 @@ from pixelzoo.data.batches import BatchPlan, take_batch
 from pixelzoo.data.loader import StreamingLoader
 from pixelzoo.data.prepare import prepare
 from pixelzoo.data.shards import STREAM_ABOVE_BYTES, ShardedDataset, load_prepared
-from pixelzoo.errors import ConfigError
 from pixelzoo.io import load_tensors
 from pixelzoo.training import start_run
 
@@ -78,12 +79,32 @@ def test_streamed_with_0_or_2_workers_trains_as_in_memory(digits_dir, tmp_path):
         assert r["test_bpd"] == r0["test_bpd"]   # the streamed test split, read from its shards
 
 
-def test_a_composite_refuses_streamed_data_and_writes_nothing(digits_dir, tmp_path):
-    cfg = {"model": {"name": "grayscale_pixelcnn", "gray_levels": 4}, "train": {"steps": 1},
-           "data": {"name": "prepared", "data_dir": str(digits_dir), "stream": True}}
-    with pytest.raises(ConfigError, match="data.stream=false"):
-        start_run(cfg, tmp_path / "run", progress=False, tensorboard=False)
-    assert not (tmp_path / "run").exists()
+TINY_VQVAE2 = {"name": "vqvae2",
+               "autoencoder": dict(hidden=16, res_channels=8, n_res_blocks=1, embed_dim=4, num_codes=6, levels=[2, 2]),
+               "top_prior": dict(channels=8, n_blocks=2, attention_every=1, heads=2, out_res_blocks=1,
+                                 code_embedding=4, dropout=0.0),
+               "bottom_prior": dict(channels=8, n_blocks=2, code_embedding=4, dropout=0.0, cond_embedding=4,
+                                    cond_channels=8, cond_res_channels=4, cond_blocks=2, spatial_channels=4)}
+
+
+def test_a_composite_trains_on_streamed_pixels_as_in_memory(digits_dir, tmp_path):
+    """VQ-VAE-2: the autoencoder and the bottom prior (given the top codes) read the pixels streamed;
+    the codes the trained encoder makes of them are computed once, in memory, and cached under a
+    fingerprint of the shards' checksums. Every part ends with the weights of the in-memory run."""
+    def run(data, out):
+        cfg = {"model": dict(TINY_VQVAE2), "data": data,
+               "train": {"steps": 3, "batch_size": 16, "log_every": 1, "eval_every": 0, "num_samples": 2,
+                         "eval_images": 20, "final_eval_images": 40, "checkpoint_every": 100, "workers": 1}}
+        runner = start_run(cfg, out, progress=False, tensorboard=False)
+        return runner, runner.train()
+
+    memory, r0 = run({"name": "digits"}, tmp_path / "memory")
+    streamed, r1 = run({"name": "prepared", "data_dir": str(digits_dir), "stream": True}, tmp_path / "streamed")
+    assert isinstance(streamed.splits.train, ShardedDataset) and set(r1["parts"]) == set(memory.plan.names)
+    for name in memory.plan.names:
+        a, b = (load_tensors(r.plan.unit(name).path(r.run_dir) / "checkpoint.safetensors") for r in (memory, streamed))
+        assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a), name
+    assert Path(r1["samples"]).is_file() and r1.keys() == r0.keys()
 
 
 def test_the_command_line_trains_on_a_prepared_set_streamed(digits_dir, tmp_path, capsys):

@@ -158,8 +158,9 @@ class ShardedImages:
 
     dtype = torch.uint8
 
-    def __init__(self, paths: list[Path], counts: list[int], image_shape: tuple[int, int, int]):
+    def __init__(self, paths: list[Path], counts: list[int], image_shape: tuple[int, int, int], digests: list[str]):
         self.paths, self.counts = [Path(p) for p in paths], [int(c) for c in counts]
+        self.digests = list(digests)
         self.image_shape = tuple(int(v) for v in image_shape)
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
         self._maps: list[np.memmap] | None = None
@@ -170,6 +171,11 @@ class ShardedImages:
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
+
+    @property
+    def digest(self) -> str:
+        """What these images are, from their shards' checksums: a fingerprint of the data without reading it."""
+        return hashlib.sha256(json.dumps([list(self.image_shape), self.counts, self.digests]).encode()).hexdigest()
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_maps": None}   # maps are reopened, never pickled (they would copy the data)
@@ -227,10 +233,13 @@ class ShardedDataset:
     ``num_levels``, ``num_classes``, ``image_shape``, ``len``), without holding the images."""
 
     def __init__(self, name: str, images: ShardedImages, labels: torch.Tensor | None, num_levels: int,
-                 num_classes: int | None, source: str):
+                 num_classes: int | None, source: str, extras: dict[str, torch.Tensor] | None = None):
         self.name, self.images, self.labels = name, images, labels
         self.num_levels, self.num_classes, self.source = num_levels, num_classes, source
-        self.extras = {}
+        self.extras = dict(extras or {})   # per-image tensors in memory (a chain's levels made from the images)
+        for key, value in self.extras.items():
+            if not isinstance(value, torch.Tensor) or value.dim() < 1 or value.shape[0] != len(images):
+                raise DataError(f"data set {name!r}: extra {key!r} must be a tensor with {len(images)} rows")
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -244,7 +253,15 @@ class ShardedDataset:
         idx = torch.as_tensor(np.asarray(indices) if not isinstance(indices, torch.Tensor) else indices)
         idx = idx.nonzero().flatten() if idx.dtype == torch.bool else idx.to(torch.int64).flatten()
         return ImageDataset(self.name, self.images[idx], None if self.labels is None else self.labels[idx],
-                            self.num_levels, self.num_classes, self.source)
+                            self.num_levels, self.num_classes, self.source, {k: v[idx] for k, v in self.extras.items()})
+
+
+def dataset_of(name: str, images, labels, num_levels, num_classes, source: str, extras=None):
+    """An :class:`ImageDataset` of images in memory, or a :class:`ShardedDataset` of images read from
+    shards (``ShardedImages``), with the same fields: e.g. a level of a chain made of either."""
+    if isinstance(images, ShardedImages):
+        return ShardedDataset(name, images, labels, num_levels, num_classes, source, extras)
+    return ImageDataset(name, images, labels, num_levels, num_classes, source, extras or {})
 
 
 def index_bytes(index: dict) -> int:
@@ -279,7 +296,8 @@ def load_prepared(directory: str | os.PathLike, stream: bool | None = None, veri
                                 f"{d / INDEX_NAME}")
         name = f"{index.get('name', 'prepared')}/{split}"
         if stream:
-            images = ShardedImages([d / s["images"] for s in shards], [s["count"] for s in shards], shape)
+            images = ShardedImages([d / s["images"] for s in shards], [s["count"] for s in shards], shape,
+                                   [s["sha256"] for s in shards])
             parts[split] = ShardedDataset(name, images, labels, index["num_levels"], m, source)
         else:
             x = np.concatenate([_read(d / s["images"], s["sha256"], verify) for s in shards])

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 
-from ..data.shards import is_streamed
 from ..errors import ConfigError, TrainingError
 from ..imaging import write_sample_grid
 from ..io import load_state_strict
@@ -57,14 +56,6 @@ def check_parts(plan, run_config: RunConfig, parts: list[str] | None) -> None:
     for name in run_config.train_parts or {}:
         if name not in names:
             raise ConfigError(f"train_parts names {name!r}, which is not a part of this model ({names})")
-
-
-def check_data(plan, splits) -> None:
-    """A composite's parts train on levels made from images in memory (its level cache does not stream
-    yet): a data set streamed from its shards is refused, before anything is written."""
-    if not plan.is_single and is_streamed(splits):
-        raise ConfigError(f"composite models ({', '.join(plan.names)}) train on data held in memory; this data set "
-                          "streams from its shards: set data.stream=false (--set data.stream=false)")
 
 
 def unit_steps(plan, run_dir) -> dict:
@@ -127,7 +118,6 @@ class PlanRunner:
         self.progress = progress
         self.tensorboard = tensorboard
         check_parts(self.plan, run_config, parts)
-        check_data(self.plan, splits)
         self.only = list(parts) if parts else None
         self.locks = locks if locks is not None else plan_locks(self.plan, self.run_dir, self.only)
         self._locked = locks is not None

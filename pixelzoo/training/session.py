@@ -15,7 +15,7 @@ from ..io import check_writable
 from . import distributed
 from .config import RunConfig
 from .run import build_model, new_run_dir, read_run_config, resolve_model_config, write_run_config
-from .runner import PlanRunner, acquire_locks, check_data, check_parts, plan_locks, unit_steps
+from .runner import PlanRunner, acquire_locks, check_parts, plan_locks, unit_steps
 
 
 def load_data(data_cfg: dict):
@@ -43,8 +43,7 @@ def start_run(config: dict, out_dir: str | os.PathLike, parts: list[str] | None 
     torch.manual_seed(run_config.train.seed)  # the initial weights are part of what the seed fixes
     model = build_model(run_config.model)
     plan = model.training_plan()
-    check_parts(plan, run_config, parts)
-    check_data(plan, splits)  # before anything is written
+    check_parts(plan, run_config, parts)  # before anything is written
     for attempt in range(5):  # another process may take the directory between its choice and its lock
         run_dir = distributed.broadcast_object(str(new_run_dir(out_dir)) if distributed.is_main() else None)
         locks = plan_locks(plan, run_dir, parts)
@@ -92,7 +91,6 @@ def resume_run(run_dir: str | os.PathLike, steps: int | None = None, parts: list
     model = build_model(run_config.model)
     plan = model.training_plan()
     check_parts(plan, run_config, parts)
-    check_data(plan, splits)
     locks = plan_locks(plan, run_dir, parts)
     acquire_locks(locks)  # before anything is read that another process may be writing
     try:
