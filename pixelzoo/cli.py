@@ -1,5 +1,6 @@
 """The pixelzoo command line: train | sample | evaluate | score | train-classifier | inpaint | colorize |
-upscale | rejection-sweep | plot | report | presets | datasets | zoo. `pixelzoo COMMAND --help` explains each."""
+upscale | rejection-sweep | plot | report | prepare | presets | datasets | zoo. `pixelzoo COMMAND --help` explains
+each."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import argparse
 import os
 import sys
 
-from .commands import (colorize, datasets, evaluate, inpaint, plot, presets, reconstruct, rejection_sweep, report, sample,
-                       score, train, train_classifier, upscale, zoo)
+from .commands import (colorize, datasets, evaluate, inpaint, plot, prepare, presets, reconstruct, rejection_sweep, report,
+                       sample, score, train, train_classifier, upscale, zoo)
 from .commands.options import add_threads_option
 from .errors import PixelzooError, TrainingStopped
 from .threads import set_threads
@@ -16,7 +17,7 @@ from .threads import set_threads
 #: the commands, in the order ``pixelzoo --help`` lists them: each module has ``add_parser(subparsers)``
 #: and ``run(args) -> int``
 COMMANDS = (train, sample, evaluate, score, train_classifier, inpaint, rejection_sweep, colorize, upscale, reconstruct,
-            plot, report, presets, datasets, zoo)
+            plot, report, prepare, presets, datasets, zoo)
 
 
 def build_parser() -> argparse.ArgumentParser:

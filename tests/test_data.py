@@ -28,7 +28,7 @@ from pixelzoo.data import patches as patches_mod
 from pixelzoo.data import sources
 from pixelzoo.errors import DataError
 
-ALL_NAMES = ["digits", "fashion-mnist", "mnist-idx", "cifar10", "folder", "npz", "patches"]
+ALL_NAMES = ["digits", "fashion-mnist", "mnist-idx", "cifar10", "folder", "npz", "patches", "prepared"]
 
 # ----------------------------------------------------------------------------------- fixtures
 

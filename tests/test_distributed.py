@@ -31,6 +31,8 @@ def _worker(rank, world, store, out, config):
         dist.all_gather_object(everyone, x)
         assert x.shape[0] == config["train"]["batch_size"] // world  # its own rows of the global batch
         assert torch.equal(torch.stack(everyone, 1).flatten(0, 1), trainer.single.global_batch(0)[0])  # a partition
+        if trainer.single.streams:  # its loader's workers read its rows, the same
+            assert torch.equal(next(trainer.single.batches())[0], x)
         result = trainer.train()
         if rank:
             assert "process" in result and "test_bpd" not in result
@@ -39,10 +41,19 @@ def _worker(rank, world, store, out, config):
 
 
 @pytest.mark.slow
-def test_two_processes_train_like_one_on_the_global_batch(tmp_path):
+@pytest.mark.parametrize("streamed", [False, True], ids=["memory", "streamed"])
+def test_two_processes_train_like_one_on_the_global_batch(tmp_path, streamed):
+    """Streamed: each process's loader reads only its rows of each global batch from a prepared copy's
+    shards, and the two follow the one-process run on the data in memory."""
     config = tiny_config()
     single = start_run(config, tmp_path / "one", progress=False, tensorboard=False)
     single.train()
+    if streamed:
+        from pixelzoo.data.prepare import prepare
+
+        prepare("digits", tmp_path / "prepared", shard_size=200, progress=False)
+        config = {**config, "data": {"name": "prepared", "data_dir": str(tmp_path / "prepared"), "stream": True},
+                  "train": {**config["train"], "workers": 1}}
     mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(tmp_path / "two"), config), nprocs=2, join=True)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("two")) == ["two"]  # one directory
     a, _ = load_run_model(tmp_path / "one")

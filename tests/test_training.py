@@ -1,6 +1,7 @@
 """Trainer: exact resume, the NaN guard, atomic checkpoints, run directories, bad checkpoints."""
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -20,11 +21,27 @@ from pixelzoo.training.polyak import Polyak
 TINY = {"name": "gated_pixelcnn", "channels": 8, "n_layers": 2, "first_kernel_size": 3}
 
 
-def config(steps, **train):
+def config(steps, data=None, **train):
     base = {"steps": steps, "batch_size": 16, "lr": 3e-3, "polyak": 0.9, "log_every": 1, "eval_every": 0,
             "checkpoint_every": 3, "num_samples": 0, "flip": True, "eval_images": 50}
     base.update(train)
-    return {"model": dict(TINY), "data": {"name": "digits"}, "train": base}
+    return {"model": dict(TINY), "data": data or {"name": "digits"}, "train": base}
+
+
+@pytest.fixture(scope="module")
+def streamed_digits(tmp_path_factory):
+    """The data section of scikit-learn's digits prepared in shards and streamed from them by 2 workers."""
+    from pixelzoo.data.prepare import prepare
+
+    out = tmp_path_factory.mktemp("prepared") / "digits"
+    prepare("digits", out, shard_size=100, progress=False)
+    return {"name": "prepared", "data_dir": str(out), "stream": True}
+
+
+@pytest.fixture(params=["memory", "streamed"])
+def data(request):
+    """Both paths of the data: digits in memory, and streamed from a prepared copy's shards."""
+    return None if request.param == "memory" else request.getfixturevalue("streamed_digits")
 
 
 def run(cfg, out, **kw):
@@ -32,9 +49,9 @@ def run(cfg, out, **kw):
     return trainer, trainer.train()
 
 
-def test_resume_gives_identical_weights(tmp_path):
-    a, _ = run(config(7), tmp_path / "a")
-    b, _ = run(config(4), tmp_path / "b")
+def test_resume_gives_identical_weights(tmp_path, data):
+    a, _ = run(config(7, data), tmp_path / "a")
+    b, _ = run(config(4, data), tmp_path / "b")
     b2 = resume_run(b.run_dir, steps=7, progress=False, tensorboard=False)
     assert b2.single.step == 4
     b2.train()
@@ -45,26 +62,28 @@ def test_resume_gives_identical_weights(tmp_path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_stopped_by_a_signal_at_a_random_moment_then_resumed_gives_identical_weights(tmp_path, sig):
+def test_stopped_by_a_signal_at_a_random_moment_then_resumed_gives_identical_weights(tmp_path, sig, data):
     """`pixelzoo train` stopped by SIGTERM / SIGINT at a random moment, then `--resume --steps S+3` | weights,
-    Polyak weights and optimizer state bit-identical to a run of S+3 steps never stopped"""
+    Polyak weights and optimizer state bit-identical to a run of S+3 steps never stopped; with the data in
+    memory, or streamed from shards by DataLoader workers (which leave the signal to the training process)"""
     rng = random.Random()
-    cfg = config(100_000, checkpoint_every=rng.choice([2, 5, 1000]))
+    cfg = config(100_000, data, checkpoint_every=rng.choice([2, 5, 1000]))
     (tmp_path / "c.json").write_text(json.dumps(cfg))
     out = tmp_path / "b"
     proc = subprocess.Popen([sys.executable, "-m", "pixelzoo", "train", str(tmp_path / "c.json"), "--out", str(out),
-                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     metrics, t0 = out / "metrics.jsonl", time.monotonic()
     while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 2):
         assert proc.poll() is None and time.monotonic() - t0 < 120, proc.communicate()
         time.sleep(0.02)
     time.sleep(rng.uniform(0, 0.3))  # mid-step, mid-log or mid-checkpoint
-    proc.send_signal(sig)
+    os.killpg(proc.pid, sig)  # to its process group, as a terminal or a scheduler does: loader workers too
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, err
     stopped = load_checkpoint_step(out)
     assert main(["train", "--resume", str(out), "--steps", str(stopped + 3), "--no-progress"]) == 0
-    a, _ = run(config(stopped + 3, checkpoint_every=cfg["train"]["checkpoint_every"]), tmp_path / "a")
+    a, _ = run(config(stopped + 3, data, checkpoint_every=cfg["train"]["checkpoint_every"]), tmp_path / "a")
     ta, tb = load_tensors(a.single.checkpoint_path), load_tensors(out / "checkpoint.safetensors")
     assert set(ta) == set(tb) and any(k.startswith("optim.") for k in ta)
     for k in ta:

@@ -10,6 +10,7 @@ from pixelzoo.data import sources
 from pixelzoo.data._checks import bool_option, choice_option, int_option
 from pixelzoo.data.dataset import DataSplits
 from pixelzoo.data.patches import PATCH_SIZES, PATCH_SPLITS, patches_status
+from pixelzoo.data.shards import load_prepared
 from pixelzoo.errors import DataError
 
 
@@ -59,6 +60,13 @@ def _patches(data_dir, size, n_train, n_test, seed, grey, split):
     )
 
 
+def _prepared(data_dir, stream, verify):
+    if data_dir is None:
+        raise DataError("prepared: needs data_dir (--data-dir): a folder written by `pixelzoo prepare`")
+    return load_prepared(data_dir, stream=None if stream is None else bool_option("stream", stream, dataset="prepared"),
+                         verify=bool_option("verify", verify, dataset="prepared"))
+
+
 def _pad_to(value, dataset: str) -> int | None:
     return None if value is None else int_option("pad_to", value, minimum=1, dataset=dataset)
 
@@ -77,6 +85,8 @@ _SOURCES = {s.name: s for s in (
     _Source("patches", _patches, {"size": 32, "n_train": 20000, "n_test": 2000, "seed": 0,
                                     "grey": False, "split": "photos"},
             reads_data_dir=False),
+    _Source("prepared", _prepared, {"stream": None, "verify": True},
+            needs="a folder written by `pixelzoo prepare` (shards and index.json)"),
 )}
 
 
@@ -102,7 +112,9 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, **options
     split="photos"`` (``grey``: true/false or 1/0, one channel of Rec. 601 luma instead of RGB;
     ``split``: "photos", unlabelled, test crops from held-out photographs, or "crops", train and
     test crops from the same six photographs, labelled by photograph; see
-    :mod:`pixelzoo.data.patches`).
+    :mod:`pixelzoo.data.patches`); prepared ``stream=None, verify=True`` (a folder written by
+    ``pixelzoo prepare``; ``stream`` true reads the images by memory map, false loads them into
+    memory, None streams above ``shards.STREAM_ABOVE_BYTES``; ``verify`` checks every shard's sha256).
     An option passed as None takes its default. Nothing is downloaded or cached on disk.
     """
     src = _source(name)

@@ -28,9 +28,13 @@ def make_splits(name: str, source: str, x_train: np.ndarray, y_train: np.ndarray
     """Wrap numpy arrays (uint8 NCHW images, int64 labels or None) as checked DataSplits."""
 
     def part(split: str, x: np.ndarray, y: np.ndarray | None) -> ImageDataset:
+        # the standard strides of (N, C, H, W), whatever numpy gave a dimension of size 1 (x[:, None] gives
+        # stride 0): the kernels a batch runs through depend on them, and images read from a prepared
+        # data set's shards have these, so a batch computes alike from either (tests/test_streaming.py)
+        images = torch.from_numpy(np.ascontiguousarray(x, dtype=np.uint8))
         return ImageDataset(
             name=f"{name}/{split}",
-            images=torch.from_numpy(np.ascontiguousarray(x, dtype=np.uint8)),
+            images=images.reshape(-1).view(images.shape),
             labels=None if y is None else torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)),
             num_levels=num_levels,
             num_classes=num_classes,

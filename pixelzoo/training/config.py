@@ -57,6 +57,9 @@ class TrainConfig:
     num_samples: int = 64
     checkpoint_every: int = 500
     time_budget: float | None = None  # seconds; stop early once spent (benchmarks)
+    # DataLoader worker processes reading the batches of a data set streamed from its shards (a prepared
+    # data set, data.stream); 0: the training process reads them. Data in memory needs none.
+    workers: int = 2
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -71,7 +74,7 @@ class TrainConfig:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every", "eval_batch_size"):
             if getattr(cfg, name) < 1:
                 raise ConfigError(f"train.{name} must be a positive integer, got {getattr(cfg, name)!r}")
-        for name in ("eval_every", "sample_every", "num_samples", "seed"):
+        for name in ("eval_every", "sample_every", "num_samples", "seed", "workers"):
             if getattr(cfg, name) < 0:
                 raise ConfigError(f"train.{name} must be an integer >= 0, got {getattr(cfg, name)!r}")
         for name in ("eval_images", "final_eval_images", "grad_clip", "time_budget"):

@@ -5,10 +5,12 @@ the step are functions of (seed, t) alone, and a checkpoint holds weights, Polya
 optimizer state, so a run stopped and resumed ends with the same weights as one never stopped.
 Under ``torchrun`` it trains data-parallel (see ``distributed``): only process 0 writes.
 
-It trains on the device of its module (or moves the module to ``device``). The batches are drawn on
-the CPU (the same batch on every device) and moved to the device; to a GPU through pinned memory
-without blocking. The data sets are tensors in memory, so a batch is one indexing away and worker
-processes would only add their transfer. ``train.precision`` is resolved for the device
+It trains on the device of its module (or moves the module to ``device``). The batch of a step is
+drawn on the CPU by the data's ``BatchPlan`` (the same batch on every device, in memory or streamed)
+and moved to the device; to a GPU through pinned memory without blocking. A data set held in memory
+is one indexing away, so its batches are taken in the training process; a prepared data set read
+from its shards (``data.stream``) is read ahead by ``train.workers`` DataLoader workers
+(``pixelzoo.data.loader``). ``train.precision`` is resolved for the device
 (``pixelzoo.devices.resolve_precision``) and recorded with the device in every training row of
 ``metrics.jsonl`` and in the result; ``train.compile`` runs the loss through ``torch.compile``.
 """
@@ -23,8 +25,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..data import apply_hflip, hflip_mask
+from ..data.batches import BatchPlan, step_seed, take_batch
 from ..data.dataset import as_input
+from ..data.loader import StreamingLoader
+from ..data.shards import is_streamed
 from ..devices import autocast, describe_device, module_device, resolve_precision, to_device
 from ..errors import TrainingError
 from ..imaging import write_sample_grid
@@ -36,10 +40,6 @@ from .config import TrainConfig
 from .logger import MetricsLogger
 from .polyak import Polyak
 from .signals import StopSignals
-
-
-def _step_seed(seed: int, step: int) -> int:
-    return (seed * 1_000_003 + step * 7_919 + 12_345) % (2**63 - 1)
 
 
 class Trainer:
@@ -70,8 +70,9 @@ class Trainer:
         if self.is_main:  # a checkpoint half-written by a killed process: this process is the run's one writer
             for stale in self.run_dir.glob(f".{CHECKPOINT_NAME}.*.tmp"):
                 stale.unlink(missing_ok=True)
-        self._perm_epoch, self._perm = -1, None
         self.uses_labels = takes_labels(model) and splits.train.labels is not None
+        self.batch_plan = BatchPlan(len(splits.train), config.batch_size, config.seed, config.flip)
+        self.streams = is_streamed(splits)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -92,32 +93,32 @@ class Trainer:
     # ------------------------------------------------------------------ data
     def batch(self, step: int):
         """This process's part of ``global_batch(step)`` (all of it without torchrun), on the device."""
-        x, y, extras = self.global_batch(step)
-        if distributed.world_size() > 1:
-            rows = distributed.shard(x.shape[0])
-            x, y, extras = x[rows], None if y is None else y[rows], {k: v[rows] for k, v in extras.items()}
-        dev = self.device
-        return to_device(x, dev), to_device(y, dev), {k: to_device(v, dev) for k, v in extras.items()}
+        return self._on_device(*take_batch(self.splits.train, self.batch_plan, step, self._rows(), self.uses_labels))
 
     def global_batch(self, step: int):
-        """The training batch of ``step``: epochs are seeded permutations, the last partial batch
-        dropped; on the CPU."""
-        data = self.splits.train
-        n, bs = len(data), min(self.cfg.batch_size, len(data))
-        per_epoch = n // bs
-        epoch, k = divmod(step, per_epoch)
-        if epoch != self._perm_epoch:
-            g = torch.Generator().manual_seed(_step_seed(self.cfg.seed, -1 - epoch))
-            self._perm, self._perm_epoch = torch.randperm(n, generator=g), epoch
-        idx = self._perm[k * bs:(k + 1) * bs]
-        x = as_input(data.images[idx])
-        extras = {k: v[idx] for k, v in data.extras.items()}
-        if self.cfg.flip:  # the images and their per-image maps (levels of a chain) mirrored alike
-            mask = hflip_mask(x.shape[0], torch.Generator().manual_seed(_step_seed(self.cfg.seed, step)))
-            x = apply_hflip(x, mask)
-            extras = {k: apply_hflip(v, mask) if v.dim() == 4 else v for k, v in extras.items()}
-        y = data.labels[idx] if self.uses_labels else None
-        return x, y, extras
+        """The training batch of ``step`` (see ``pixelzoo.data.batches``: epochs are seeded permutations,
+        the last partial batch dropped), on the CPU."""
+        x, y, extras = take_batch(self.splits.train, self.batch_plan, step, labels=self.uses_labels)
+        return as_input(x), y, extras
+
+    def _rows(self) -> slice:
+        """This process's rows of every global batch."""
+        return distributed.shard(self.batch_plan.batch_size) if distributed.world_size() > 1 else slice(None)
+
+    def _on_device(self, x, y, extras):
+        dev = self.device
+        return as_input(to_device(x, dev)), to_device(y, dev), {k: to_device(v, dev) for k, v in extras.items()}
+
+    def batches(self):
+        """The batches of steps ``self.step``, ``self.step + 1``, ... on the device: taken here from data
+        in memory, read ahead by the streaming loader's workers from a prepared data set's shards."""
+        if not self.streams:
+            while True:
+                yield self.batch(self.step)
+        loader = StreamingLoader(self.splits.train, self.batch_plan, rows=self._rows(), labels=self.uses_labels,
+                                 workers=self.cfg.workers, pin_memory=self.device.type == "cuda")
+        for x, y, extras in loader.batches(self.step, self.cfg.steps):
+            yield self._on_device(x, y, extras)
 
     def loss(self, x, y, **extras) -> dict:
         return (self.loss_fn or self.model.loss)(x, y, **extras)
@@ -144,7 +145,7 @@ class Trainer:
     def write_samples(self, name: str) -> Path:
         n = self.cfg.num_samples
         y = torch.arange(n) % self.model.num_classes if self.model.num_classes else None
-        g = torch.Generator().manual_seed(_step_seed(self.cfg.seed, -7))
+        g = torch.Generator().manual_seed(step_seed(self.cfg.seed, -7))
         test = self.splits.test
         extras = {k: v[torch.arange(n) % len(test)] for k, v in test.extras.items()}
         with self.evaluation_model() as m:
@@ -181,54 +182,58 @@ class Trainer:
         self.model.train()
         stopped_early = False
         signum = None
-        while self.step < cfg.steps:
-            signum = stop.agreed()  # every process takes part, every step: they stop on the same step
-            if signum:
-                break
-            if cfg.time_budget is not None and distributed.any_process(
-                    time.perf_counter() - start_time >= cfg.time_budget):
-                stopped_early = True
-                break
-            x, y, extras = self.batch(self.step)
-            torch.manual_seed(_step_seed(cfg.seed, self.step) + distributed.rank())
-            for group in self.optimizer.param_groups:
-                group["lr"] = cfg.lr * cfg.lr_decay ** self.step
-            with precision_ctx:
-                out = loss_fn(x, y, **extras)
-            loss = out["loss"]
-            logged = distributed.average_scalars(out)  # over processes: the global batch's values
-            if not torch.isfinite(logged["loss"]):  # every process sees the same value and stops
-                self._fail(f"loss is {float(logged['loss'].detach())}")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            distributed.average_gradients(self.model)
-            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or math.inf)
-            if not torch.isfinite(norm):
-                self._fail(f"gradient norm is {norm.item()}")
-            self.optimizer.step()
-            self.step += 1
-            if self.polyak:
-                self.polyak.update(self.step)
-            bar.update(1)
-            window_n += x.shape[0] * distributed.world_size()
-            for k, v in logged.items():
-                window.setdefault(k, []).append(float(v.detach()) if torch.is_tensor(v) else float(v))
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                now = time.perf_counter()
-                means = {k: sum(v) / len(v) for k, v in window.items()}
-                ips = window_n / max(now - window_t, 1e-9)
-                self.logger.log(self.step, **{f"train_{k}": v for k, v in means.items()}, images_per_s=ips,
-                                lr=self.optimizer.param_groups[0]["lr"], **where)
-                bar.set_postfix({**{k: f"{v:.3f}" for k, v in means.items()}, "img/s": f"{ips:.0f}"})
-                window_t, window_n, window = now, 0, {}
-            if not self.is_main:
-                continue  # evaluations, samples and checkpoints: process 0 only
-            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
-                self.logger.log(self.step, **self.held_out(cfg.eval_images))
-            if cfg.sample_every and self.draws_samples and self.step % cfg.sample_every == 0 and self.step < cfg.steps:
-                self.write_samples(f"step_{self.step:07d}")
-            if self.step % cfg.checkpoint_every == 0:
-                self.save()
+        batches = self.batches()
+        try:
+            while self.step < cfg.steps:
+                signum = stop.agreed()  # every process takes part, every step: they stop on the same step
+                if signum:
+                    break
+                if cfg.time_budget is not None and distributed.any_process(
+                        time.perf_counter() - start_time >= cfg.time_budget):
+                    stopped_early = True
+                    break
+                x, y, extras = next(batches)
+                torch.manual_seed(step_seed(cfg.seed, self.step) + distributed.rank())
+                for group in self.optimizer.param_groups:
+                    group["lr"] = cfg.lr * cfg.lr_decay ** self.step
+                with precision_ctx:
+                    out = loss_fn(x, y, **extras)
+                loss = out["loss"]
+                logged = distributed.average_scalars(out)  # over processes: the global batch's values
+                if not torch.isfinite(logged["loss"]):  # every process sees the same value and stops
+                    self._fail(f"loss is {float(logged['loss'].detach())}")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                distributed.average_gradients(self.model)
+                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or math.inf)
+                if not torch.isfinite(norm):
+                    self._fail(f"gradient norm is {norm.item()}")
+                self.optimizer.step()
+                self.step += 1
+                if self.polyak:
+                    self.polyak.update(self.step)
+                bar.update(1)
+                window_n += x.shape[0] * distributed.world_size()
+                for k, v in logged.items():
+                    window.setdefault(k, []).append(float(v.detach()) if torch.is_tensor(v) else float(v))
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    now = time.perf_counter()
+                    means = {k: sum(v) / len(v) for k, v in window.items()}
+                    ips = window_n / max(now - window_t, 1e-9)
+                    self.logger.log(self.step, **{f"train_{k}": v for k, v in means.items()}, images_per_s=ips,
+                                    lr=self.optimizer.param_groups[0]["lr"], **where)
+                    bar.set_postfix({**{k: f"{v:.3f}" for k, v in means.items()}, "img/s": f"{ips:.0f}"})
+                    window_t, window_n, window = now, 0, {}
+                if not self.is_main:
+                    continue  # evaluations, samples and checkpoints: process 0 only
+                if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
+                    self.logger.log(self.step, **self.held_out(cfg.eval_images))
+                if cfg.sample_every and self.draws_samples and self.step % cfg.sample_every == 0 and self.step < cfg.steps:
+                    self.write_samples(f"step_{self.step:07d}")
+                if self.step % cfg.checkpoint_every == 0:
+                    self.save()
+        finally:
+            batches.close()  # the streaming loader's workers stop
         bar.close()
         if not signum and not stopped_early:
             signum = stop.agreed()  # a signal during the last step: stop before the final evaluation

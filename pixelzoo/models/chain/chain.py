@@ -15,7 +15,9 @@ part's ``cond`` input). A part follows one protocol: ``loss(x, y, [cond=])``, ``
 generator=, progress=)``. The chain gives, for any such model:
 
 * ``part_data``: the data every part trains on (its level, with ``extras["cond"]`` the
-  conditioning levels; an encoder part trains on its source level);
+  conditioning levels; an encoder part trains on its source level). Data streamed from a prepared
+  data set's shards stays streamed where a part reads the pixels; the levels made from them (views,
+  codes) are computed in chunks and held in memory, the level cache keyed by the shards' checksums;
 * ``log_prob_parts`` / ``bits_per_dim_parts`` and the joint bound -log p(x, levels above) >=
   -log p(x), each part's share in bits per dimension *of x* so that the shares add up;
 * ancestral sampling from the top down with a temperature and head options per part, and
@@ -37,7 +39,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ...data.dataset import DataSplits, ImageDataset, as_input, image_dtype_for
+from ...data.dataset import DataSplits, as_input, image_dtype_for
+from ...data.shards import dataset_of
 from ...devices import module_device
 from ...errors import ConfigError
 from ...nn.levels import unscale_levels
@@ -320,8 +323,8 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
 
         def split(which, d):
             extras = {"cond": link.cond([data[g][which] for g in given])} if given else {}
-            return ImageDataset(d.name + tag, data[level][which], d.labels, lv.num_levels, d.num_classes,
-                                f"level {level!r} of {d.name}" if tag else d.source, extras=extras)
+            return dataset_of(d.name + tag, data[level][which], d.labels, lv.num_levels, d.num_classes,
+                              f"level {level!r} of {d.name}" if tag else d.source, extras)
 
         return DataSplits(split("train", splits.train), split("test", splits.test))
 

@@ -3,8 +3,10 @@
 A level made by a trained encoder (VQ codes, latents) is computed once over the training and test
 sets and kept: in memory, and in ``cache_dir/<part>-levels.safetensors`` stamped with a fingerprint
 of the encoder's weights and buffers, of the format and of the data it read (names, tensors,
-labels). A changed encoder or data set gives another fingerprint, so a stale cache is never used:
-it is recomputed and overwritten. An unreadable cache file is ignored with a message.
+labels; images streamed from a prepared data set's shards by the shards' checksums, unread). A
+changed encoder or data set gives another fingerprint, so a stale cache is never used: it is
+recomputed and overwritten. An unreadable cache file is ignored with a message. The levels
+themselves are held in memory (they do not stream yet).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from ...data.shards import ShardedImages
 from ...errors import CheckpointError
 from ...io import load_tensors, read_metadata, save_tensors
 
@@ -29,7 +32,10 @@ def cache_file(part: str) -> str:
     return f"{part}-levels.safetensors"
 
 
-def _hash_tensor(h, key: str, t: torch.Tensor) -> None:
+def _hash_tensor(h, key: str, t) -> None:
+    if isinstance(t, ShardedImages):  # images read from shards: by their shards' checksums, without reading them
+        h.update(f"{key}|sharded|{tuple(t.shape)}|{t.digest}".encode())
+        return
     t = t.detach().cpu().contiguous()
     h.update(f"{key}|{t.dtype}|{tuple(t.shape)}".encode())
     h.update((t.float() if t.dtype == torch.bfloat16 else t).numpy().tobytes())
