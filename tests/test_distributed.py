@@ -184,3 +184,55 @@ def test_sigterm_to_torchrun_stops_every_process_on_one_step_and_process_0_check
     steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == stopped
     assert not (out / ".lock").exists()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _two_nodes(args: list[str], tmp_path, tag: str):
+    """`torchrun --nnodes 2 --nproc_per_node 1` twice on this machine, a c10d rendezvous on the
+    loopback address: two "nodes" of one process each, sharing the run directory's file system."""
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun")
+    launcher = [torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]
+    port = _free_port()
+    cmd = launcher + ["--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d",
+                      f"--rdzv_endpoint=127.0.0.1:{port}", f"--rdzv_id=pixelzoo-{tag}", "-m", "pixelzoo", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PIXELZOO_THREADS": "1"}
+    nodes = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                              cwd=tmp_path) for _ in range(2)]
+    outs = [node.communicate(timeout=300) for node in nodes]
+    for node, (_, err) in zip(nodes, outs):
+        assert node.returncode == 0, err[-2000:]
+    return "".join(out for out, _ in outs)
+
+
+@pytest.mark.slow
+def test_two_nodes_train_resume_and_follow_one_process(tmp_path):
+    """Two nodes (torchrun --nnodes 2, c10d rendezvous on 127.0.0.1) train 2 steps, then resume to 4:
+    one run directory, reported once, ending with the weights of one process trained 4 steps on the
+    same global batches (to float summation order, as the two-process test)."""
+    tiny = ["--set", "model.channels=8", "--set", "model.n_layers=2", "--set", "model.out_hidden=8",
+            "--set", "train.num_samples=0", "--set", "train.batch_size=8", "--set", "train.eval_every=0",
+            "--no-progress"]
+    out = _two_nodes(["train", "gated_pixelcnn/digits", "--steps", "2", "--out", str(tmp_path / "two"), *tiny],
+                     tmp_path, "train")
+    assert out.count("run directory:") == 1
+    out = _two_nodes(["train", "--resume", str(tmp_path / "two"), "--steps", "4", "--no-progress"], tmp_path, "resume")
+    assert out.count("test bits/dim:") == 1
+    from pixelzoo.cli import main
+
+    assert main(["train", "gated_pixelcnn/digits", "--steps", "4", "--out", str(tmp_path / "one"), *tiny]) == 0
+    a, _ = load_run_model(tmp_path / "one")
+    b, _ = load_run_model(tmp_path / "two")
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=2e-5, msg=name)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("two")) == ["two"]
