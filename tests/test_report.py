@@ -5,11 +5,9 @@ and pictures present; bad input is a one-line error that writes nothing."""
 import base64
 import html
 import io
-import json
 import re
 from html.parser import HTMLParser
 
-import pytest
 from PIL import Image
 
 from pixelzoo.cli import main

@@ -11,7 +11,7 @@ import torch
 
 import pixelzoo
 from conftest import tiny_model_args
-from test_registry_composites import TINY_COMPOSITES, make
+from test_registry_composites import make
 from pixelzoo.cli import main
 from pixelzoo.errors import ConfigError, DataError
 from pixelzoo.evaluation.metrics import auroc

@@ -5,7 +5,6 @@ commands (outputs in ./zoo-NAME)."""
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
