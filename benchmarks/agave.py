@@ -36,6 +36,8 @@ from pathlib import Path
 
 import torch
 
+from pixelzoo.threads import set_threads  # noqa: E402  (the user's choice: the library's policy leaves it)
+
 ROOT = Path(__file__).resolve().parent
 
 
@@ -153,7 +155,7 @@ def full_test(args) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     if args.full_test:
         return full_test(args)
     from pixelzoo.data import load_dataset

@@ -60,6 +60,8 @@ from pathlib import Path
 
 import torch
 
+from pixelzoo.threads import set_threads  # noqa: E402  (the user's choice: the library's policy leaves it)
+
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))  # this checkout's pixelzoo, whichever is installed
 sys.path.insert(0, str(ROOT))
@@ -215,7 +217,7 @@ def claims(rows: list[dict], args) -> dict:
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     from pixelzoo.data import load_dataset
     from pixelzoo.models.composites.defauw.model import build_level
     from pixelzoo.models.composites.code_prior import build_code_prior

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
+from pixelzoo.threads import set_threads  # noqa: E402  (the user's choice: the library's policy leaves it)
 
 from pixelzoo.evaluation import dataset_bits_per_dim
 from pixelzoo.io import load_state_strict
@@ -26,7 +26,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     args = p.parse_args()
     if args.threads:
-        torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     config = read_run_config(args.run_dir)
     model = build_model(config["model"])
     path = f"{args.run_dir}/{CHECKPOINT_NAME}"

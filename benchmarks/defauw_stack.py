@@ -62,6 +62,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pixelzoo.threads import set_threads  # noqa: E402  (the user's choice: the library's policy leaves it)
+
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))  # this checkout's pixelzoo, whichever is installed
 sys.path.insert(0, str(ROOT))
@@ -297,7 +299,7 @@ def floors(args, net, splits, n_real: int) -> tuple[dict, dict]:
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     from pixelzoo.data import load_dataset
     from pixelzoo.evaluation.classifier import get_feature_network
     from pixelzoo.evaluation.sample_quality import feature_network_id

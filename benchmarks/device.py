@@ -32,6 +32,8 @@ sys.path[:0] = [str(ROOT.parent), str(ROOT)]  # this checkout's pixelzoo, and be
 
 import torch  # noqa: E402
 
+from pixelzoo.threads import set_threads  # noqa: E402  (the user's choice: the library's policy leaves it)
+
 from bench_common import environment, write_result  # noqa: E402
 from pixelzoo.data import DataSplits  # noqa: E402
 from pixelzoo.devices import cpu_flags, describe_device, native_bf16, resolve_device, resolve_precision  # noqa: E402
@@ -136,7 +138,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     start = time.perf_counter()
     if args.threads:
-        torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     device = resolve_device(args.device)
     out = Path(args.out) if args.out else ROOT / "results" / f"device_{device.type}.json"
     report = {

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from pixelzoo.threads import set_threads  # noqa: E402  (the user's choice: the library's policy leaves it)
+
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))  # this checkout's pixelzoo, whichever is installed
 PRESETS = ("gated_pixelcnn/fashion-cpu", "pixeliqn/fashion-cpu")
@@ -31,7 +33,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "results" / "fid_draw_time.json"))
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     import pixelzoo
     from pixelzoo.commands.evaluate import draw_samples
 

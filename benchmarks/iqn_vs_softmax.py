@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from pixelzoo.threads import set_threads  # noqa: E402  (the user's choice: the library's policy leaves it)
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from train_fashion import run_one  # noqa: E402
@@ -45,7 +47,7 @@ METRICS = ("fid", "is", "pr")
 
 def draw_samples(run_dir: str, n: int, seed: int, batch: int, threads: int, out: str) -> dict:
     """``n`` class-balanced samples of the run's model, saved to ``out`` (.pt), with the seconds taken."""
-    torch.set_num_threads(threads)
+    set_threads(threads)
     if Path(out).is_file():  # drawn by an earlier call on the same runs
         return {"run_dir": run_dir, "samples_file": out, "reused": True}
     model, _ = load_run_model(run_dir)
@@ -92,7 +94,7 @@ def main() -> None:
     with ctx.Pool(len(sample_jobs)) as pool:
         sampled = pool.starmap(draw_samples, sample_jobs)
 
-    torch.set_num_threads(max(1, args.threads * 2))
+    set_threads(max(1, args.threads * 2))
     _, config = load_run_model(trained[0]["run_dir"])
     splits = load_data(config["data"])
     net = get_feature_network("fashion-mnist", splits=splits, progress=False)

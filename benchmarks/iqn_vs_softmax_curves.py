@@ -58,6 +58,8 @@ from pathlib import Path
 
 import torch
 
+from pixelzoo.threads import set_threads  # noqa: E402  (the user's choice: the library's policy leaves it)
+
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))  # this checkout's pixelzoo, whichever is installed
 sys.path.insert(0, str(ROOT))
@@ -163,7 +165,7 @@ def run_points(preset: str, overrides: dict, seed: int, points: list, by: str, n
     sample ``k``, where the model is class-conditional) into the run directory. Returns a row per point."""
     from pixelzoo.training import start_run
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     trainer = start_run(configured(preset, overrides, seed), run_dir, progress=False).single
     rows, trained_s = [], 0.0
     for k, point in enumerate(points):
@@ -411,7 +413,7 @@ def plot_histograms(last: dict, data_hist: torch.Tensor, path: str) -> None:
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     if args.run_dir:
         run_dir = Path(args.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import torch
 
+from pixelzoo.threads import set_threads  # noqa: E402  (the user's choice: the library's policy leaves it)
+
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))  # this checkout's pixelzoo, whichever is installed
 PRIOR = {"name": "gated_pixelcnn", "channels": 64, "n_layers": 4, "kernel_size": 3, "first_kernel_size": 3,
@@ -65,7 +67,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     from pixelzoo.evaluation.classifier import get_feature_network
     from pixelzoo.evaluation.metrics import energy_distance
     from pixelzoo.evaluation.sample_quality import compute_features, real_vs_real, sample_quality

@@ -32,6 +32,8 @@ sys.path[:0] = [str(ROOT.parent), str(ROOT)]  # this checkout's pixelzoo, and be
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from pixelzoo.threads import set_threads  # noqa: E402  (the user's choice: the library's policy leaves it)
+
 from bench_common import environment, write_result  # noqa: E402
 from pixelzoo.data.prepare import Preprocessing, prepare  # noqa: E402
 from pixelzoo.io import load_tensors  # noqa: E402
@@ -102,7 +104,7 @@ def train_run(data: dict, out: Path, steps: int, warmup: int, workers: int) -> t
 def main(argv=None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     result = {"benchmark": "streaming", "preset": PRESET, "environment": environment(args.threads),
               "busy_processes_at_start": busy_processes(), "args": vars(args)}
     with tempfile.TemporaryDirectory(prefix="pixelzoo-streaming-") as tmp:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from pixelzoo.threads import set_threads  # noqa: E402  (the user's choice: the library's policy leaves it)
+
 from pixelzoo.io import atomic_write_json
 from pixelzoo.registry import list_presets
 from pixelzoo.training import load_config, start_run
@@ -28,7 +30,7 @@ DEFAULT_PRESETS = [p for p in ("gated_pixelcnn/fashion-cpu", "pixelcnnpp/fashion
 
 def run_one(preset: str, budget_s: float, samples: int, out_root: Path, data_dir: str | None, threads: int | None = None) -> dict:
     if threads:
-        torch.set_num_threads(threads)
+        set_threads(threads)
     config = load_config(preset)
     if data_dir:
         config["data"]["data_dir"] = data_dir

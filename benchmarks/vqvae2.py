@@ -41,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 
 import torch  # noqa: E402
 
+from pixelzoo.threads import set_threads  # noqa: E402  (the user's choice: the library's policy leaves it)
+
 import pixelzoo  # noqa: E402
 from pixelzoo.evaluation import dataset_bits_per_dim, get_feature_network  # noqa: E402
 from pixelzoo.evaluation.classifier import canonical_data_name  # noqa: E402
@@ -202,7 +204,7 @@ def main() -> None:
     args = p.parse_args()
     if args.out is None:
         args.out = "benchmarks/results/vqvae2_speed.json" if args.speed_only else "benchmarks/results/vqvae2.json"
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     rates = parse_rates(args.rates)
 
     report: dict = {"benchmark": "vqvae2", "preset": args.preset, "torch": torch.__version__,
