@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: name -> (preset, extra `pixelzoo train` arguments, sample-metric count)
 RECIPES = {
     "digits": ("gated_pixelcnn/digits", [], 360),
+    "fashion-gated": ("gated_pixelcnn/fashion-cpu", ["--set", "train.time_budget=1500"], 1000),
 }
 
 
@@ -42,6 +43,7 @@ def build(name: str, runs: Path, threads: int, root) -> Path:
     from pixelzoo.cli import main as cli
     from pixelzoo.commands.evaluate import evaluate_real, evaluate_run
     from pixelzoo.commands.zoo import export_entry
+    from pixelzoo.io import read_metadata
     from pixelzoo.training.run import read_run_config
 
     preset, extra, count = RECIPES[name]
@@ -54,9 +56,12 @@ def build(name: str, runs: Path, threads: int, root) -> Path:
     wall = time.perf_counter() - start
     config = read_run_config(run)
     train = config["train"]
+    steps = train["steps"]
+    if (run / "checkpoint.safetensors").is_file():  # a time budget may have stopped it earlier
+        steps = int(read_metadata(run / "checkpoint.safetensors")["step"])
     fields = {"preset": preset, "command": "pixelzoo " + " ".join(argv), "commit": _commit(),
-              "wall_seconds": round(wall, 1), "cores": os.cpu_count(), "threads": threads, "steps": train["steps"],
-              "images_seen": train["steps"] * train["batch_size"],
+              "wall_seconds": round(wall, 1), "cores": os.cpu_count(), "threads": threads, "steps": steps,
+              "images_seen": steps * train["batch_size"],
               "built": time.strftime("%Y-%m-%d"), "rebuild": f"python scripts/build_zoo.py {name}"}
     if count:
         metrics = evaluate_run(run, "fid,is,pr,cas", count, progress=False, write=False)
