@@ -1,6 +1,6 @@
 """The pixelzoo command line: train | sample | evaluate | score | train-classifier | inpaint | colorize |
-upscale | rejection-sweep | plot | report | prepare | presets | datasets | zoo. `pixelzoo COMMAND --help` explains
-each."""
+upscale | rejection-sweep | plot | report | serve | prepare | presets | datasets | zoo. `pixelzoo COMMAND --help`
+explains each."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from .commands import (colorize, datasets, evaluate, inpaint, plot, prepare, pre
                        sample, score, train, train_classifier, upscale, zoo)
 from .commands.options import add_threads_option
 from .errors import PixelzooError, TrainingStopped
+from .serve import command as serve
 from .threads import set_threads
 
 #: the commands, in the order ``pixelzoo --help`` lists them: each module has ``add_parser(subparsers)``
 #: and ``run(args) -> int``
 COMMANDS = (train, sample, evaluate, score, train_classifier, inpaint, rejection_sweep, colorize, upscale, reconstruct,
-            plot, report, prepare, presets, datasets, zoo)
+            plot, report, serve, prepare, presets, datasets, zoo)
 
 
 def build_parser() -> argparse.ArgumentParser:

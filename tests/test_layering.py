@@ -27,6 +27,7 @@ LAYERS = [
     ["training"],
     ["evaluation"],
     ["commands"],
+    ["serve"],
     ["cli", "__main__", ""],  # "" is the package itself (pixelzoo/__init__.py)
 ]
 RANK = {name: k for k, names in enumerate(LAYERS) for name in names}

@@ -33,9 +33,11 @@ def describe_images(shape, levels: int) -> str:
     return f"{shape[0]}x{shape[1]}x{shape[2]} (channels x height x width) with {levels} levels"
 
 
-def fit_images(x: torch.Tensor, levels: int, shape, model_levels: int, fit: bool = False) -> torch.Tensor:
+def fit_images(x: torch.Tensor, levels: int, shape, model_levels: int, fit: bool = False,
+               fit_option: str = "pass --fit") -> torch.Tensor:
     """``x`` (N, C, H, W) integer images in [0, ``levels``) as the model takes them: (N, *shape) in
-    [0, ``model_levels``). Unless ``fit``, any difference is a ConfigError naming both; with ``fit``:
+    [0, ``model_levels``). Unless ``fit``, any difference is a ConfigError naming both (and saying
+    ``fit_option``, how to ask for the conversion); with ``fit``:
     levels requantised (floor(v * K' / K) down, or the nearest level up), 3 channels to 1 by BT.601
     luma and 1 to 3 by replication, then resized to the model's size (area averaging down, bilinear
     up, then rounded)."""
@@ -45,7 +47,7 @@ def fit_images(x: torch.Tensor, levels: int, shape, model_levels: int, fit: bool
         return x.long()
     if not fit:
         raise ConfigError(f"the images are {describe_images(got, levels)}; the model takes "
-                          f"{describe_images(shape, model_levels)}: pass --fit to convert them")
+                          f"{describe_images(shape, model_levels)}: {fit_option} to convert them")
     x = x.long()
     if got[0] != shape[0]:
         if got[0] == 3 and shape[0] == 1:

@@ -104,7 +104,10 @@ def ancestral_sample(model, n: int, y=None, temperature: float = 1.0, known=None
     drawn from the model given everything before them, known sub-pixels included. ``head_options``
     are passed to ``model.head.draw`` (e.g. ``{"mode": "map"}``). ``cached`` picks the stepper: None
     the trunk's incremental one where it has one, False the full-forward one, True requires the
-    incremental one (ConfigError otherwise); all give the same images.
+    incremental one (ConfigError otherwise); all give the same images. ``progress``: True for a
+    progress bar, or a callable ``progress(rows_done, rows_total, x)`` called after each row with the
+    images so far (rows below ``rows_done`` drawn; e.g. a page showing rows as they form); an exception
+    it raises stops the sampling and propagates (nothing is returned).
     """
     if isinstance(n, bool) or not isinstance(n, (int, float)) or int(n) != n or n < 1:
         raise ConfigError(f"n must be a positive integer, got {n!r}")
@@ -142,7 +145,8 @@ def _draw(model, stepper_args: dict, x, given, temperature, generator, head_opti
     all_given, some_given = given.all(0).tolist(), given.any(0).tolist()
     # per sub-pixel, its column of ``x`` as a view made once (a copy into it is the cheapest write)
     columns = x.view(x.shape[0], -1).unbind(1) if x.is_contiguous() else None
-    steps = tqdm(total=height * width, desc="sampling", disable=not progress, leave=False) if progress else None
+    observer = progress if callable(progress) else None
+    steps = tqdm(total=height * width, desc="sampling", leave=False) if progress and observer is None else None
     for i in range(height):
         for j in range(width):
             if steps is not None:
@@ -161,5 +165,7 @@ def _draw(model, stepper_args: dict, x, given, temperature, generator, head_opti
                     columns[(c * height + i) * width + j].copy_(draw)
                 else:
                     x[:, c, i, j] = draw.to(device=device, dtype=x.dtype)
+        if observer is not None:
+            observer(i + 1, height, x)
     if steps is not None:
         steps.close()

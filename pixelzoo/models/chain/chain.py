@@ -428,7 +428,10 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
                       given: dict | None = None, targets=None) -> SampledLevels:
         """Ancestral sampling from the top down: every level needed for ``targets`` (default: the
         data), by name (the ``given`` ones, each repeated ``n / B`` times, included). ``y`` a scalar
-        or (n,) labels."""
+        or (n,) labels. ``progress``: True for progress bars, or a callable
+        ``progress(rows_done, rows_total, t, level=NAME)`` called after each row of a level sampled
+        row by row, and once with ``rows_done == rows_total`` when each level is complete (its
+        exceptions stop the sampling, see ``ancestral_sample``)."""
         if isinstance(n, bool) or not isinstance(n, (int, float)) or int(n) != n or n < 1:
             raise ConfigError(f"n must be a positive integer, got {n!r}")
         n = int(n)
@@ -441,11 +444,16 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
         temps, ho = self.sampling_options(temperature, head_options, [self.links[l].part for l in order])
         self._check_labels(y, "sample", [self.links[l].part for l in order])
         y = expand_labels(y, n)
+        observer = progress if callable(progress) else None
         for name in order:
             link = self.links[name]
+            part_progress = progress if observer is None else partial(observer, level=name)
             known[name] = getattr(self.parts[link.part], link.method)(
                 n, y=y, temperature=temps[link.part], head_options=ho[link.part], generator=generator,
-                progress=progress, **self._cond_kwargs(link, known))
+                progress=part_progress, **self._cond_kwargs(link, known))
+            if observer is not None:
+                rows = known[name].shape[-2] if known[name].dim() >= 3 else 1
+                observer(rows, rows, known[name], level=name)
         return SampledLevels({name: known[name] for name in self.level_order if name in known}, self.level_order[0])
 
     @torch.no_grad()
