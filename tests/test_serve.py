@@ -227,7 +227,7 @@ def test_uploads_are_checked_and_converted_only_when_asked(served):
     r = client.post("/api/jobs", json={"model": "flat", "kind": "surprise", "upload": big})
     assert r.status_code == 400 and "1x8x8" in r.json["error"] and "convert" in r.json["error"]
     r = client.post("/api/fit-image", json={"model": "flat", "upload": big, "fit": True})
-    assert r.status_code == 200 and decode(r.json["image"]).shape == (10, 10, 3)
+    assert r.status_code == 200 and decode(r.json["image"]).shape == (8, 8, 3)  # the image itself, no border
     colour = png(np.zeros((8, 8, 3), np.uint8) + np.array([255, 0, 0], np.uint8))
     seen = states(client, {"model": "flat", "kind": "surprise", "upload": colour, "fit": True})
     assert seen[-1]["status"] == "done"  # 3 channels to 1 by luma, 256 levels to 17

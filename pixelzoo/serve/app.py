@@ -139,7 +139,7 @@ def create_app(catalogue: Catalogue, queue: WorkQueue, token: str | None = None,
         index = integer(request.args, "index", 0, len(test) - 1)
         x = test.images[index:index + 1]
         label = None if test.labels is None else int(test.labels[index])
-        return jsonify(index=index, label=label, count=len(test), image=work.grid_uri(x, model.num_levels, 1),
+        return jsonify(index=index, label=label, count=len(test), image=work.grid_uri(x, model.num_levels, 1, padding=0),
                        shape=list(model.image_shape))
 
     @app.post("/api/fit-image")
@@ -154,7 +154,7 @@ def create_app(catalogue: Catalogue, queue: WorkQueue, token: str | None = None,
         if body.get("upload") is None:
             raise BadRequest("upload is required (an image as a data: URI)")
         x, _ = image_of(body, model, lambda: None)
-        return jsonify(image=work.grid_uri(x[None], model.num_levels, 1), converted=bool(body.get("fit")))
+        return jsonify(image=work.grid_uri(x[None], model.num_levels, 1, padding=0), converted=bool(body.get("fit")))
 
     @app.get("/api/status")
     def status():

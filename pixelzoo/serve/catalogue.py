@@ -155,8 +155,8 @@ class Catalogue:
         if rows:
             info.setdefault("card", {})["steps"] = info.get("card", {}).get("steps", rows[-1].get("step"))
             tests = [r for r in rows if "test_bpd" in r]
-            if tests:
-                info["card"].setdefault("test_bpd", tests[-1]["test_bpd"])
+            if tests and "test_bpd_full" not in info["card"]:  # a zoo card has the whole test set's
+                info["card"]["test_bpd"] = tests[-1]["test_bpd"]
         evaluation = folder / EVALUATION_FILE
         if evaluation.is_file():
             try:

@@ -34,9 +34,10 @@ def png_uri(rgb: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def grid_uri(images: torch.Tensor, num_levels: int, ncol: int) -> str:
-    """Images (N, C, H, W) of ``num_levels`` levels as one grid at their own size (the page enlarges it)."""
-    return png_uri(make_grid(images.detach().cpu().long(), num_levels, ncol=ncol, scale=1))
+def grid_uri(images: torch.Tensor, num_levels: int, ncol: int, padding: int = 1) -> str:
+    """Images (N, C, H, W) of ``num_levels`` levels as one grid at their own size (the page enlarges
+    it); ``padding=0`` for one image exactly as it is (a picture to draw a mask on)."""
+    return png_uri(make_grid(images.detach().cpu().long(), num_levels, ncol=ncol, scale=1, padding=padding))
 
 
 def _shown(model, level: str | None, t: torch.Tensor) -> tuple[torch.Tensor, int] | None:

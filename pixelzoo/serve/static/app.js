@@ -7,6 +7,15 @@ const TABS = {sample: "Sample", inpaint: "Inpaint", colorize: "Colourise", upsca
 const IMAGE_KINDS = ["inpaint", "colorize", "upscale", "reconstruct", "surprise"];
 const COLORS = ["#264b7a", "#c0392b", "#27ae60", "#8e44ad", "#d35400", "#16a085", "#7f8c8d"];
 const $ = (id) => document.getElementById(id);
+const CARD_ROWS = [["steps", "steps"], ["images_seen", "images seen"],
+                   ["test_bpd_full", "test bits/dim (whole test set)"], ["test_bpd", "test bits/dim (last evaluation)"],
+                   ["wall_seconds", "training seconds"], ["cores", "cores"], ["weights", "weights"], ["commit", "commit"]];
+const DISPLAY_WIDTH = 640;  // pictures are enlarged by a whole factor to about this width (pixels stay square)
+
+function enlarge(img, most = DISPLAY_WIDTH) {
+  const k = Math.max(1, Math.min(12, Math.floor(most / img.naturalWidth)));
+  img.style.width = `${img.naturalWidth * k}px`;
+}
 
 let current = null;      // the chosen model's card (GET /api/model)
 let kind = null;         // the open tab
@@ -63,7 +72,10 @@ async function loadModels() {
 }
 
 function fmt(v) {
-  if (typeof v === "number") return Number.isInteger(v) ? v.toLocaleString("en") : v.toFixed(4);
+  if (typeof v === "number") {
+    if (Number.isInteger(v)) return v.toLocaleString("en");
+    return Math.abs(v) >= 100 ? v.toFixed(1) : v.toFixed(4);
+  }
   return v === null || v === undefined ? "" : String(v);
 }
 
@@ -102,8 +114,7 @@ async function chooseModel(name) {
   const rows = [["model", current.model], ["preset", current.preset], ["data", current.data],
                 ["images", `${shape}, ${current.num_levels} levels`],
                 ["classes", current.num_classes || "none"], ["parameters", current.parameters]];
-  for (const k of ["steps", "images_seen", "test_bpd_full", "test_bpd", "wall_seconds", "cores", "weights", "commit"])
-    if (c[k] !== undefined) rows.push([k.replace(/_/g, " "), c[k]]);
+  for (const [k, label] of CARD_ROWS) if (c[k] !== undefined) rows.push([label, c[k]]);
   fillTable($("card-table"), rows);
   const metrics = $("card-metrics");
   metrics.replaceChildren();
@@ -208,25 +219,36 @@ function redraw() {
     if (!mask[i * w + j]) ctx.fillRect(j * scale, i * scale, scale, scale);
 }
 
-function paint(event) {
-  const canvas = $("canvas");
+let lastCell = null;  // the pixel the stroke was last at: a fast stroke paints the line between
+
+function cellAt(event) {
   const [, h, w] = current.image_shape;
-  const r = canvas.getBoundingClientRect();
-  const j = Math.floor((event.clientX - r.left) / r.width * w);
-  const i = Math.floor((event.clientY - r.top) / r.height * h);
-  const brush = Math.max(0, Math.round(Math.min(h, w) / 28));
-  for (let di = -brush; di <= brush; di++) for (let dj = -brush; dj <= brush; dj++) {
-    const a = i + di, b = j + dj;
-    if (a >= 0 && a < h && b >= 0 && b < w) mask[a * w + b] = erasing ? 0 : 1;
+  const r = $("canvas").getBoundingClientRect();
+  return [Math.floor((event.clientY - r.top) / r.height * h), Math.floor((event.clientX - r.left) / r.width * w)];
+}
+
+function paint(event, startStroke) {
+  const [, h, w] = current.image_shape;
+  const [i, j] = cellAt(event);
+  const [i0, j0] = startStroke || !lastCell ? [i, j] : lastCell;
+  const steps = Math.max(Math.abs(i - i0), Math.abs(j - j0), 1);
+  const brush = Math.max(0, Math.round(Math.min(h, w) / 28) - 1);
+  for (let s = 0; s <= steps; s++) {
+    const ci = Math.round(i0 + (i - i0) * s / steps), cj = Math.round(j0 + (j - j0) * s / steps);
+    for (let di = -brush; di <= brush; di++) for (let dj = -brush; dj <= brush; dj++) {
+      const a = ci + di, b = cj + dj;
+      if (a >= 0 && a < h && b >= 0 && b < w) mask[a * w + b] = erasing ? 0 : 1;
+    }
   }
+  lastCell = [i, j];
   redraw();
 }
 
 function setupCanvas() {
   const canvas = $("canvas");
   let down = false;
-  canvas.addEventListener("pointerdown", (e) => { down = true; canvas.setPointerCapture(e.pointerId); paint(e); });
-  canvas.addEventListener("pointermove", (e) => { if (down) paint(e); });
+  canvas.addEventListener("pointerdown", (e) => { down = true; canvas.setPointerCapture(e.pointerId); paint(e, true); });
+  canvas.addEventListener("pointermove", (e) => { if (down) paint(e, false); });
   canvas.addEventListener("pointerup", () => { down = false; });
   $("mask-top").addEventListener("click", () => {
     const [, h, w] = current.image_shape;
@@ -376,6 +398,7 @@ async function showCurves() {
 
 // ------------------------------------------------------------------ wiring
 function setup() {
+  $("result").addEventListener("load", () => enlarge($("result")));
   $("sample-form").addEventListener("submit", (e) => { e.preventDefault(); startJob(formValues(e.target)); });
   $("image-form").addEventListener("submit", (e) => {
     e.preventDefault();
