@@ -22,7 +22,8 @@ from pixelzoo.cli import main
 from pixelzoo.imaging import make_grid
 from pixelzoo.serve.app import create_app
 from pixelzoo.serve.catalogue import Catalogue
-from pixelzoo.serve.jobs import Busy, WorkQueue
+from pixelzoo.serve import work
+from pixelzoo.serve.jobs import Busy, Job, WorkQueue
 from pixelzoo.serve.server import PageServer
 from pixelzoo.training import load_run_model, start_run
 from pixelzoo.training.run import apply_overrides, load_config
@@ -241,6 +242,26 @@ def test_curves_come_from_the_runs_metrics(served):
     assert [p[0] for p in series["run"]["train_loss"]] == [1, 2, 3, 4]
     parts = client.get("/api/curves?name=family/pyramid").json["series"]
     assert {"prior", "scale_1", "scale_2"} <= set(parts)
+
+
+@pytest.mark.parametrize("family", ["agave", "defauw"])
+def test_sampled_reconstructions_show_the_encoders_levels(family):
+    """AGAVE and De Fauw et al.'s stacks (VQ-VAE-2 above, through a trained run): the top row the image
+    and its levels as the encoder gives them, the row below the sampled reconstructions."""
+    if family == "agave":
+        from test_agave import tiny
+        model, levels = tiny(), 16
+    else:
+        from test_defauw import tiny
+        model, levels = tiny(), 5
+    model.eval()
+    job = Job("m", "reconstruct", lambda job: {})
+    image = torch.randint(0, levels, (1, 8, 8), generator=torch.Generator().manual_seed(0))
+    result = work.reconstruct(job, model, image, 1, 3, None, 1.0, 0)
+    grid = decode(result["image"])
+    assert grid.shape[0] == 2 * 9 + 1 and grid.shape[1] >= 4 * 9 + 1  # two rows; the image and 3 samples
+    assert np.array_equal(cell(grid, 0, 8, 8), make_grid(image[None], levels, scale=1)[1:9, 1:9, 0])
+    assert "sampled reconstructions" in result["caption"] and job.state["done"] >= 1
 
 
 # ---------------------------------------------------------------------- the work queue

@@ -70,7 +70,8 @@ class Catalogue:
             raise ConfigError(f"{runs_dir}: no such folder (give a folder holding run directories)")
         self.device, self.most_loaded = device, loaded
         self._lock = threading.Lock()
-        self._loaded: OrderedDict[str, tuple] = OrderedDict()
+        self._loaded: OrderedDict[str, object] = OrderedDict()
+        self._loading: dict[str, threading.Lock] = {}
         self._test: dict[str, object] = {}
 
     # ------------------------------------------------------------------ names
@@ -113,15 +114,17 @@ class Catalogue:
         """The loaded model of ``name`` (loading it if needed, evicting the least recently used)."""
         self.folder(name)
         with self._lock:
-            if name in self._loaded:
-                self._loaded.move_to_end(name)
-                return self._loaded[name][0]
-        model, _ = load_run_model(name if is_zoo_name(name) else self.runs_dir / name, self.device)
-        with self._lock:
-            self._loaded[name] = (model,)
-            self._loaded.move_to_end(name)
-            while len(self._loaded) > self.most_loaded:
-                self._loaded.popitem(last=False)
+            loading = self._loading.setdefault(name, threading.Lock())
+        with loading:  # two requests for a model not loaded yet load it once
+            with self._lock:
+                if name in self._loaded:
+                    self._loaded.move_to_end(name)
+                    return self._loaded[name]
+            model, _ = load_run_model(name if is_zoo_name(name) else self.runs_dir / name, self.device)
+            with self._lock:
+                self._loaded[name] = model
+                while len(self._loaded) > self.most_loaded:
+                    self._loaded.popitem(last=False)
         return model
 
     def test_images(self, name: str):

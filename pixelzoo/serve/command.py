@@ -4,6 +4,7 @@ reconstruct, surprise maps, training curves)."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 
@@ -29,6 +30,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request (the page polls)
     server = PageServer(args.runs_dir, host=args.host, port=args.port, device=args.device, capacity=args.queue,
                         workers=args.workers)
     if server.token is not None:

@@ -62,6 +62,11 @@ def _observer(job: Job, model, ncol: int):
     return observe
 
 
+def _on_model(model, image: torch.Tensor) -> torch.Tensor:
+    """``image`` (C, H, W) as a batch of one on the model's device."""
+    return image[None].to(next(model.parameters()).device)
+
+
 def _labels(model, cls, n: int, image_labels=None):
     """Labels for ``n`` samples of a class-conditional model: the chosen class, else the images' own
     labels (each repeated over its samples), else classes in turn."""
@@ -93,7 +98,7 @@ def inpaint(job: Job, model, image: torch.Tensor, label, mask: torch.Tensor, com
     y = _labels(model, cls, completions, None if label is None else torch.tensor([label]))
     if model.num_classes and cls is None and label is None:
         raise ConfigError("this model is class-conditional and an uploaded image has no label: choose a class")
-    x = model.sample(completions, y=y, known=image[None], mask=mask, temperature=temperature,
+    x = model.sample(completions, y=y, known=_on_model(model, image), mask=mask.to(image.device), temperature=temperature,
                      generator=torch.Generator().manual_seed(seed), progress=_observer(job, model, completions))
     kept = torch.where(mask, image, torch.zeros_like(image))
     result = torch.cat([image[None], kept[None], x.cpu()])
@@ -111,20 +116,20 @@ def _given_labels(model, cls, label, n):
 
 
 def colorize(job: Job, model, image: torch.Tensor, label, per_image: int, cls, temperature: float, seed: int) -> dict:
-    x = image[None]
+    x = _on_model(model, image)
     model.check_level("image", x)
     gray = model.make("gray", {"image": x})
     y = _given_labels(model, cls, label, per_image)
     samples = model.sample(per_image, y=y, temperature=temperature, given={"gray": gray},
                            generator=torch.Generator().manual_seed(seed), progress=_observer(job, model, per_image))
     shown = gray_to_image(gray, model.gray_levels, model.num_levels, model.image_shape[0])
-    grid = torch.cat([x, shown.cpu(), samples.cpu()])
+    grid = torch.cat([x.cpu(), shown.cpu(), samples.cpu()])
     return {"image": grid_uri(grid, model.num_levels, per_image + 2),
             "caption": f"the image, its gray view (given), {per_image} colourisations"}
 
 
 def upscale(job: Job, model, image: torch.Tensor, label, per_image: int, cls, temperature: float, seed: int) -> dict:
-    x = image[None]
+    x = _on_model(model, image)
     model.check_level("image", x)
     start = model.level_order[-1]  # the lowest resolution
     low = model.make(start, {"image": x})
@@ -132,7 +137,7 @@ def upscale(job: Job, model, image: torch.Tensor, label, per_image: int, cls, te
     samples = model.sample(per_image, y=y, temperature=temperature, given={start: low},
                            generator=torch.Generator().manual_seed(seed), progress=_observer(job, model, per_image))
     shown = upsample_nearest(low, model.image_shape[-1] // low.shape[-1])
-    grid = torch.cat([x, shown.cpu(), samples.cpu()])
+    grid = torch.cat([x.cpu(), shown.cpu(), samples.cpu()])
     return {"image": grid_uri(grid, model.num_levels, per_image + 2),
             "caption": f"the image, its {low.shape[-1]}x{low.shape[-2]} level (given, enlarged), {per_image} upscalings"}
 
@@ -141,7 +146,7 @@ def reconstruct(job: Job, model, image: torch.Tensor, label, per_image: int, cls
                 seed: int) -> dict:
     """The image's levels as the encoder gives them (each shown level a row) and its reconstructions:
     sampled (AGAVE, De Fauw: ``per_image`` of them) or decoded (VQ-VAE-2: one)."""
-    x = image[None]
+    x = _on_model(model, image)
     model.check_level("image", x)
     rows, names = [], []
     for name, t in model.levels_of(x).items():
@@ -174,7 +179,7 @@ def reconstruct(job: Job, model, image: torch.Tensor, label, per_image: int, cls
 def surprise(job: Job, model, image: torch.Tensor, label, cls) -> dict:
     """-log2 p of each pixel given those before it, as a heat map beside the image."""
     job.report(0, 1)
-    x = image[None]
+    x = image[None]  # surprise_maps moves each batch to the model's device
     y = None
     use = model.num_classes and (cls is not None or label is not None)
     if use:
