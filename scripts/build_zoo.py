@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RECIPES = {
     "digits": ("gated_pixelcnn/digits", [], 360),
     "fashion-gated": ("gated_pixelcnn/fashion-cpu", ["--set", "train.time_budget=1500"], 1000),
+    "fashion-pixelcnnpp": ("pixelcnnpp/fashion-cpu", ["--set", "train.time_budget=1500"], 1000),
 }
 
 
