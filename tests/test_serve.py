@@ -163,6 +163,19 @@ def test_surprise_map_is_the_models_log_prob(served, runs):
     assert decode(result["image"]).shape == (10, 19, 3)  # the image and its heat map side by side
 
 
+def test_a_chains_samples_come_with_their_levels(served):
+    """A pyramid's samples: per sample its 2x2 and 4x4 levels (enlarged) and then the 8x8 image, four
+    samples to a line of the grid."""
+    client, _ = served
+    seen = states(client, {"model": "family/pyramid", "kind": "sample", "count": 4, "class": 2})
+    result = seen[-1]["result"]
+    assert "2x2, 4x4 (top first), then the image" in result["caption"]
+    grid = decode(result["image"])
+    assert grid.shape == (9 + 1, 12 * 9 + 1, 3)  # 4 samples of 3 pictures each, on one line
+    low = cell(grid, 0, 8, 8)
+    assert (low[::4, ::4].repeat(4, 0).repeat(4, 1) == low).all()  # the 2x2 level, enlarged to 8x8
+
+
 @pytest.mark.parametrize("name,kind,levels", [("family/gray", "colorize", {"image"}),
                                               ("family/pyramid", "upscale", {"image", "4x4"}),
                                               ("vq", "reconstruct", set())])

@@ -79,15 +79,35 @@ def _labels(model, cls, n: int, image_labels=None):
     return torch.arange(n) % model.num_classes
 
 
+def _on_data_levels(model, shown: tuple[torch.Tensor, int]) -> torch.Tensor:
+    """A shown level's images on the data's levels and channels (a 4-level gray view of a colour
+    image drawn as the data's grays), to sit in one grid with the images."""
+    v, k = shown
+    if k != model.num_levels:
+        v = (v.float() * ((model.num_levels - 1) / (k - 1))).round().long()
+    return v.expand(-1, model.image_shape[0], -1, -1) if v.shape[1] != model.image_shape[0] else v
+
+
 def sample(job: Job, model, count: int, cls, temperature: float, seed: int) -> dict:
+    """``count`` samples; for a chain, every level shown as an image above them (top first, one
+    row of ``count`` per level), as Kolesnikov & Lampert's and Razavi et al.'s figures show them."""
     ncol = min(count, 8)
     y = _labels(model, cls, count)
-    x = model.sample(count, y=y, temperature=temperature, generator=torch.Generator().manual_seed(seed),
-                     progress=_observer(job, model, ncol))
+    options = dict(y=y, temperature=temperature, generator=torch.Generator().manual_seed(seed),
+                   progress=_observer(job, model, ncol))
     caption = f"{count} samples, temperature {temperature:g}, seed {seed}"
     if y is not None:
         caption += ", class " + (str(cls) if cls is not None else "0, 1, ... in turn")
-    return {"image": grid_uri(x, model.num_levels, ncol), "caption": caption}
+    if not isinstance(model, Chain):
+        x = model.sample(count, **options)
+        return {"image": grid_uri(x, model.num_levels, ncol), "caption": caption}
+    lv = model.sample_levels(count, **options)
+    names = [name for name in reversed(model.level_order[1:]) if name in lv and model.levels[name].shown]
+    rows = [_on_data_levels(model, _shown(model, name, lv[name])).cpu() for name in names] + [lv.images.cpu()]
+    grid = torch.cat(rows) if count == 1 else torch.stack(rows, 1).flatten(0, 1)  # image-major: its levels, then it
+    if names:
+        caption += f"; per sample, left to right: {', '.join(names)} (top first), then the image"
+    return {"image": grid_uri(grid, model.num_levels, len(rows) * min(count, 4)), "caption": caption}
 
 
 def inpaint(job: Job, model, image: torch.Tensor, label, mask: torch.Tensor, completions: int, cls,
@@ -152,10 +172,7 @@ def reconstruct(job: Job, model, image: torch.Tensor, label, per_image: int, cls
     for name, t in model.levels_of(x).items():
         shown = _shown(model, name, t) if name != model.level_order[0] else None
         if shown is not None:
-            v, k = shown
-            if k != model.num_levels:
-                v = (v.float() * ((model.num_levels - 1) / (k - 1))).round().long()
-            rows.append(v.cpu())
+            rows.append(_on_data_levels(model, shown).cpu())
             names.append(name)
     if isinstance(model, SamplesReconstructions):
         y = _given_labels(model, cls, label, 1)
