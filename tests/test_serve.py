@@ -11,6 +11,7 @@ import json
 import math
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -368,6 +369,16 @@ def test_page_server_serves_its_assets_on_a_free_port_and_nothing_from_a_network
         for asset in ("static/app.js", "static/style.css"):
             text = urllib.request.urlopen(server.url + asset, timeout=10).read().decode()
             assert "http://" not in text.replace("http://www.w3.org/2000/svg", "") and "https://" not in text
+
+
+def test_a_server_off_the_loopback_needs_its_token():
+    with PageServer(None, host="0.0.0.0", port=0).start() as server:
+        assert server.token and server.url.endswith(f"/?token={server.token}")
+        local = f"http://127.0.0.1:{server.port}/api/models"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(local, timeout=10)
+        assert refused.value.code == 403
+        assert json.loads(urllib.request.urlopen(f"{local}?token={server.token}", timeout=10).read())["models"]
 
 
 def test_serve_command_line_refuses_bad_options_and_a_port_in_use(capsys):

@@ -61,7 +61,9 @@ class PageServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        """The page's address (with its token off the loopback; this machine's name for a wildcard address)."""
+        host = socket.gethostname() if self.host in ("0.0.0.0", "::", "[::]") else self.host
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
         base = f"http://{host}:{self.port}/"
         return base if self.token is None else f"{base}?token={self.token}"
 
