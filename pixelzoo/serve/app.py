@@ -146,11 +146,7 @@ def create_app(catalogue: Catalogue, queue: WorkQueue, token: str | None = None,
     def fit_image():
         """An uploaded image as the model will take it (converted when ``fit``), to show and draw on."""
         body = _body()
-        name = body.get("model")
-        if not isinstance(name, str):
-            raise BadRequest("model is required (a name of /api/models)")
-        catalogue.folder(name)
-        model = catalogue.model(name)
+        name, model = _model_of(body)
         if body.get("upload") is None:
             raise BadRequest("upload is required (an image as a data: URI)")
         x, _ = image_of(body, model, lambda: None)
@@ -163,14 +159,10 @@ def create_app(catalogue: Catalogue, queue: WorkQueue, token: str | None = None,
     @app.post("/api/jobs")
     def start_job():
         body = _body()
-        name = body.get("model")
-        if not isinstance(name, str):
-            raise BadRequest("model is required (a name of /api/models)")
-        catalogue.folder(name)
         kind = body.get("kind")
+        name, model = _model_of(body)
         if kind not in KINDS:
             raise BadRequest(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-        model = catalogue.model(name)
         if kind not in capabilities(model):
             raise BadRequest(f"{name} cannot {kind} (it can: {', '.join(capabilities(model))})")
         task = _task(kind, body, model, lambda: catalogue.test_images(name))
@@ -210,6 +202,14 @@ def create_app(catalogue: Catalogue, queue: WorkQueue, token: str | None = None,
         if not isinstance(body, dict):
             raise BadRequest("the request body must be a JSON object")
         return body
+
+    def _model_of(body: dict):
+        """(name, loaded model) of the request's ``model`` field; 404 for a name not served."""
+        name = body.get("model")
+        if not isinstance(name, str):
+            raise BadRequest("model is required (a name of /api/models)")
+        catalogue.folder(name)
+        return name, catalogue.model(name)
 
     def _job(job_id):
         job = queue.get(job_id)

@@ -34,32 +34,30 @@ class BadRequest(PixelzooError):
         self.status = status
 
 
-def integer(body: dict, key: str, low: int, high: int, default=None) -> int:
+def _number(body, key: str, low, high, default, integral: bool):
+    what = f"{'an integer' if integral else 'a number'} from {low:g} to {high:g}"
     value = body.get(key, default)
     if value is None:
-        raise BadRequest(f"{key} is required (an integer from {low} to {high})")
+        raise BadRequest(f"{key} is required ({what})")
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise BadRequest(f"{key} must be an integer from {low} to {high}, got {value!r}")
+        raise BadRequest(f"{key} must be {what}, got {value!r}")
     try:
         number = float(value)
     except ValueError:
-        raise BadRequest(f"{key} must be an integer from {low} to {high}, got {value!r}") from None
-    if not math.isfinite(number) or number != int(number) or not low <= number <= high:
-        raise BadRequest(f"{key} must be an integer from {low} to {high}, got {value!r}")
-    return int(number)
+        raise BadRequest(f"{key} must be {what}, got {value!r}") from None
+    if not math.isfinite(number) or (integral and number != int(number)) or not low <= number <= high:
+        raise BadRequest(f"{key} must be {what}, got {value!r}")
+    return int(number) if integral else number
 
 
-def real(body: dict, key: str, low: float, high: float, default=None) -> float:
-    value = body.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise BadRequest(f"{key} must be a number from {low:g} to {high:g}, got {value!r}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise BadRequest(f"{key} must be a number from {low:g} to {high:g}, got {value!r}") from None
-    if not math.isfinite(number) or not low <= number <= high:
-        raise BadRequest(f"{key} must be a number from {low:g} to {high:g}, got {value!r}")
-    return number
+def integer(body, key: str, low: int, high: int, default=None) -> int:
+    """``body[key]`` (a dict or the query's arguments) as an integer in [low, high]; numbers written as text are read."""
+    return _number(body, key, low, high, default, integral=True)
+
+
+def real(body, key: str, low: float, high: float, default=None) -> float:
+    """``body[key]`` as a finite number in [low, high]."""
+    return _number(body, key, low, high, default, integral=False)
 
 
 def class_of(body: dict, model) -> int | None:
