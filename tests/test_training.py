@@ -184,6 +184,24 @@ def test_adamax_resumes_exactly_and_the_final_evaluation_takes_its_images(tmp_pa
         TrainConfig.from_dict({"final_eval_images": 0})
 
 
+def test_learning_rate_warms_up_linearly_then_decays_and_a_resumed_run_follows_it(tmp_path):
+    cfg = TrainConfig.from_dict({"lr": 0.01, "lr_decay": 0.5, "warmup_steps": 4})
+    assert [cfg.learning_rate(t) for t in range(6)] == pytest.approx(
+        [0.01 * 0.25, 0.01 * 0.5 * 0.5, 0.01 * 0.25 * 0.75, 0.01 * 0.125, 0.01 * 0.0625, 0.01 * 0.03125])
+    assert TrainConfig.from_dict({"lr": 0.01, "lr_decay": 0.5}).learning_rate(3) == pytest.approx(0.01 * 0.125)
+    with pytest.raises(ConfigError, match="warmup_steps"):
+        TrainConfig.from_dict({"warmup_steps": -1})
+    a, _ = run(config(6, warmup_steps=4, lr_decay=0.9), tmp_path / "a")
+    logged = [json.loads(line)["lr"] for line in (a.run_dir / "metrics.jsonl").read_text().splitlines()
+              if '"lr"' in line]
+    assert logged[:6] == pytest.approx([3e-3 * 0.9 ** t * min(1, (t + 1) / 4) for t in range(6)], abs=1e-6)  # logged to 6 places
+    b, _ = run(config(3, warmup_steps=4, lr_decay=0.9), tmp_path / "b")
+    b2 = resume_run(b.run_dir, steps=6, progress=False, tensorboard=False)
+    b2.train()
+    ta, tb = load_tensors(a.single.checkpoint_path), load_tensors(b2.single.checkpoint_path)
+    assert all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
 def test_polyak_average_and_swap():
     model = torch.nn.Linear(2, 1)
     avg = Polyak(model, 0.5)

@@ -38,7 +38,8 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     optimizer: str = "adam"        # "adam" or "adamax" (Kingma & Ba 2015, the infinity-norm variant; AGAVE's)
-    lr_decay: float = 1.0          # learning rate at step t: lr * lr_decay ** t
+    lr_decay: float = 1.0          # learning rate at step t: lr * lr_decay ** t (see learning_rate)
+    warmup_steps: int = 0          # a linear warm-up: the rate times (t + 1) / warmup_steps for t < warmup_steps
     grad_clip: float | None = 1.0  # max global gradient norm; None disables clipping
     polyak: float | None = None    # decay of the Polyak (EMA) weights used to evaluate and sample
     flip: bool = False             # random horizontal flips of training images
@@ -74,7 +75,7 @@ class TrainConfig:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every", "eval_batch_size"):
             if getattr(cfg, name) < 1:
                 raise ConfigError(f"train.{name} must be a positive integer, got {getattr(cfg, name)!r}")
-        for name in ("eval_every", "sample_every", "num_samples", "seed", "workers"):
+        for name in ("eval_every", "sample_every", "num_samples", "seed", "workers", "warmup_steps"):
             if getattr(cfg, name) < 0:
                 raise ConfigError(f"train.{name} must be an integer >= 0, got {getattr(cfg, name)!r}")
         for name in ("eval_images", "final_eval_images", "grad_clip", "time_budget"):
@@ -94,6 +95,12 @@ class TrainConfig:
         if cfg.polyak is not None and not 0 < cfg.polyak < 1:
             raise ConfigError(f"train.polyak must lie in (0, 1), got {cfg.polyak}")
         return cfg
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of optimizer step ``step`` (0-based): ``lr * lr_decay ** step``, times
+        ``(step + 1) / warmup_steps`` while ``step < warmup_steps`` (a linear warm-up from lr / warmup_steps)."""
+        rate = self.lr * self.lr_decay ** step
+        return rate * min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else rate
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -195,7 +195,7 @@ class Trainer:
                 x, y, extras = next(batches)
                 torch.manual_seed(step_seed(cfg.seed, self.step) + distributed.rank())
                 for group in self.optimizer.param_groups:
-                    group["lr"] = cfg.lr * cfg.lr_decay ** self.step
+                    group["lr"] = cfg.learning_rate(self.step)
                 with precision_ctx:
                     out = loss_fn(x, y, **extras)
                 loss = out["loss"]
