@@ -60,6 +60,9 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, help="training steps of every pyramid part (default: the preset's, per part)")
     p.add_argument("--flat-steps", type=int, help="training steps of the flat model (default: the pyramid's largest)")
     p.add_argument("--time-budget", type=float, help="seconds of training per part / for the flat model (stops early)")
+    p.add_argument("--flat-time-budget", type=float,
+                   help="seconds of training of the flat model (default: --time-budget; give the pyramid's total, "
+                        "parts times --time-budget, for an equal budget)")
     p.add_argument("--no-train", action="store_true", help="untrained weights: sampling speed only (no bits/dim)")
     p.add_argument("--eval-images", type=int, default=500, help="test images for bits/dim (default 500)")
     p.add_argument("--sample-n", type=int, default=1, help="images drawn in one batch (default 1)")
@@ -93,6 +96,8 @@ def configs(args):
         flat_model["class_conditional"] = pyr["model"]["class_conditional"]
     flat = {"model": flat_model, "data": dict(pyr["data"]),
             "train": dict(train, steps=args.flat_steps if args.flat_steps is not None else largest)}
+    if args.flat_time_budget:
+        flat["train"]["time_budget"] = args.flat_time_budget
     return pyr, flat
 
 
