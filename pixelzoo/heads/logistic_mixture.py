@@ -156,6 +156,8 @@ class LogisticMixtureHead(Head):
         #: exact interior bin masses; None: exact below 256 levels, PixelCNN++'s rule at 256
         self.exact_masses = self.num_levels < 256 if exact_masses is None else bool(exact_masses)
         self.n_coeffs = self.channels * (self.channels - 1) // 2
+        m, c = self.n_mix, self.channels
+        self._step_split = [m, m, (c - 1) * m, m, (c - 1 + self.n_coeffs) * m]
         # sampling defaults (not part of the likelihood)
         self.sample_mode = "sample"
         self.log_scale_shift = 0.0
@@ -220,10 +222,10 @@ class LogisticMixtureHead(Head):
         log-scales straight from ``raw`` (N, num_params); later channels as ``subpixel_params``."""
         if c:
             return super().step_params(raw, c, pixel)
-        m = self.n_mix
-        raw = full_precision(raw)
-        log_scales = raw[:, (1 + self.channels) * m : (2 + self.channels) * m].clamp(min=self.min_log_scale)
-        return torch.cat([F.log_softmax(raw[:, :m], dim=1), raw[:, m : 2 * m], log_scales], dim=1)
+        # one split into the weights, channel 0's means, the other means, channel 0's log-scales and
+        # the rest (a step at batch 1 costs its number of operations: one split, not three slices)
+        logits, means, _, log_scales, _ = full_precision(raw).split(self._step_split, dim=1)
+        return torch.cat([F.log_softmax(logits, dim=1), means, log_scales.clamp(min=self.min_log_scale)], dim=1)
 
     def unpack(self, sp: torch.Tensor):
         """(..., 3M, ...) at dim ``-3`` for (B, C, 3M, H, W) or dim 1 for (N, 3M): the three (M,) parts."""
