@@ -64,6 +64,9 @@ def parse_args(argv=None):
                    help="seconds of training of the flat model (default: --time-budget; give the pyramid's total, "
                         "parts times --time-budget, for an equal budget)")
     p.add_argument("--no-train", action="store_true", help="untrained weights: sampling speed only (no bits/dim)")
+    p.add_argument("--from-runs", action="store_true",
+                   help="do not train: load the two runs of an earlier call from --run-dir (its pyramid/ and flat/) "
+                        "and measure them")
     p.add_argument("--eval-images", type=int, default=500, help="test images for bits/dim (default 500)")
     p.add_argument("--sample-n", type=int, default=1, help="images drawn in one batch (default 1)")
     p.add_argument("--repeats", type=int, default=2,
@@ -101,11 +104,32 @@ def configs(args):
     return pyr, flat
 
 
-def train_or_build(config, run_dir, no_train, eval_images):
+def last_steps(run_dir: Path) -> dict:
+    """Per unit of a run (the run itself, or each part under parts/), the last step and test bits/dim
+    its metrics.jsonl records."""
+    out = {}
+    for metrics in sorted([run_dir / "metrics.jsonl"] + list((run_dir / "parts").glob("*/metrics.jsonl"))):
+        if not metrics.exists():
+            continue
+        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        test = [r for r in rows if "test_bpd_full" in r]
+        info = {"step": max(r["step"] for r in rows)} if rows else {}
+        if test:
+            info["test_bpd"] = test[-1]["test_bpd_full"]
+        out["run" if metrics.parent == run_dir else metrics.parent.name] = info
+    return out
+
+
+def train_or_build(config, run_dir, no_train, eval_images, from_run=False):
     from pixelzoo.data import DataSplits
     from pixelzoo.training import load_data, load_run_model, start_run
     from pixelzoo.training.run import build_model, resolve_model_config
 
+    if from_run:
+        model, _ = load_run_model(run_dir)
+        splits = load_data(config["data"])
+        splits = DataSplits(splits.train, splits.test.subset(range(min(eval_images, len(splits.test)))))
+        return model, splits, {"run_dir": str(run_dir), "reloaded": True, "units": last_steps(Path(run_dir))}
     if no_train:
         splits = load_data(config["data"])
         torch.manual_seed(config["train"].get("seed", 0))
@@ -160,10 +184,12 @@ def labels(model, n):
     return torch.arange(n) % model.num_classes if model.num_classes else None
 
 
-def stepper_name(model, n):
-    """The class of the stepper ``model`` (an autoregressive model, or a conditional one around it)
-    samples with."""
-    return type(getattr(model, "ar", model).stepper(n)).__name__
+def stepper_name(model, n, y=None, cond=None):
+    """The class of the stepper ``model`` (an autoregressive model, or a conditional one around it,
+    given ``cond``, the level above) samples with."""
+    if hasattr(model, "ar"):  # a stepper may need the conditioning map at creation (PixelCNN++'s)
+        return type(model.ar.stepper(n, y=y, spatial=model.spatial(cond))).__name__
+    return type(model.stepper(n, y=y)).__name__
 
 
 def time_flat(model, n, seed):
@@ -172,29 +198,31 @@ def time_flat(model, n, seed):
     model.sample(n, y=labels(model, n), generator=g)
     best = time.perf_counter() - t
     _, h, w = model.image_shape
-    return {"seconds": best, "seconds_per_pixel": best / (n * h * w), "stepper": stepper_name(model, n)}
+    return {"seconds": best, "seconds_per_pixel": best / (n * h * w), "stepper": stepper_name(model, n, labels(model, n))}
 
 
 def time_pyramid(model, n, seed):
     """Time each part of ancestral sampling separately (the same steps as ``model.sample``)."""
     y = labels(model, n)
     g = torch.Generator().manual_seed(seed)
-    parts = {}
+    parts, conds = {}, {"prior": None}
     t0 = time.perf_counter()
     low = model.parts["prior"].sample(n, y=y, generator=g)
     parts["prior"] = time.perf_counter() - t0
     for k in range(1, model.n_scales + 1):
         t = time.perf_counter()
+        conds[f"scale_{k}"] = low
         low = model.parts[f"scale_{k}"].sample(n, y=y, cond=low, generator=g)
         parts[f"scale_{k}"] = time.perf_counter() - t
     total = time.perf_counter() - t0
+    steppers = {k: stepper_name(model.parts[k], n, y, conds[k]) for k in parts}
     _, h, w = model.image_shape
     level_pixels = {name: math.prod(model.levels[model.link_of_part(name).level].shape[1:]) for name in model.part_names}
     return {"seconds": total, "seconds_per_pixel": total / (n * h * w),
             "seconds_per_generated_pixel_all_levels": total / (n * sum(level_pixels.values())),
             "parts": {k: {"seconds": v, "level": "{}x{}".format(*model.levels[model.link_of_part(k).level].shape[1:]),
                           "seconds_per_pixel_of_level": v / (n * level_pixels[k]),
-                          "stepper": stepper_name(model.parts[k], n)} for k, v in parts.items()}}
+                          "stepper": steppers[k]} for k, v in parts.items()}}
 
 
 def time_both(pyramid, flat, n, repeats, seed):
@@ -220,8 +248,11 @@ def main(argv=None):
     pyr_cfg, flat_cfg = configs(args)
     base = Path(args.run_dir) if args.run_dir else Path(tempfile.mkdtemp(prefix="pyramid_speed-"))
     start = time.perf_counter()
-    pyramid, splits, pyr_train = train_or_build(pyr_cfg, base / "pyramid", args.no_train, args.eval_images)
-    flat, _, flat_train = train_or_build(flat_cfg, base / "flat", args.no_train, args.eval_images)
+    if args.from_runs and not args.run_dir:
+        raise SystemExit("--from-runs needs --run-dir (the directory of the earlier call)")
+    pyramid, splits, pyr_train = train_or_build(pyr_cfg, base / "pyramid", args.no_train, args.eval_images,
+                                                args.from_runs)
+    flat, _, flat_train = train_or_build(flat_cfg, base / "flat", args.no_train, args.eval_images, args.from_runs)
     result = {
         "benchmark": "pyramid_speed",
         "paper": {"pyramid_s_per_pixel": 0.004, "pixelcnnpp_cached_s_per_pixel": 0.05, "speedup": 12.5,
@@ -232,6 +263,9 @@ def main(argv=None):
                     "params": sum(p.numel() for p in pyramid.parameters())},
         "flat": {"model": flat_cfg["model"], "train": flat_train, "params": sum(p.numel() for p in flat.parameters())},
     }
+    if args.from_runs:
+        result["note"] = (f"the runs of an earlier call reloaded from {args.run_dir} (budgets as given: "
+                          f"--time-budget {args.time_budget} per part, --flat-time-budget {args.flat_time_budget})")
     if args.no_train:
         result["note"] = "untrained weights: sampling speed only (the time of a step does not depend on the weights)"
     else:
