@@ -169,6 +169,9 @@ class GatedStepper(Stepper):
     """The incremental stepper of ``GatedPixelCNNTrunk``: per-layer queues for the vertical stack
     (once per row) and the horizontal stack (once per position); see the module docstring."""
 
+    #: the most bytes the conditioning bias of the whole map may take to be computed at once
+    COND_MAP_BYTES = 64 * 2 ** 20
+
     def __init__(self, model, n, y=None, spatial=None, inputs=None, image_input: bool = False):
         super().__init__(model, n, y, spatial, inputs)
         self.trunk = model.trunk
@@ -198,6 +201,11 @@ class GatedStepper(Stepper):
         # the trunk's spatial map (the spatial map and the head's input embedding), once per sample call
         self.trunk_map = model.trunk_spatial(spatial, **self.inputs)
         self._cond: dict[int, list] = {}
+        #: with a map, every row's conditioning bias in one product per layer when it is small enough to
+        #: hold (per layer (n, 4F, H, W); 64 MB in all), else one row at a time
+        self._cond_all: list | None = None
+        cond_bytes = self.n * sum(4 * q.features for q in self.queues) * self.height * self.width * weight.element_size()
+        self._cond_whole_map = self.trunk_map is not None and cond_bytes <= self.COND_MAP_BYTES
         self.v_rows = 0  # vertical rows computed
         self.row: int | None = None  # the row the horizontal queues are set up for
         self.done = 0  # positions (raster index) whose column in the queues is final
@@ -234,6 +242,11 @@ class GatedStepper(Stepper):
         without conditioning)."""
         if self.trunk_map is None:  # no map: the same bias on every row
             r = 0
+        elif self._cond_all is None and self._cond_whole_map:  # the whole map's bias at once, then crops
+            self._cond_all = self.trunk.conditioning(self.y, self.trunk_map, (self.height, self.width))
+        if self._cond_all is not None:
+            return [tuple(None if t is None else t[..., r : r + 1, :] if t.shape[-2] > 1 else t for t in halves)
+                    for halves in self._cond_all]
         if r not in self._cond:
             sp = None if self.trunk_map is None else self.trunk_map[..., r : r + 1, :]
             self._cond = {k: v for k, v in self._cond.items() if k >= r - 1}
