@@ -104,6 +104,7 @@ class SnailStepper(Stepper):
         self._cond: dict[int, list] = {}
         self.positions: dict[int, torch.Tensor] = {}
         self.keys: dict[int, torch.Tensor] = {}
+        self._step_buffers: dict[int, tuple] = {}
         self.values: dict[int, torch.Tensor] = {}
         self.projections = {b: self._projections(att) for b, att in self.attention.items()}
         #: the attention probabilities' dropout where it acts (training mode), else None (sampling)
@@ -221,29 +222,30 @@ class SnailStepper(Stepper):
         value (and input, for the next query). Keys are cached transposed, (n, heads, d_k, H*W), so
         the scores are one product with a prefix of the cache."""
         att, proj = self.attention[b], self.projections[b]
-        n, nh, kc = self.n, att.heads, att.key_channels
+        n, nh = self.n, att.heads
         self._cache(b, a)
+        # the projections go into a buffer whose query, key and value parts are views made once
+        buf, q4, k3, v3 = self._step_buffers[b]
         if att.include_self:
             w, table = proj["qkv"]
-            qkv = torch.addmm(table[p], a, w)
-            q, kv = qkv[:, :kc], qkv[:, kc:]
+            torch.addmm(table[p], a, w, out=buf)
             m = p + 1
         else:  # the query from the previous position's input with this position's code
             w, table = proj["kv"]
-            kv = torch.addmm(table[p], a, w)
+            torch.addmm(table[p], a, w, out=buf)
             inputs = self.att_inputs[b]
             inputs[:, :, p] = a
             m = p
             if p:
                 wq, tq = proj["q"]
-                q = torch.addmm(tq[p], inputs[:, :, p - 1], wq)
+                q4 = torch.addmm(tq[p], inputs[:, :, p - 1], wq).view(n, nh, 1, -1)
         keys, values = self.keys[b], self.values[b]
-        keys.select(3, p).copy_(kv[:, :kc].view(n, nh, -1))
-        values.select(2, p).copy_(kv[:, kc:].view(n, nh, -1))
+        keys.select(3, p).copy_(k3)
+        values.select(2, p).copy_(v3)
         w_out, b_out = proj["out"]
         if m == 0:  # the first position alone attends to nothing
             return b_out.expand(n, -1)
-        probs = torch.matmul(q.view(n, nh, 1, -1), keys[..., :m]).softmax(-1)
+        probs = torch.matmul(q4, keys[..., :m]).softmax(-1)
         if self.att_dropout[b] is not None:
             probs = self.att_dropout[b](probs)
         out = torch.matmul(probs, values[:, :, :m]).view(n, att.value_channels)
@@ -257,6 +259,14 @@ class SnailStepper(Stepper):
         att, n, hw = self.attention[b], self.n, self.height * self.width
         self.keys[b] = a.new_zeros(n, att.heads, att.key_channels // att.heads, hw)
         self.values[b] = a.new_zeros(n, att.heads, hw, att.value_channels // att.heads)
+        # one position's projections (``_attend_one``): [query,] key, value in one buffer (n, out), and
+        # its parts as views shaped for the caches: query (n, heads, 1, d_k), key (n, heads, d_k),
+        # value (n, heads, d_v)
+        kc, vc, nh = att.key_channels, att.value_channels, att.heads
+        q_width = kc if att.include_self else 0
+        buf = a.new_zeros(n, q_width + kc + vc)
+        self._step_buffers[b] = (buf, buf[:, :q_width].view(n, nh, 1, -1) if q_width else None,
+                                 buf[:, q_width : q_width + kc].view(n, nh, -1), buf[:, q_width + kc :].view(n, nh, -1))
         if not att.include_self:
             self.att_inputs[b] = a.new_zeros(n, a.shape[1], hw)
 
