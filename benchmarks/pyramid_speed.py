@@ -13,7 +13,8 @@ measures both models *in the same run* on this machine:
   (each sub-pyramid's bound in bits per dimension of that resolution, the paper's Table 2);
 * seconds per generated pixel: ``--sample-n`` images drawn as one batch (default 1, the paper's
   single-image setting), ``--repeats`` times alternating the two models, each one's best time
-  taken. A "pixel" is a spatial position of the final image (all its channels), so the pyramid's
+  taken; also in CPU time of the thread (``*cpu_seconds*``, ``speedup_per_pixel_cpu``: with one
+  torch thread all of the work, and not stretched when other processes load the machine). A "pixel" is a spatial position of the final image (all its channels), so the pyramid's
   figure includes the time spent on its lower resolutions (also reported per part, and per pixel
   of every level).
 
@@ -29,6 +30,9 @@ pyramid's per-scale trunks are against the flat model (see the preset and ``--fl
     python benchmarks/pyramid_speed.py --steps 2 --flat-steps 2 --eval-images 16   # smoke run
     python benchmarks/pyramid_speed.py --no-train --repeats 3 \
         --out benchmarks/results/pyramid_speed_sampling.json                     # sampling speed only
+    python benchmarks/pyramid_speed.py --time-budget 75 --flat-time-budget 300 \
+        --run-dir runs/pyr                                                       # an equal budget: 4 x 75 s = 300 s
+    python benchmarks/pyramid_speed.py --from-runs --run-dir runs/pyr ...        # measure those runs again
 
 Writes ``benchmarks/results/pyramid_speed.json`` (``--out``).
 """
