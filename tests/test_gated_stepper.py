@@ -97,6 +97,7 @@ def test_logistic_mixture_head():
 @pytest.mark.parametrize("whole_map", [True, False])
 def test_spatial_conditioning_map(whole_map, monkeypatch):
     """The map's conditioning bias for every row at once, or (over the memory bound) a row at a time."""
+    monkeypatch.setattr(GatedStepper, "COND_MAP_MAX_BATCH", 8)  # the batches here
     if not whole_map:
         monkeypatch.setattr(GatedStepper, "COND_MAP_BYTES", 0)
     model = gated((3, 4, 5), num_classes=2, spatial_channels=2)

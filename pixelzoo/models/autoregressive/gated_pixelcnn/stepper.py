@@ -169,7 +169,9 @@ class GatedStepper(Stepper):
     """The incremental stepper of ``GatedPixelCNNTrunk``: per-layer queues for the vertical stack
     (once per row) and the horizontal stack (once per position); see the module docstring."""
 
-    #: the most bytes the conditioning bias of the whole map may take to be computed at once
+    #: the largest batch, and the most bytes, for which the conditioning bias of the whole map is
+    #: computed at once
+    COND_MAP_MAX_BATCH = 1
     COND_MAP_BYTES = 64 * 2 ** 20
 
     def __init__(self, model, n, y=None, spatial=None, inputs=None, image_input: bool = False):
@@ -201,11 +203,13 @@ class GatedStepper(Stepper):
         # the trunk's spatial map (the spatial map and the head's input embedding), once per sample call
         self.trunk_map = model.trunk_spatial(spatial, **self.inputs)
         self._cond: dict[int, list] = {}
-        #: with a map, every row's conditioning bias in one product per layer when it is small enough to
-        #: hold (per layer (n, 4F, H, W); 64 MB in all), else one row at a time
+        #: with a map, every row's conditioning bias in one product per layer for a small batch (where a
+        #: row's few operations cost more than their arithmetic; per layer (n, 4F, H, W), 64 MB at most),
+        #: else one row at a time (a larger batch reads a row of the whole map's bias scattered, slower)
         self._cond_all: list | None = None
         cond_bytes = self.n * sum(4 * q.features for q in self.queues) * self.height * self.width * weight.element_size()
-        self._cond_whole_map = self.trunk_map is not None and cond_bytes <= self.COND_MAP_BYTES
+        self._cond_whole_map = (self.trunk_map is not None and self.n <= self.COND_MAP_MAX_BATCH
+                                and cond_bytes <= self.COND_MAP_BYTES)
         self.v_rows = 0  # vertical rows computed
         self.row: int | None = None  # the row the horizontal queues are set up for
         self.done = 0  # positions (raster index) whose column in the queues is final
