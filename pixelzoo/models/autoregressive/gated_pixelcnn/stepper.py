@@ -29,7 +29,8 @@ bias once per sample call.
 Conditioning: the trunk's spatial map (the model's spatial map and the embedding of the head's
 per-position inputs, e.g. PixelIQN's tau, ``model.trunk_spatial``) is computed once per sample call
 for the whole image; the conditioning bias (class embedding + 1x1 projection of that map) of a row is
-computed once per row, from the map's row (once per call without a map). The output layer and the
+computed once per row, from the map's row (once per call without a map; for one image, every row's
+at once, then cropped). The output layer and the
 head run per sub-pixel (``Stepper.params_from``: the output layer folded into two matrix products,
 the head giving only the sub-pixel's channel) on the features and the head's inputs at that position.
 
