@@ -325,9 +325,12 @@ class LogisticMixtureHead(Head):
             log_scale = log_scale - shift
         u = min(max(u, 1e-12), 1.0 - 1e-12)
         noise = math.log(u) - math.log1p(-u)
-        scale = math.exp(log_scale)
+        scale = math.exp(log_scale) if log_scale < 709.0 else math.inf  # torch's exp overflows to inf
         if temperature != 1.0:
             scale *= temperature
-        value = min(max(scale * noise + mean, -1.0), 1.0)
+        value = scale * noise + mean
         k1 = self.num_levels - 1
+        if value != value:  # NaN (inf * 0, a NaN parameter): as the tensor path's clamp and cast take it
+            return torch.tensor([value], dtype=torch.float64).clamp_(-1.0, 1.0).add_(1.0).mul_(k1 / 2.0).round_().long()
+        value = min(max(value, -1.0), 1.0)
         return torch.full((1,), round((value + 1.0) * (k1 / 2.0)), dtype=torch.long)
