@@ -15,7 +15,9 @@ rows spread over the image and extrapolated to the full image (the rows' mean in
 image's; the other rows are given, taken from the incremental sample, so both samplers draw the same
 sub-pixels: ``identical`` says whether they drew the same values); and one batched forward pass
 (``log_prob`` without gradients) of the batch, the best of 3. Ratios: naive / incremental (speed-up) and
-incremental / forward (the Ramachandran et al. target is about 1). The incremental sampler is timed
+incremental / forward (the Ramachandran et al. target is about 1), also in CPU time of the thread
+(``*_cpu``: with one torch thread all of the work, and not stretched when other processes load the
+machine; best of 3, the two alternating). The incremental sampler is timed
 as the best of 2 calls, like the forward pass (best of 3): the first call of a process also pays
 one-time costs (kernel selection, first allocations) that are not a sampling step's.
 
@@ -88,12 +90,25 @@ def timed(fn):
     return out, time.perf_counter() - t
 
 
+def cpu_timed(fn):
+    """The seconds of CPU time the calling thread spends in ``fn()`` (with one torch thread, all of the
+    work; unlike the wall time, not stretched by other processes on a busy machine)."""
+    t = time.thread_time()
+    fn()
+    return time.thread_time() - t
+
+
 def measure(model, n, rows, seed):
     c, height, width = model.image_shape
     y = torch.arange(n) % model.num_classes if model.num_classes else None
     runs = [timed(lambda: model.sample(n, y=y, generator=torch.Generator().manual_seed(seed))) for _ in range(2)]
     full, inc_s = runs[0][0], min(s for _, s in runs)  # best of 2 (same seed, same images)
     fwd_s = min(timed(lambda: torch.no_grad()(model.log_prob)(full, y))[1] for _ in range(3))  # best of 3
+    # the same two in CPU time of this thread, alternating, best of 3 each
+    inc_cpu, fwd_cpu = [], []
+    for _ in range(3):
+        inc_cpu.append(cpu_timed(lambda: model.sample(n, y=y, generator=torch.Generator().manual_seed(seed))))
+        fwd_cpu.append(cpu_timed(lambda: torch.no_grad()(model.log_prob)(full, y)))
     rows = timed_rows(height, rows)
     mask = torch.ones(model.image_shape, dtype=torch.bool)
     mask[:, rows] = False
@@ -110,6 +125,8 @@ def measure(model, n, rows, seed):
             "naive_extrapolated": len(rows) < height,
             "speedup_vs_naive": round(naive_full / inc_s, 1),
             "incremental_over_forward": round(inc_s / fwd_s, 1),
+            "incremental_cpu_seconds": round(min(inc_cpu), 4), "forward_cpu_seconds": round(min(fwd_cpu), 4),
+            "incremental_over_forward_cpu": round(min(inc_cpu) / min(fwd_cpu), 1),
             "identical": bool(torch.equal(naive, inc_rows))}
 
 
@@ -178,7 +195,8 @@ def main(argv=None):
             rows.append(r)
             ok = ok and r["identical"]
             print(f"{case} batch {n}: {r['stepper']} {r['incremental_seconds']:.2f} s, naive ~{r['naive_seconds_estimate']:.1f} s "
-                  f"({r['speedup_vs_naive']}x), {r['incremental_over_forward']} forward passes; identical {r['identical']}",
+                  f"({r['speedup_vs_naive']}x), {r['incremental_over_forward']} forward passes "
+                  f"({r['incremental_over_forward_cpu']} in CPU time); identical {r['identical']}",
                   flush=True)
         result["cases"][case] = {"model": cfg, "image_shape": list(model.image_shape), "num_classes": model.num_classes,
                                  "params": sum(p.numel() for p in model.parameters()), "results": rows}

@@ -90,13 +90,22 @@ def test_three_channels():
 def test_logistic_mixture_head():
     model = gated((3, 4, 5), num_levels=16, head="logistic_mixture", head_options={"n_mix": 2})
     assert_same_images(model, 4)
+    assert_same_images(model, 1)  # one image: the head's draw on Python floats, for both samplers
     assert_same_images(model, 3, head_options={"mode": "map", "log_scale_shift": 0.5})
 
 
-def test_spatial_conditioning_map():
+@pytest.mark.parametrize("whole_map", [True, False])
+def test_spatial_conditioning_map(whole_map, monkeypatch):
+    """The map's conditioning bias for every row at once, or (over the memory bound) a row at a time."""
+    monkeypatch.setattr(GatedStepper, "COND_MAP_MAX_BATCH", 8)  # the batches here
+    if not whole_map:
+        monkeypatch.setattr(GatedStepper, "COND_MAP_BYTES", 0)
     model = gated((3, 4, 5), num_classes=2, spatial_channels=2)
     spatial = torch.randn(2, 2, 4, 5, generator=torch.Generator().manual_seed(3))
-    assert_same_images(model, 4, y=torch.tensor([0, 1, 1, 0]), spatial=spatial)
+    y = torch.tensor([0, 1, 1, 0])
+    assert GatedStepper(model, 4, y, spatial.repeat(2, 1, 1, 1))._cond_whole_map == whole_map
+    assert_same_images(model, 4, y=y, spatial=spatial)
+    assert_same_params(model, 4, y=y, spatial=spatial)
 
 
 @pytest.mark.parametrize("shape", [(3, 5, 5), (1, 5, 5)])

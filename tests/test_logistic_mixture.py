@@ -285,6 +285,37 @@ def test_temperature_scales_the_noise_like_a_log_scale_shift():
     assert (a - b).abs().max().item() <= 1  # equal up to rounding at bin edges
 
 
+def test_one_row_draw_equals_the_batched_draw():
+    """At batch 1 on the CPU ``draw`` runs on Python floats (``_draw_one``); with the same generator
+    state it gives the tensor path's level and leaves the generator where that path does, over rows
+    of every kind (peaked and flat weights, means past the ends, tiny and large scales), shifts and
+    temperatures."""
+    g = torch.Generator().manual_seed(5)
+    for levels, m in ((256, 10), (16, 3), (2, 1)):
+        head = LogisticMixtureHead(levels, 1, n_mix=m)
+        for r in range(400):
+            logits = torch.randn(m, generator=g) * (0.1 if r % 3 else 6.0)
+            means = torch.rand(m, generator=g) * 2.6 - 1.3
+            log_scales = torch.rand(m, generator=g) * 8.0 - 7.0
+            if r % 50 == 7:  # an untrained model's log-scale past exp's range: the logistic fills an end bin
+                log_scales = log_scales + 800.0
+            raw = torch.cat([logits, means, log_scales])[None, :, None, None]
+            sp = head.subpixel_params(raw, torch.zeros(1, 1, 1, 1))[:, 0, :, 0, 0]
+            temperature, shift = (1.0, 0.0) if r % 4 else (0.5 + r / 400, 0.3)
+            a, b = torch.Generator().manual_seed(r), torch.Generator().manual_seed(r)
+            one = head._draw_one(sp, temperature, shift, a)
+            rows = head._draw_rows(sp, temperature, shift, "sample", b)
+            assert one.dtype == rows.dtype == torch.long and one.shape == rows.shape == (1,)
+            assert one.item() == rows.item(), (levels, m, r)
+            assert torch.equal(a.get_state(), b.get_state())
+    # draw() takes the one-row path at batch 1: the same level as the tensor path
+    sp = torch.tensor([[0.1, -0.4, 0.3, -0.2, 0.5, 0.1, -2.0, -3.0, -1.0]])
+    head = LogisticMixtureHead(256, 1, n_mix=3)
+    for seed in range(50):
+        assert head.draw(sp, generator=torch.Generator().manual_seed(seed)).item() == \
+            head._draw_rows(sp, 1.0, 0.0, "sample", torch.Generator().manual_seed(seed)).item()
+
+
 def test_bad_sampling_options():
     head = LogisticMixtureHead(8, 1, n_mix=1)
     sp = torch.tensor([[0.0, 0.0, -1.0]])

@@ -118,3 +118,18 @@ def test_eval_mode_restores_each_module_even_on_error():
             assert not a.training
             raise RuntimeError("inside")
     assert a.training
+
+
+def test_eval_mode_sets_every_submodule_and_skips_modules_already_in_eval(monkeypatch):
+    # a module in eval mode with a submodule in training mode: within the block all in eval mode
+    outer = nn.Sequential(nn.Dropout(0.5), nn.Sequential(nn.Dropout(0.5))).eval()
+    outer[1][0].train()
+    with eval_mode(outer):
+        assert not any(m.training for m in outer.modules())
+    # a module whose every submodule is in eval mode: not walked by eval()/train() at all
+    quiet = nn.Sequential(nn.Dropout(0.5), nn.Linear(2, 2)).eval()
+    calls = []
+    monkeypatch.setattr(nn.Module, "train", lambda self, mode=True: calls.append(mode) or self)
+    with eval_mode(quiet):
+        assert not any(m.training for m in quiet.modules())
+    assert calls == []

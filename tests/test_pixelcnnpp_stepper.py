@@ -70,6 +70,7 @@ def test_samples_equal_the_naive_sampler(shape, head, n_resolutions):
     opts = dict(TINY, head=head, head_options=TINY["head_options"] if head == "logistic_mixture" else {})
     model = pixelzoo.create_model("pixelcnnpp", shape, 6, n_resolutions=n_resolutions, **opts).eval()
     same_samples(model, 3)
+    same_samples(model, 1)  # one image: the pixel written from views, the mixture's draw on Python floats
 
 
 def test_class_and_spatial_conditioning():

@@ -117,6 +117,7 @@ def test_rgb_categorical(options):
 def test_logistic_mixture_head():
     model = snail((3, 4, 5), num_levels=16, head="logistic_mixture", head_options={"n_mix": 2})
     assert_same_images(model, 4)
+    assert_same_images(model, 1)  # one image: the pixel written from views, the mixture's draw on Python floats
     assert_same_images(model, 3, head_options={"mode": "map", "log_scale_shift": 0.5})
 
 

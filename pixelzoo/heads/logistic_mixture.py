@@ -156,6 +156,8 @@ class LogisticMixtureHead(Head):
         #: exact interior bin masses; None: exact below 256 levels, PixelCNN++'s rule at 256
         self.exact_masses = self.num_levels < 256 if exact_masses is None else bool(exact_masses)
         self.n_coeffs = self.channels * (self.channels - 1) // 2
+        m, c = self.n_mix, self.channels
+        self._step_split = [m, m, (c - 1) * m, m, (c - 1 + self.n_coeffs) * m]
         # sampling defaults (not part of the likelihood)
         self.sample_mode = "sample"
         self.log_scale_shift = 0.0
@@ -220,10 +222,10 @@ class LogisticMixtureHead(Head):
         log-scales straight from ``raw`` (N, num_params); later channels as ``subpixel_params``."""
         if c:
             return super().step_params(raw, c, pixel)
-        m = self.n_mix
-        raw = full_precision(raw)
-        log_scales = raw[:, (1 + self.channels) * m : (2 + self.channels) * m].clamp(min=self.min_log_scale)
-        return torch.cat([F.log_softmax(raw[:, :m], dim=1), raw[:, m : 2 * m], log_scales], dim=1)
+        # one split into the weights, channel 0's means, the other means, channel 0's log-scales and
+        # the rest (a step at batch 1 costs its number of operations: one split, not three slices)
+        logits, means, _, log_scales, _ = full_precision(raw).split(self._step_split, dim=1)
+        return torch.cat([F.log_softmax(logits, dim=1), means, log_scales.clamp(min=self.min_log_scale)], dim=1)
 
     def unpack(self, sp: torch.Tensor):
         """(..., 3M, ...) at dim ``-3`` for (B, C, 3M, H, W) or dim 1 for (N, 3M): the three (M,) parts."""
@@ -255,10 +257,11 @@ class LogisticMixtureHead(Head):
              **options) -> torch.Tensor:
         """Draw levels (N,) from sub-pixel parameters (N, 3M). Options: ``mode`` ("sample" or "map"),
         ``log_scale_shift`` (float); they default to the head's attributes of the same meaning."""
-        unknown = sorted(set(options) - {"mode", "log_scale_shift"})
-        if unknown:
-            raise ConfigError(f"unknown sampling options {unknown} for the logistic mixture; "
-                              f"valid: ['log_scale_shift', 'mode']")
+        if options:
+            unknown = sorted(set(options) - {"mode", "log_scale_shift"})
+            if unknown:
+                raise ConfigError(f"unknown sampling options {unknown} for the logistic mixture; "
+                                  f"valid: ['log_scale_shift', 'mode']")
         mode = options.get("mode") or self.sample_mode
         if mode not in SAMPLE_MODES:
             raise ConfigError(f"sampling mode must be one of {list(SAMPLE_MODES)}, got {mode!r}")
@@ -266,6 +269,13 @@ class LogisticMixtureHead(Head):
         shift = float(self.log_scale_shift if shift is None else shift)
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if sp.shape[0] == 1 and sp.device.type == "cpu" and mode == "sample" and temperature != 0:
+            return self._draw_one(sp, temperature, shift, generator)
+        return self._draw_rows(sp, temperature, shift, mode, generator)
+
+    def _draw_rows(self, sp: torch.Tensor, temperature: float, shift: float, mode: str,
+                   generator: torch.Generator | None) -> torch.Tensor:
+        """``draw`` as tensor operations, any batch and device."""
         # one sub-pixel's three blocks (N, 3, M) in float64: a component by its weight, then that
         # component's mean and log-scale picked together, then the logistic noise, in place
         n = sp.shape[0]
@@ -287,3 +297,40 @@ class LogisticMixtureHead(Head):
         value = scale.mul_(noise).add_(mean)  # mean + temperature * s * noise
         k1 = self.num_levels - 1
         return value.clamp_(-1.0, 1.0).add_(1.0).mul_(k1 / 2.0).round_().long()
+
+    def _draw_one(self, sp: torch.Tensor, temperature: float, shift: float,
+                  generator: torch.Generator | None) -> torch.Tensor:
+        """``draw`` of one row on the CPU, mode "sample": the same random numbers from the same calls
+        on ``generator`` (an ``exponential_`` of M doubles, then ``rand`` of one) and the same
+        arithmetic in double, on Python floats instead of one-element tensors (a step at batch 1
+        costs its number of tensor operations: five here against some twenty). IEEE arithmetic makes
+        +, -, *, / and the comparisons equal to the tensors'; ``exp`` and ``log`` come from the C
+        library instead of torch's vectorised ones, which may differ in the last bit, so a draw can
+        differ from the batched path's only where two components' scores, or a value and a bin's
+        edge, agree to about 1e-16 (``tests/test_logistic_mixture.py`` compares the two paths).
+        The softmax is left unnormalised (the argmax of weight / E does not depend on the sum)."""
+        m = self.n_mix
+        vals = sp.tolist()[0]
+        race = torch.empty((1, m), dtype=torch.float64).exponential_(generator=generator).tolist()[0]
+        u = torch.rand((1,), generator=generator, dtype=torch.float64).item()
+        top = max(vals[:m])
+        comp, best = 0, -1.0
+        for k in range(m):
+            e = race[k]
+            score = math.exp(vals[k] - top) / e if e > 0.0 else math.inf
+            if score > best:
+                comp, best = k, score
+        mean, log_scale = vals[m + comp], vals[2 * m + comp]
+        if shift:
+            log_scale = log_scale - shift
+        u = min(max(u, 1e-12), 1.0 - 1e-12)
+        noise = math.log(u) - math.log1p(-u)
+        scale = math.exp(log_scale) if log_scale < 709.0 else math.inf  # torch's exp overflows to inf
+        if temperature != 1.0:
+            scale *= temperature
+        value = scale * noise + mean
+        k1 = self.num_levels - 1
+        if value != value:  # NaN (inf * 0, a NaN parameter): as the tensor path's clamp and cast take it
+            return torch.tensor([value], dtype=torch.float64).clamp_(-1.0, 1.0).add_(1.0).mul_(k1 / 2.0).round_().long()
+        value = min(max(value, -1.0), 1.0)
+        return torch.full((1,), round((value + 1.0) * (k1 / 2.0)), dtype=torch.long)

@@ -59,7 +59,7 @@ class Stepper:
         if self._step_output is None:
             self._step_output = StepOutput(self.model)
         inputs = self.inputs_at(slice(i, i + 1), slice(j, j + 1)) if self.inputs else {}
-        return self._step_output(feats.flatten(1), x, i, j, c, inputs)
+        return self._step_output(feats if feats.dim() == 2 else feats.flatten(1), x, i, j, c, inputs)
 
 
 class FullForwardStepper(Stepper):

@@ -29,7 +29,8 @@ bias once per sample call.
 Conditioning: the trunk's spatial map (the model's spatial map and the embedding of the head's
 per-position inputs, e.g. PixelIQN's tau, ``model.trunk_spatial``) is computed once per sample call
 for the whole image; the conditioning bias (class embedding + 1x1 projection of that map) of a row is
-computed once per row, from the map's row (once per call without a map). The output layer and the
+computed once per row, from the map's row (once per call without a map; for one image, every row's
+at once, then cropped). The output layer and the
 head run per sub-pixel (``Stepper.params_from``: the output layer folded into two matrix products,
 the head giving only the sub-pixel's channel) on the features and the head's inputs at that position.
 
@@ -53,8 +54,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ....nn import gate
 from ..steppers import Stepper
+
+_glu = torch._C._nn.glu  # glu(x, dim, out=): F.glu has no ``out``
 
 
 class _LayerQueues:
@@ -123,7 +125,11 @@ class _LayerQueues:
         self.v_queue = torch.cat([self.v_queue[:, :, 1:], padded], dim=2)
         conv = self.layer.v_conv
         self.v_pre = F.conv2d(self.v_queue, conv.weight, conv.bias)
-        self.v_out = gate(self.v_pre if cv is None else self.v_pre + cv)
+        # gate(v_pre + cv) as tanh in place on the first half of a copy, then GLU: four operations
+        # against the gate's five (``v_pre`` itself is read again by ``start_row``)
+        pre = self.v_pre.clone() if cv is None else self.v_pre + cv
+        pre[:, : self.features].tanh_()
+        self.v_out = _glu(pre, 1)
         return self.v_out
 
     def start_row(self, above: bool, ch) -> None:
@@ -140,12 +146,20 @@ class _LayerQueues:
         if ch is not None:
             row_bias.add_(ch[:, :, 0, :].permute(2, 0, 1))
 
+    def plan(self) -> tuple:
+        """What ``position`` reads, as one tuple (``GatedStepper._position`` runs every layer's step
+        inline from these: a method call per layer costs as much as an operation)."""
+        return (self.biases, self.windows, self.h_weight, self.pre, self.pre_tanh, self.gated, self.out_weight,
+                None if self.first else self.inputs, self.targets)
+
     def position(self, j: int) -> None:
         """The layer's horizontal output at column ``j`` of the current row, less its offset, into
         ``targets[j]`` (the next layer's queue there, or the features). The queue holds the input there."""
         torch.addmm(self.biases[j], self.windows[j], self.h_weight, out=self.pre)
-        # the gate, tanh(first half) * sigmoid(second half), in place and into its buffer
-        gated = torch.mul(self.pre_tanh.tanh_(), self.pre_sigmoid.sigmoid_(), out=self.gated)
+        # the gate, tanh(first half) * sigmoid(second half): tanh in place, then GLU (first half times
+        # the sigmoid of the second) into its buffer, two operations
+        self.pre_tanh.tanh_()
+        gated = _glu(self.pre, 1, out=self.gated)
         if self.first:
             torch.mm(gated, self.out_weight, out=self.targets[j])
         else:  # the residual: the input, as stored (its offset is in the output's)
@@ -155,6 +169,11 @@ class _LayerQueues:
 class GatedStepper(Stepper):
     """The incremental stepper of ``GatedPixelCNNTrunk``: per-layer queues for the vertical stack
     (once per row) and the horizontal stack (once per position); see the module docstring."""
+
+    #: the largest batch, and the most bytes, for which the conditioning bias of the whole map is
+    #: computed at once
+    COND_MAP_MAX_BATCH = 1
+    COND_MAP_BYTES = 64 * 2 ** 20
 
     def __init__(self, model, n, y=None, spatial=None, inputs=None, image_input: bool = False):
         super().__init__(model, n, y, spatial, inputs)
@@ -176,6 +195,8 @@ class GatedStepper(Stepper):
         for q, after in zip(self.queues, self.queues[1:]):
             q.targets = after.inputs
         self.queues[-1].targets = [self._out] * self.width
+        self._plans = [q.plan() for q in self.queues]
+        self._out_offset = self.queues[-1].offset_out
         self._first_inputs = self.queues[0].inputs
         #: the first layer's own tap is fully masked (one channel: mask A reads no channel of the
         #: pixel), so the pixel's input is not needed while it is computed: the refresh writes it
@@ -183,10 +204,21 @@ class GatedStepper(Stepper):
         # the trunk's spatial map (the spatial map and the head's input embedding), once per sample call
         self.trunk_map = model.trunk_spatial(spatial, **self.inputs)
         self._cond: dict[int, list] = {}
+        #: with a map, every row's conditioning bias in one product per layer for a small batch (where a
+        #: row's few operations cost more than their arithmetic; per layer (n, 4F, H, W), 64 MB at most),
+        #: else one row at a time (a larger batch reads a row of the whole map's bias scattered, slower)
+        self._cond_all: list | None = None
+        cond_bytes = self.n * sum(4 * q.features for q in self.queues) * self.height * self.width * weight.element_size()
+        self._cond_whole_map = (self.trunk_map is not None and self.n <= self.COND_MAP_MAX_BATCH
+                                and cond_bytes <= self.COND_MAP_BYTES)
         self.v_rows = 0  # vertical rows computed
         self.row: int | None = None  # the row the horizontal queues are set up for
         self.done = 0  # positions (raster index) whose column in the queues is final
         self.stale_input: int | None = None  # a position whose image input was not final when computed
+        #: per position (raster index), the view ``x[:, :, i, j]`` of the images the sampler passes,
+        #: made in one call for the whole image the first time that tensor is seen
+        self._x: torch.Tensor | None = None
+        self._x_pixels: tuple[torch.Tensor, ...] = ()
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         """The first layer's input at the positions of ``x`` (n, C, h, w): the scaled image, through the
@@ -197,9 +229,17 @@ class GatedStepper(Stepper):
         """The first layer's input at (i, j) of the current row, into its queue."""
         slot = self._first_inputs[j]
         if self._scaled_levels:  # scale_levels, value for value: x * 2 / (K - 1) - 1
-            torch.mul(x[:, :, i, j], self._level_step, out=slot).sub_(1.0)
+            torch.mul(self._pixel_of(x, i, j), self._level_step, out=slot).sub_(1.0)
         else:
             slot.copy_(self._input(x[:, :, i : i + 1, j : j + 1])[:, :, 0, 0])
+
+    def _pixel_of(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        """``x[:, :, i, j]``, as a view made once per images tensor (the sampler passes the same one)."""
+        if x is not self._x:
+            if not x.is_contiguous():
+                return x[:, :, i, j]
+            self._x, self._x_pixels = x, x.view(x.shape[0], x.shape[1], -1).unbind(2)
+        return self._x_pixels[i * self.width + j]
 
     # ------------------------------------------------------------------ per row
     def _conditioning(self, r: int) -> list:
@@ -207,6 +247,11 @@ class GatedStepper(Stepper):
         without conditioning)."""
         if self.trunk_map is None:  # no map: the same bias on every row
             r = 0
+        elif self._cond_all is None and self._cond_whole_map:  # the whole map's bias at once, then crops
+            self._cond_all = self.trunk.conditioning(self.y, self.trunk_map, (self.height, self.width))
+        if self._cond_all is not None:
+            return [tuple(None if t is None else t[..., r : r + 1, :] if t.shape[-2] > 1 else t for t in halves)
+                    for halves in self._cond_all]
         if r not in self._cond:
             sp = None if self.trunk_map is None else self.trunk_map[..., r : r + 1, :]
             self._cond = {k: v for k, v in self._cond.items() if k >= r - 1}
@@ -235,13 +280,24 @@ class GatedStepper(Stepper):
         (the image input there too, unless ``write_input`` is False)."""
         if write_input:
             self._write_input(x, i, j)
-        for q in self.queues:
-            q.position(j)
-        return self._out + self.queues[-1].offset_out
+        # every layer's ``position(j)``, inline
+        for biases, windows, h_weight, pre, pre_tanh, gated, out_weight, inputs, targets in self._plans:
+            torch.addmm(biases[j], windows[j], h_weight, out=pre)
+            pre_tanh.tanh_()
+            _glu(pre, 1, out=gated)
+            if inputs is None:  # the first layer: no residual
+                torch.mm(gated, out_weight, out=targets[j])
+            else:
+                torch.addmm(inputs[j], gated, out_weight, out=targets[j])
+        return self._out + self._out_offset
 
     def features(self, x: torch.Tensor, i: int, j: int, c: int) -> torch.Tensor:
         """The trunk's features (n, F, 1, 1) at (i, j) when sub-pixel (c, i, j) is next: every
         sub-pixel before it in ``x`` is final (as for ``params``)."""
+        return self._features(x, i, j, c)[:, :, None, None]
+
+    def _features(self, x: torch.Tensor, i: int, j: int, c: int) -> torch.Tensor:
+        """``features`` as (n, F)."""
         if self.stale_input is not None:  # the last pixel computed is final now: its input column too
             si, sj = divmod(self.stale_input, self.width)
             if si == i:
@@ -259,7 +315,7 @@ class GatedStepper(Stepper):
             self.done, self.stale_input = p + 1, p
         else:
             self.done = p
-        return feats[:, :, None, None]
+        return feats
 
     def layer_outputs(self, j: int) -> list[torch.Tensor]:
         """Per layer but the last, its horizontal output (n, F) at column ``j`` of the current row as
@@ -267,4 +323,4 @@ class GatedStepper(Stepper):
         return [q.h_queue[:, q.h_pad + j] + q.offset_in for q in self.queues[1:]]
 
     def params(self, x, i, j, c):
-        return self.params_from(self.features(x, i, j, c), x, i, j, c)
+        return self.params_from(self._features(x, i, j, c), x, i, j, c)

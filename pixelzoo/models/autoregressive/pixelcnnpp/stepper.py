@@ -36,8 +36,12 @@ from ..steppers import Stepper
 
 
 def _celu(g: torch.Tensor) -> torch.Tensor:
-    """concat_elu along the last (channel) dimension."""
-    return F.elu(torch.cat([g, -g], dim=-1))
+    """concat_elu along the last (channel) dimension: the ELU in place on the concatenation (its own),
+    through the operator itself (``F.elu``'s Python wrapper costs as much as the operation at batch 1)."""
+    return _elu_(torch.cat([g, torch.neg(g)], dim=-1))
+
+
+_elu_ = torch._C._nn.elu_
 
 
 def conv_index(h_in, w_in, h_out, w_out, kh, kw, stride, pad_top, pad_left, shift=(0, 0)):
@@ -179,6 +183,18 @@ class PixelCNNPPStepper(Stepper):
         self._feats: torch.Tensor | None = None
         with torch.no_grad():
             self._build(model.trunk_spatial(spatial, **self.inputs))
+        # one pixel at a time (sampling), the image node's position is written from the sampler's
+        # images through views made once: its channels as ``scale`` gives them (integer levels in
+        # float32: x * 2 / (K - 1) - 1, value for value), its channel of ones set here for every
+        # position (a position is read only once its pixel is written, so the early ones are never seen)
+        self._pixel_slots: tuple[torch.Tensor, ...] | None = None
+        if not model.continuous and self.dtype == torch.float32:
+            value = self.image.value
+            value[:, : self.H * self.W, self.C] = 1.0
+            self._pixel_slots = value[:, : self.H * self.W, : self.C].unbind(1)
+            self._level_step = 2.0 / (model.num_levels - 1)
+        self._x: torch.Tensor | None = None
+        self._x_pixels: tuple[torch.Tensor, ...] = ()
 
     # ------------------------------------------------------------------ the graph
     def _add(self, kind, h, w, channels, ready, **parts):
@@ -317,12 +333,25 @@ class PixelCNNPPStepper(Stepper):
         with torch.no_grad():
             one = p == self._done + 1  # one pixel on (sampling): only the nodes it completes
             for node in self.work[p] if one else self.nodes:
+                if one and node is self.image and self._pixel_slots is not None:
+                    self._write_pixel(x, p - 1)  # image pixel q is ready at time q + 1
+                    continue
                 # consecutive positions of one ready time: a slice (views instead of index operations)
                 span = node.span(p) if one and node.kind != "image" else None
                 P = span if span is not None else node.positions(self._done, p)
                 if P is not None:
                     self._compute(node, P, x)
         self._done = p
+
+    def _write_pixel(self, x: torch.Tensor, q: int) -> None:
+        """The image node at pixel ``q`` (raster index) from ``x``: ``_compute`` of that one position."""
+        if x is not self._x:
+            if not x.is_contiguous():  # no views to keep: index
+                pix = x[:, :, q // self.W, q % self.W]
+                torch.mul(pix, self._level_step, out=self._pixel_slots[q]).sub_(1.0)
+                return
+            self._x, self._x_pixels = x, x.view(x.shape[0], x.shape[1], -1).unbind(2)
+        torch.mul(self._x_pixels[q], self._level_step, out=self._pixel_slots[q]).sub_(1.0)
 
     def features(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
         """The trunk's features (n, F, 1, 1) at pixel (i, j): the full forward pass's ``[..., i, j]``."""

@@ -59,14 +59,24 @@ from ....nn import gate
 from ....nn.attention import sinusoidal_positions
 from ..steppers import Stepper
 
+# the operators themselves: at batch 1 the Python wrappers of ``F.elu`` / ``F.elu_`` / ``F.glu`` cost as
+# much as the operations
+_elu, _elu_, _glu = torch._C._nn.elu, torch._C._nn.elu_, torch._C._nn.glu
+
 
 class SnailStepper(Stepper):
     """The incremental stepper of ``PixelSNAILTrunk`` (and subclasses that change only the input
     features, ``input_features``, e.g. VQ-VAE-2's ``CodeSNAILTrunk``); see the module docstring."""
 
-    def __init__(self, model, n, y=None, spatial=None, inputs=None):
+    def __init__(self, model, n, y=None, spatial=None, inputs=None, image_input: bool = False):
         super().__init__(model, n, y, spatial, inputs)
         trunk = self.trunk = model.trunk
+        #: the input layers read the scaled image itself and levels are integers: a pixel's input is
+        #: then two operations into its buffer, from views of the sampler's images made once
+        self._scaled_levels = bool(image_input) and not model.continuous
+        self._level_step = 2.0 / (model.num_levels - 1)
+        self._x: torch.Tensor | None = None
+        self._x_pixels: tuple[torch.Tensor, ...] = ()
         self.channels, self.height, self.width = (int(s) for s in model.image_shape)
         # the trunk's spatial map, once per sample call (the spatial map and the head's input embedding)
         self.trunk_map = model.trunk_spatial(spatial, **self.inputs)
@@ -94,6 +104,7 @@ class SnailStepper(Stepper):
         self._cond: dict[int, list] = {}
         self.positions: dict[int, torch.Tensor] = {}
         self.keys: dict[int, torch.Tensor] = {}
+        self._step_buffers: dict[int, tuple] = {}
         self.values: dict[int, torch.Tensor] = {}
         self.projections = {b: self._projections(att) for b, att in self.attention.items()}
         #: the attention probabilities' dropout where it acts (training mode), else None (sampling)
@@ -211,29 +222,30 @@ class SnailStepper(Stepper):
         value (and input, for the next query). Keys are cached transposed, (n, heads, d_k, H*W), so
         the scores are one product with a prefix of the cache."""
         att, proj = self.attention[b], self.projections[b]
-        n, nh, kc = self.n, att.heads, att.key_channels
+        n, nh = self.n, att.heads
         self._cache(b, a)
+        # the projections go into a buffer whose query, key and value parts are views made once
+        buf, q4, k3, v3 = self._step_buffers[b]
         if att.include_self:
             w, table = proj["qkv"]
-            qkv = torch.addmm(table[p], a, w)
-            q, kv = qkv[:, :kc], qkv[:, kc:]
+            torch.addmm(table[p], a, w, out=buf)
             m = p + 1
         else:  # the query from the previous position's input with this position's code
             w, table = proj["kv"]
-            kv = torch.addmm(table[p], a, w)
+            torch.addmm(table[p], a, w, out=buf)
             inputs = self.att_inputs[b]
             inputs[:, :, p] = a
             m = p
             if p:
                 wq, tq = proj["q"]
-                q = torch.addmm(tq[p], inputs[:, :, p - 1], wq)
+                q4 = torch.addmm(tq[p], inputs[:, :, p - 1], wq).view(n, nh, 1, -1)
         keys, values = self.keys[b], self.values[b]
-        keys.select(3, p).copy_(kv[:, :kc].view(n, nh, -1))
-        values.select(2, p).copy_(kv[:, kc:].view(n, nh, -1))
+        keys.select(3, p).copy_(k3)
+        values.select(2, p).copy_(v3)
         w_out, b_out = proj["out"]
         if m == 0:  # the first position alone attends to nothing
             return b_out.expand(n, -1)
-        probs = torch.matmul(q.view(n, nh, 1, -1), keys[..., :m]).softmax(-1)
+        probs = torch.matmul(q4, keys[..., :m]).softmax(-1)
         if self.att_dropout[b] is not None:
             probs = self.att_dropout[b](probs)
         out = torch.matmul(probs, values[:, :, :m]).view(n, att.value_channels)
@@ -247,6 +259,14 @@ class SnailStepper(Stepper):
         att, n, hw = self.attention[b], self.n, self.height * self.width
         self.keys[b] = a.new_zeros(n, att.heads, att.key_channels // att.heads, hw)
         self.values[b] = a.new_zeros(n, att.heads, hw, att.value_channels // att.heads)
+        # one position's projections (``_attend_one``): [query,] key, value in one buffer (n, out), and
+        # its parts as views shaped for the caches: query (n, heads, 1, d_k), key (n, heads, d_k),
+        # value (n, heads, d_v)
+        kc, vc, nh = att.key_channels, att.value_channels, att.heads
+        q_width = kc if att.include_self else 0
+        buf = a.new_zeros(n, q_width + kc + vc)
+        self._step_buffers[b] = (buf, buf[:, :q_width].view(n, nh, 1, -1) if q_width else None,
+                                 buf[:, q_width : q_width + kc].view(n, nh, -1), buf[:, q_width + kc :].view(n, nh, -1))
         if not att.include_self:
             self.att_inputs[b] = a.new_zeros(n, a.shape[1], hw)
 
@@ -318,28 +338,42 @@ class SnailStepper(Stepper):
         return F.conv2d(F.pad(row, (conv.half, 0, 0, 0)), self.h_weights[k], conv.bias)
 
     def _position(self, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
-        """The trunk's features (n, F, 1, 1) at (i, j); writes the position's column into every cache.
+        """The trunk's features (n, F) at (i, j); writes the position's column into every cache.
         Everything here is (n, channels): one position's features. Each horizontal convolution is one
         matrix product over the window of its buffer ending at ``j``, with the row's bias there; a
         convolution's output goes, through its ELU in place, straight into the next one's buffer."""
-        trunk, p = self.trunk, i * self.width + j
+        p = i * self.width + j
         windows, slots, biases, mats = self.windows, self.slots, self.biases, self.h_mats
-        e = trunk.input_features(self.model.scale(x[:, :, i : i + 1, j : j + 1]))
-        slots[0][j].copy_(e.flatten(1))
+        self._write_input(x, i, j)
         h = torch.addmm(biases[0][j], windows[0][j], mats[0], out=self._h)
         for b, drop in enumerate(self.dropouts):
             k = 1 + 2 * b
-            F.elu_(slots[k][j].copy_(h))
-            F.elu_(torch.addmm(biases[k][j], windows[k][j], mats[k], out=slots[k + 1][j]))
+            _elu_(slots[k][j].copy_(h))
+            _elu_(torch.addmm(biases[k][j], windows[k][j], mats[k], out=slots[k + 1][j]))
             torch.addmm(biases[k + 1][j], windows[k + 1][j], mats[k + 1], out=self._pre)
-            t = torch.mul(self._pre_tanh.tanh_(), self._pre_sigmoid.sigmoid_(), out=self._gated)  # gate
+            # the gate, tanh(first half) * sigmoid(second half): tanh in place, then GLU into its buffer
+            self._pre_tanh.tanh_()
+            t = _glu(self._pre, 1, out=self._gated)
             h.add_(t if drop is None else drop(t))
             if b in self.attention:
-                h.add_(self._attend_one(b, F.elu(h), p))
+                h.add_(self._attend_one(b, _elu(h), p))
         h = h.clone()  # the stream's buffer is the next position's
         for w1, b1, w2, b2 in self.out_mats:  # the output stack's residual blocks
-            h = h + torch.addmm(b2, F.elu(torch.addmm(b1, F.elu(h), w1)), w2)
-        return h[:, :, None, None]
+            h = h + torch.addmm(b2, _elu_(torch.addmm(b1, _elu(h), w1)), w2)
+        return h
+
+    def _write_input(self, x: torch.Tensor, i: int, j: int) -> None:
+        """The input layers' input at (i, j) of the current row, into the horizontal buffer: the scaled
+        image (``scale_levels`` value for value: x * 2 / (K - 1) - 1) or the trunk's input features."""
+        slot = self.slots[0][j]
+        if self._scaled_levels:
+            if x is not self._x and x.is_contiguous():
+                self._x, self._x_pixels = x, x.view(x.shape[0], x.shape[1], -1).unbind(2)
+            pix = self._x_pixels[i * self.width + j] if x is self._x else x[:, :, i, j]
+            torch.mul(pix, self._level_step, out=slot).sub_(1.0)
+        else:
+            e = self.trunk.input_features(self.model.scale(x[:, :, i : i + 1, j : j + 1]))
+            slot.copy_(e.flatten(1))
 
     def _advance_rows(self, x: torch.Tensor, i: int) -> None:
         """Ready for row ``i`` (rows above final): their vertical rows, row ``i``'s horizontal setup."""
@@ -357,6 +391,10 @@ class SnailStepper(Stepper):
     def features(self, x: torch.Tensor, i: int, j: int, c: int) -> torch.Tensor:
         """The trunk's features (n, F, 1, 1) at (i, j) when sub-pixel (c, i, j) is next: every
         sub-pixel before it in ``x`` is final (as for ``params``)."""
+        return self._features(x, i, j, c)[:, :, None, None]
+
+    def _features(self, x: torch.Tensor, i: int, j: int, c: int) -> torch.Tensor:
+        """``features`` as (n, F)."""
         p = i * self.width + j
         if self.stale_input is not None:  # the last committed pixel is final now: its input column too
             self._refresh_input(x, self.stale_input)
@@ -382,8 +420,7 @@ class SnailStepper(Stepper):
     def _refresh_input(self, x: torch.Tensor, p: int) -> None:
         i, j = divmod(p, self.width)
         if self.row == i:
-            e = self.trunk.input_features(self.model.scale(x[:, :, i : i + 1, j : j + 1]))
-            self.slots[0][j].copy_(e[:, :, 0, 0])
+            self._write_input(x, i, j)
 
     def params(self, x, i, j, c):
-        return self.params_from(self.features(x, i, j, c), x, i, j, c)
+        return self.params_from(self._features(x, i, j, c), x, i, j, c)

@@ -173,7 +173,8 @@ class PixelSNAILTrunk(Trunk):
 
     def incremental_stepper(self, model, n, y=None, spatial=None, inputs=None):
         """Per-layer caches (Ramachandran et al. 2017): ``pixelzoo.models.autoregressive.pixelsnail.stepper.SnailStepper``."""
-        return SnailStepper(model, n, y, spatial, inputs)
+        image_input = type(self).input_features is PixelSNAILTrunk.input_features  # not an embedding
+        return SnailStepper(model, n, y, spatial, inputs, image_input=image_input)
 
 
 @register_model("pixelsnail")
