@@ -40,7 +40,7 @@ import torch
 import torch.nn as nn
 
 from ...data.dataset import DataSplits, as_input, image_dtype_for
-from ...data.shards import dataset_of
+from ...data.shards import MappedRows, ShardedImages, dataset_of
 from ...devices import module_device
 from ...errors import ConfigError
 from ...nn.levels import unscale_levels
@@ -50,6 +50,7 @@ from ...threads import apply_policy
 from ...views import has_values
 from ..base import PixelzooModel, SamplesImages, SamplesLevels, TrainingPlan, Unit
 from .level_cache import LevelCache, cache_file, fingerprint
+from .level_shards import shards_dir
 from .links import Level, Link, TrainedMaker, View
 
 CHUNK = 256  # images per chunk when a maker runs over a whole data set
@@ -191,7 +192,10 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
         return [o if o.dim() == 4 else o.unsqueeze(1) for o in out]
 
     def _cond_kwargs(self, link: Link, known: dict) -> dict:
-        return {"cond": link.cond([known[g] for g in link.given])} if link.given else {}
+        if not link.given:
+            return {}
+        cond = link.cond([known[g] for g in link.given])
+        return {"cond": cond.to(module_device(self)) if isinstance(cond, torch.Tensor) else cond}
 
     # ------------------------------------------------------------------ the bound
     def log_prob_maps(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -271,7 +275,7 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
             chunk = as_input(images[s:s + CHUNK]).to(device)
             for n, v in zip(names, fn(chunk)):
                 lv = levels[n]
-                out[n].append(v.to("cpu", image_dtype_for(lv.num_levels) if lv.discrete else torch.float32))
+                out[n].append(v.to("cpu", self._level_dtype(lv)))
         return {n: torch.cat(v) for n, v in out.items()}
 
     def _encoded(self, maker: TrainedMaker, splits, src: dict, cache_dir, write_cache, outputs: dict | None = None,
@@ -295,12 +299,26 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
             return {f"{k}.{t}": lv for k, v in src.items()
                     for t, lv in self._map(partial(self._encode, maker), v, list(maker.targets), levels).items()}
 
-        path = Path(cache_dir) / cache_file(slot) if cache_dir is not None else None
         n_train, n_test = (len(v) for v in src.values())
-        flat = self.level_cache.get(slot, key, shapes, compute, path, write_cache,
-                                    what=f"levels {', '.join(maker.targets)} of {n_train} training and {n_test} "
-                                         f"test images with the trained {maker.part}")
+        what = f"levels {', '.join(maker.targets)} of {n_train} training and {n_test} test images with the trained {maker.part}"
+        if cache_dir is not None and write_cache and any(isinstance(v, ShardedImages) for v in src.values()):
+            # streamed data: the levels stream too, written shard by shard in one pass, read by memory map
+            specs = {name: (shape[0], tuple(shape[1:]), self._level_dtype(levels[name.split(".", 1)[1]]))
+                     for name, shape in shapes.items()}
+
+            def encode(rows):
+                return self._map(partial(self._encode, maker), rows, list(maker.targets), levels)
+
+            flat = self.level_cache.get_streamed(slot, key, specs, src, encode, shards_dir(cache_dir, slot), CHUNK, what)
+        else:
+            path = Path(cache_dir) / cache_file(slot) if cache_dir is not None else None
+            flat = self.level_cache.get(slot, key, shapes, compute, path, write_cache, what=what)
         return {t: {k: flat[f"{k}.{t}"] for k in src} for t in maker.targets}
+
+    @staticmethod
+    def _level_dtype(level: Level) -> torch.dtype:
+        """How a level is stored: the smallest dtype of its levels, or float32 when continuous."""
+        return image_dtype_for(level.num_levels) if level.discrete else torch.float32
 
     def part_data(self, name: str, splits, cache_dir: Path | None = None, write_cache: bool = True):
         """The ``DataSplits`` part ``name`` trains and is evaluated on: an encoder part its source
@@ -322,11 +340,22 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
         tag = "" if level == self.level_order[0] else f"/{level}"
 
         def split(which, d):
-            extras = {"cond": link.cond([data[g][which] for g in given])} if given else {}
+            extras = {"cond": self._cond_rows(link, [data[g][which] for g in given])} if given else {}
             return dataset_of(d.name + tag, data[level][which], d.labels, lv.num_levels, d.num_classes,
                               f"level {level!r} of {d.name}" if tag else d.source, extras)
 
         return DataSplits(split("train", splits.train), split("test", splits.test))
+
+    @staticmethod
+    def _cond_rows(link: Link, given: list):
+        """``link.cond`` of the given levels of a data set: computed in memory for levels in memory; for
+        levels read from shards, the level itself (a single given level) or rows made a batch at a time."""
+        if not any(isinstance(g, ShardedImages) for g in given):
+            return link.cond(given)
+        if len(given) == 1 and link.condition is None:
+            return given[0]
+        first = link.cond([g[0:1] for g in given])
+        return MappedRows(link.cond, given, (len(given[0]), *first.shape[1:]))
 
     def _check_splits(self, splits) -> None:
         if tuple(splits.image_shape) != tuple(self.image_shape) or splits.num_levels != self.num_levels:
