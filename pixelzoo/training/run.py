@@ -239,13 +239,14 @@ def check_training_memory(run_config, splits) -> None:
 def training_memory(run_config, splits) -> list[tuple[int, str]]:
     """(bytes, what) per unit of the training plan: its weights, gradients, Adam's two moments and the
     Polyak copy, plus the activations one batch of ``train.batch_size`` saves for backward, measured by a
-    forward pass on the meta device (for the parts trained on the run's images; a part trained on an
-    encoder's levels, or a forward the meta device cannot run, counts its weights only). Empty when the
+    forward pass on the meta device (for the units trained on the run's images, an encoder of the pixels
+    included; a part trained on an encoder's levels, or a forward the meta device cannot run, counts its
+    weights only). Empty when the
     model cannot be built on the meta device (``check_model_memory`` has counted its weights)."""
     import torch
 
     from ..data.dataset import as_input
-    from ..models.base import _same_splits, takes_labels
+    from ..models.base import takes_labels
     from ..nn.meta import meta_parameters
 
     cfg = dict(run_config.model)
@@ -264,7 +265,7 @@ def training_memory(run_config, splits) -> list[tuple[int, str]]:
         weights = sum(p.numel() * p.element_size() for p in params)
         need = weights * (4 + (tc.polyak is not None))
         what = f"training {'part ' + repr(unit.name) + ' of ' if unit.name else ''}model {name!r}"
-        if unit.data is _same_splits:
+        if unit.trains_on_images:
             bs = min(tc.batch_size, len(train))
             x = as_input(torch.zeros((bs, *train.images.shape[1:]), dtype=train.images.dtype, device="meta"))
             y = torch.zeros(bs, dtype=torch.long, device="meta") if takes_labels(unit.module) else None

@@ -53,7 +53,14 @@ from .level_cache import LevelCache, cache_file, fingerprint
 from .level_shards import shards_dir
 from .links import Level, Link, TrainedMaker, View
 
-CHUNK = 256  # images per chunk when a maker runs over a whole data set
+CHUNK = 256  # images per chunk when a maker runs over a whole data set, at most ...
+CHUNK_PIXELS = 1 << 16  # ... and at most this many pixels (H x W) of them: 4 images of 128x128, 1 of 1024x1024
+
+
+def chunk_rows(shape) -> int:
+    """Rows per chunk when a maker runs over a data set of rows of ``shape`` (C, H, W): an encoder at the
+    paper's sizes (512 channels at full resolution) holds hundreds of MB of activations per image."""
+    return max(1, min(CHUNK, CHUNK_PIXELS // max(1, shape[-1] * shape[-2])))
 
 
 @dataclass(frozen=True, eq=False)
@@ -271,8 +278,9 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
         device = module_device(self)
         levels = self.levels if levels is None else levels
         out: dict[str, list] = {n: [] for n in names}
-        for s in range(0, max(images.shape[0], 1), CHUNK):
-            chunk = as_input(images[s:s + CHUNK]).to(device)
+        rows = chunk_rows(images.shape)
+        for s in range(0, max(images.shape[0], 1), rows):
+            chunk = as_input(images[s:s + rows]).to(device)
             for n, v in zip(names, fn(chunk)):
                 lv = levels[n]
                 out[n].append(v.to("cpu", self._level_dtype(lv)))
@@ -309,7 +317,8 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
             def encode(rows):
                 return self._map(partial(self._encode, maker), rows, list(maker.targets), levels)
 
-            flat = self.level_cache.get_streamed(slot, key, specs, src, encode, shards_dir(cache_dir, slot), CHUNK, what)
+            flat = self.level_cache.get_streamed(slot, key, specs, src, encode, shards_dir(cache_dir, slot),
+                                                  CHUNK, what)
         else:
             path = Path(cache_dir) / cache_file(slot) if cache_dir is not None else None
             flat = self.level_cache.get(slot, key, shapes, compute, path, write_cache, what=what)
@@ -363,8 +372,17 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
                               f"levels; the model was built for {self.image_shape} with {self.num_levels}")
 
     def training_plan(self) -> TrainingPlan:
-        return TrainingPlan([[Unit(name, self.parts[name], partial(self.part_data, name), None, f"parts/{name}")
-                              for name in stage] for stage in self.stages])
+        return TrainingPlan([[Unit(name, self.parts[name], partial(self.part_data, name), None, f"parts/{name}",
+                                   self.trains_on_images(name)) for name in stage] for stage in self.stages])
+
+    def trains_on_images(self, name: str) -> bool:
+        """Whether part ``name`` trains on the data's images as they are (``part_data`` gives the splits
+        unchanged): an encoder of the pixels, or a prior over the pixels given nothing."""
+        encoders = [m for m in self.makers if isinstance(m, TrainedMaker) and m.part == name]
+        if encoders:
+            return encoders[0].source == self.level_order[0]
+        link = self.link_of_part(name)
+        return link is not None and link.level == self.level_order[0] and not link.given
 
     # ------------------------------------------------------------------ sampling
     def sampling_options(self, temperature, head_options, names) -> tuple[dict, dict]:
