@@ -6,8 +6,8 @@ with their sha256 and ``index.json``, exactly what ``pixelzoo prepare`` writes; 
 directly, since no source of several GB exists on this machine) and dropped from the page cache.
 Then, each in a cgroup-v1 memory cgroup (a child of this process's own memory cgroup) whose
 ``memory.limit_in_bytes`` is the data's size / ``--ratio`` (at most a fifth): (1) one epoch of the
-training set read through the streaming loader (the training path's batches, ``train.workers`` loader
-workers, memory maps; no model); (2) ``pixelzoo train`` on it: opening the data set checks every
+training set read through the streaming loader (the training path's batches: random rows, flips;
+``train.workers`` loader workers, memory maps; no model) for ``--read-seconds`` or one epoch; (2) ``pixelzoo train`` on it: opening the data set checks every
 shard's checksum (``data.verify``, another full pass inside the cap), then a small Gated PixelCNN
 (``gated_pixelcnn/digits``'s preset at 8 channels and 2 layers, a logistic-mixture head) trains from
 the streamed shards until ``--seconds`` are spent. Recorded per phase: the cap; the cgroup's
@@ -98,9 +98,9 @@ class Monitor(threading.Thread):
             time.sleep(0.2)
 
 
-def stream_pass(data_dir: str, batch: int, workers: int) -> None:
-    """One epoch of the training set read through the streaming loader (the training path's batches, its
-    workers and memory maps), no model: prints images read and seconds as JSON."""
+def stream_pass(data_dir: str, batch: int, workers: int, seconds: float) -> None:
+    """The training set read through the streaming loader (the training path's batches, its workers and
+    memory maps), no model, for one epoch or ``seconds``: prints images read and seconds as JSON."""
     from pixelzoo.data.batches import BatchPlan
     from pixelzoo.data.loader import StreamingLoader
     from pixelzoo.data.shards import load_prepared
@@ -111,6 +111,8 @@ def stream_pass(data_dir: str, batch: int, workers: int) -> None:
     for x, _, _ in StreamingLoader(train, plan, labels=False, workers=workers).batches(0, plan.per_epoch):
         n += x.shape[0]
         total += int(x[:, :, 0, 0].sum())   # touch the rows
+        if time.perf_counter() - t0 > seconds:
+            break
     print(json.dumps({"images": n, "seconds": round(time.perf_counter() - t0, 1), "checksum": total}))
 
 
@@ -152,13 +154,14 @@ def main() -> None:
     ap.add_argument("--ratio", type=float, default=5.0, help="data size / memory cap (at least 5)")
     ap.add_argument("--seconds", type=float, default=180.0, help="training time (train.time_budget)")
     ap.add_argument("--batch", type=int, default=16, help="training batch")
+    ap.add_argument("--read-seconds", type=float, default=150.0, help="the longest the reading phase runs")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work", default="/work/tmp", help="where the data set is written (and removed)")
     ap.add_argument("--out", default=str(ROOT / "results" / "beyond_memory.json"))
     ap.add_argument("--stream-pass", metavar="DATA", help=argparse.SUPPRESS)   # the reading phase, run in the cgroup
     args = ap.parse_args()
     if args.stream_pass:
-        return stream_pass(args.stream_pass, 256, args.workers)
+        return stream_pass(args.stream_pass, 256, args.workers, args.read_seconds)
     start = time.perf_counter()
     n_train = int(args.gb * GB) // math.prod(SHAPE)
     n_test = 64
@@ -183,15 +186,16 @@ def main() -> None:
         write_dataset(work / "data", n_train, n_test)
         result["write_seconds"] = round(time.perf_counter() - t0, 1)
         r = in_cgroup([sys.executable, str(Path(__file__).resolve()), "--stream-pass", str(work / "data"),
-                       "--workers", str(args.workers)], cg, work / "stream.log")
+                       "--workers", str(args.workers), "--read-seconds", str(args.read_seconds)], cg, work / "stream.log")
         try:
             read = json.loads(r["last_lines"][-1])
             r.update(images_read=read["images"], read_seconds=read["seconds"],
                      read_gb=round(read["images"] * math.prod(SHAPE) / GB, 3))
         except (IndexError, KeyError, json.JSONDecodeError):
             pass
-        result["stream_pass"] = {"what": "one epoch of the training set through the streaming loader, batches of "
-                                         f"256, {args.workers} workers, no model", **r}
+        result["stream_pass"] = {"what": "the training set through the streaming loader for one epoch or "
+                                         f"{args.read_seconds} s, batches of 256 (random rows, flips), "
+                                         f"{args.workers} workers, no model", **r}
         print(json.dumps(result["stream_pass"], indent=1), flush=True)
         write_result(result, args.out, start)
         run = work / "run"

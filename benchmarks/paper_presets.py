@@ -184,7 +184,8 @@ def run_preset(preset: str, work: Path, args) -> dict:
     caps = {"cg": args.cgroup, "cap": int(args.cap_gb * GB)}
     row["train"] = timed(py + ["train", preset, "--data", "prepared", "--data-dir", str(data), "--out", str(run),
                                "--steps", str(args.steps), "--threads", str(args.threads), "--device", "cpu",
-                               "--no-progress", *overrides(preset, args.batch)], work / "train.log", **caps)
+                               "--no-progress", *overrides(preset, args.batch)], work / "train.log",
+                         getattr(args, "train_timeout", None), **caps)
     if row["train"]["exit_code"] != 0:
         return row
     from pixelzoo.training.checkpoint import read_checkpoint
@@ -215,6 +216,7 @@ def main() -> None:
     ap.add_argument("--max-gb", type=float, default=16.0,
                     help="skip a preset whose training estimate exceeds this; the memory cap of every phase")
     ap.add_argument("--sample-timeout", type=float, default=600.0, help="seconds before a sample is stopped")
+    ap.add_argument("--train-timeout", type=float, default=None, help="seconds before training is stopped")
     ap.add_argument("--work", help="folder for the data and runs (default: a temporary one, removed)")
     ap.add_argument("--out", default=str(ROOT / "results" / "paper_presets.json"))
     ap.add_argument("--merge", action="store_true", help="keep --out's rows of the presets not run now")
