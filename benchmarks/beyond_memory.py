@@ -168,8 +168,7 @@ def main() -> None:
     data_bytes = (n_train + n_test) * math.prod(SHAPE)
     cap = int(data_bytes / args.ratio)
     result = {"benchmark": "beyond_memory", "environment": environment(2),
-              "what_else_ran": "other agents' jobs on the same 2 cores and 24 GB (see load_average), and "
-                               "benchmarks/paper_presets.py of this branch at times",
+              "what_else_ran": "other agents' jobs on the same 2 cores and 24 GB (see load_average)",
               "method": __doc__.split("\n\n")[1].replace("\n", " "),
               "data": {"images": n_train + n_test, "train_images": n_train, "image_shape": list(SHAPE),
                        "bytes": data_bytes, "gb": round(data_bytes / GB, 3)},
