@@ -103,6 +103,8 @@ def test_a_composite_trains_on_streamed_pixels_as_in_memory(digits_dir, tmp_path
     streamed, r1 = run({"name": "prepared", "data_dir": str(digits_dir), "stream": True}, tmp_path / "streamed")
     assert isinstance(streamed.splits.train, ShardedDataset) and set(r1["parts"]) == set(memory.plan.names)
     assert (streamed.run_dir / "cache" / "autoencoder-levels" / "index.json").is_file()
+    # a trained part's training state goes before the next part trains (gradients, optimizer, Polyak copy)
+    assert all(p.grad is None for p in streamed.model.parameters())
     for prior in ("top_prior", "bottom_prior"):
         assert isinstance(streamed.trainer(prior).splits.train.images, ShardedImages), prior
     for name in memory.plan.names:
