@@ -154,3 +154,20 @@ def check_memory(need: int, what: str, remedy: str) -> None:
     have = available_memory()
     if have is not None and need > have:
         raise ConfigError(f"{what} needs about {_size(need)} of memory, more than the {_size(have)} available: {remedy}")
+
+
+def release_free_memory() -> None:
+    """Give the C heap's free memory back to the system (glibc's ``malloc_trim``; elsewhere nothing):
+    after a part of a composite has trained, the many freed activations below glibc's mmap threshold
+    stay in the heap and count in the process's memory while the next part trains."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        trim = getattr(libc, "malloc_trim", None)
+    except OSError:
+        trim = None
+    if trim is not None:
+        trim(0)

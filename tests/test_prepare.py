@@ -230,3 +230,27 @@ def test_idx_and_cifar_folders_are_recognised(tmp_path):
         assert json.loads((tmp_path / f"{name}-out" / INDEX_NAME).read_text())["name"] == name
         for a, b in ((want.train, got.train), (want.test, got.test)):
             assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+
+
+def test_pad_adds_level_zero_on_every_side_last(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    xs = {k: rng.integers(1, 256, (n, 28, 28), dtype=np.uint8) for k, n in (("x_train", 5), ("x_test", 3))}
+    np.savez(tmp_path / "f.npz", **xs)
+    assert main(["prepare", str(tmp_path / "f.npz"), str(tmp_path / "p"), "--pad", "2", "--no-progress"]) == 0
+    assert "1x32x32" in capsys.readouterr().out
+    got = load_prepared(tmp_path / "p")
+    x = got.test.images.numpy()
+    assert x.shape == (3, 1, 32, 32) and np.array_equal(x[:, 0, 2:30, 2:30], xs["x_test"])
+    border = np.ones((32, 32), bool)
+    border[2:30, 2:30] = False
+    assert not x[:, 0][:, border].any()
+    src = write_folder(tmp_path / "src", n=4, size=(10, 10), classes=())   # after the resize and the grey view
+    prepare(str(src), tmp_path / "q", Preprocessing(resize=6, grey=True, pad=1), test_fraction=0.5, progress=False)
+    assert load_prepared(tmp_path / "q").image_shape == (1, 8, 8)
+    with pytest.raises(DataError, match="pad must be"):
+        Preprocessing(pad=-1)
+    with pytest.raises(SystemExit) as e:
+        main(["prepare", "digits", str(tmp_path / "r"), "--pad", "-2", "--no-progress"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "argument --pad: must be a number of pixels >= 0" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()

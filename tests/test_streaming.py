@@ -12,7 +12,7 @@ from pixelzoo.data import load_dataset
 from pixelzoo.data.batches import BatchPlan, take_batch
 from pixelzoo.data.loader import StreamingLoader
 from pixelzoo.data.prepare import prepare
-from pixelzoo.data.shards import STREAM_ABOVE_BYTES, ShardedDataset, load_prepared
+from pixelzoo.data.shards import STREAM_ABOVE_BYTES, ShardedDataset, ShardedImages, load_prepared
 from pixelzoo.io import load_tensors
 from pixelzoo.training import start_run
 
@@ -88,9 +88,10 @@ TINY_VQVAE2 = {"name": "vqvae2",
 
 
 def test_a_composite_trains_on_streamed_pixels_as_in_memory(digits_dir, tmp_path):
-    """VQ-VAE-2: the autoencoder and the bottom prior (given the top codes) read the pixels streamed;
-    the codes the trained encoder makes of them are computed once, in memory, and cached under a
-    fingerprint of the shards' checksums. Every part ends with the weights of the in-memory run."""
+    """VQ-VAE-2: the autoencoder reads the pixels streamed; the codes the trained encoder makes of them
+    are written once, shard by shard, under a fingerprint of the shards' checksums, and the priors read
+    them by memory map (the bottom prior's conditioning made a batch at a time in the loader's worker).
+    Every part ends with the weights of the in-memory run."""
     def run(data, out):
         cfg = {"model": dict(TINY_VQVAE2), "data": data,
                "train": {"steps": 3, "batch_size": 16, "log_every": 1, "eval_every": 0, "num_samples": 2,
@@ -101,6 +102,11 @@ def test_a_composite_trains_on_streamed_pixels_as_in_memory(digits_dir, tmp_path
     memory, r0 = run({"name": "digits"}, tmp_path / "memory")
     streamed, r1 = run({"name": "prepared", "data_dir": str(digits_dir), "stream": True}, tmp_path / "streamed")
     assert isinstance(streamed.splits.train, ShardedDataset) and set(r1["parts"]) == set(memory.plan.names)
+    assert (streamed.run_dir / "cache" / "autoencoder-levels" / "index.json").is_file()
+    # a trained part's training state goes before the next part trains (gradients, optimizer, Polyak copy)
+    assert all(p.grad is None for p in streamed.model.parameters())
+    for prior in ("top_prior", "bottom_prior"):
+        assert isinstance(streamed.trainer(prior).splits.train.images, ShardedImages), prior
     for name in memory.plan.names:
         a, b = (load_tensors(r.plan.unit(name).path(r.run_dir) / "checkpoint.safetensors") for r in (memory, streamed))
         assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a), name

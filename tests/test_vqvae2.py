@@ -329,3 +329,23 @@ def test_every_preset_constructs(preset):
     run_config = RunConfig.from_dict(config)
     for name in model.part_names:
         assert run_config.train_for(name).steps >= 1
+
+
+def test_the_training_memory_estimate_traces_the_autoencoder_with_its_quantiser():
+    """The vector quantiser runs on the meta device (no codebook learning, no code histogram there), so
+    the estimate counts the autoencoder's activations, not only its weights."""
+    from pixelzoo.data import load_dataset
+    from pixelzoo.training.config import RunConfig
+    from pixelzoo.training.run import resolve_model_config, training_memory
+
+    from test_streaming import TINY_VQVAE2
+
+    splits = load_dataset("digits")
+    rc = RunConfig.from_dict({"model": dict(TINY_VQVAE2), "data": {"name": "digits"}, "train": {"batch_size": 64}})
+    rc = rc.with_model(resolve_model_config(rc.model, splits))
+    est = dict((what.split(" of model")[0], (need, what)) for need, what in training_memory(rc, splits))
+    need, what = est["training part 'autoencoder'"]
+    assert "on batches of 64" in what and "of activations" in what
+    rc2 = RunConfig.from_dict({**rc.to_dict(), "train": {"batch_size": 8}})
+    small = dict((w.split(" of model")[0], n) for n, w in training_memory(rc2, splits))
+    assert small["training part 'autoencoder'"] < need   # the activations grow with the batch

@@ -25,7 +25,7 @@ def add_parser(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="SOURCE: digits, fashion-mnist (Debian's folder) or patches; or a path: an image folder (one\n"
                "subfolder per class, or none), an .npz file, a CIFAR-10 folder, a folder of MNIST-format IDX files.\n"
-               "Each image is cropped, then resized, then made grey. Interrupted, the same command again keeps\n"
+               "Each image is cropped, then resized, then made grey, then padded. Interrupted, the same command again keeps\n"
                "the shards already written and writes the rest; index.json is written last.\n"
                "Train on it with: pixelzoo train PRESET --data prepared --data-dir OUT\n"
                "(--set data.stream=true|false: read by memory map or load into memory; default by size).")
@@ -37,6 +37,8 @@ def add_parser(subparsers):
                       help="remove these pixels from each side (the Pyramid PixelCNN paper's CelebA box: 25,25,50,40)")
     p.add_argument("--resize", type=POSITIVE, metavar="SIZE", help="resize each image to SIZE x SIZE after cropping")
     p.add_argument("--grey", action="store_true", help="one channel: Rec. 601 luma")
+    p.add_argument("--pad", type=number(int, 0, what="a number of pixels >= 0"), default=0, metavar="N",
+                   help="add N pixels of level 0 on every side, last (28x28 Fashion-MNIST to 32x32: --pad 2)")
     p.add_argument("--test-fraction", type=number(float, 0.0, strict=True, what="a number in (0, 1)"), metavar="F",
                    help="image folders: the share held out as the test split (default 0.1)")
     p.add_argument("--seed", type=SEED, default=0, help="image folders: the seed of the split (default 0)")
@@ -46,7 +48,8 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    pre = Preprocessing(center_crop=args.center_crop, crop=args.crop, resize=args.resize, grey=args.grey)
+    pre = Preprocessing(center_crop=args.center_crop, crop=args.crop, resize=args.resize, grey=args.grey,
+                        pad=args.pad)
     r = prepare(args.source, args.out, pre, test_fraction=args.test_fraction, seed=args.seed,
                 shard_size=args.shard_size, progress=not args.no_progress)
     index = r.index

@@ -47,12 +47,14 @@ NAMED_SOURCES = ("digits", "fashion-mnist", "patches")
 @dataclass(frozen=True)
 class Preprocessing:
     """What happens to each image, in this order: a crop (``center_crop``, or ``crop`` = (left,
-    right, top, bottom) pixels removed), ``resize`` to SIZE x SIZE, ``grey`` (Rec. 601 luma)."""
+    right, top, bottom) pixels removed), ``resize`` to SIZE x SIZE, ``grey`` (Rec. 601 luma), ``pad``
+    (that many pixels of level 0 on every side: 28x28 Fashion-MNIST to 32x32 with 2)."""
 
     center_crop: bool = False
     crop: tuple[int, int, int, int] | None = None
     resize: int | None = None
     grey: bool = False
+    pad: int = 0
 
     def __post_init__(self):
         if self.center_crop and self.crop is not None:
@@ -61,10 +63,13 @@ class Preprocessing:
             raise DataError(f"a crop box is four pixel counts >= 0 (left, right, top, bottom), got {self.crop}")
         if self.resize is not None and int(self.resize) < 1:
             raise DataError(f"resize must be a positive size, got {self.resize}")
+        if isinstance(self.pad, bool) or not isinstance(self.pad, int) or self.pad < 0:
+            raise DataError(f"pad must be a number of pixels >= 0, got {self.pad!r}")
 
     def to_dict(self) -> dict:
-        return {"center_crop": self.center_crop, "crop": None if self.crop is None else list(self.crop),
-                "resize": self.resize, "grey": self.grey}
+        d = {"center_crop": self.center_crop, "crop": None if self.crop is None else list(self.crop),
+             "resize": self.resize, "grey": self.grey}
+        return d | {"pad": self.pad} if self.pad else d   # without padding: as before, so earlier preparations still match
 
     def box(self, h: int, w: int, where: str) -> tuple[int, int, int, int]:
         """(top, bottom, left, right) of the crop of an h x w image, pixels kept."""
@@ -84,9 +89,9 @@ class Preprocessing:
         """(H, W) of an h x w image once cropped and resized."""
         if self.resize is not None:
             self.box(h, w, where)   # a box too large fails all the same
-            return self.resize, self.resize
+            return self.resize + 2 * self.pad, self.resize + 2 * self.pad
         top, bottom, left, right = self.box(h, w, where)
-        return bottom - top, right - left
+        return bottom - top + 2 * self.pad, right - left + 2 * self.pad
 
     def apply(self, a: np.ndarray, num_levels: int, where: str) -> np.ndarray:
         """The preprocessed image, uint8 (H, W, C), from uint8 (H, W) or (H, W, C)."""
@@ -105,6 +110,8 @@ class Preprocessing:
             a = luma(a)
         elif self.grey and a.shape[2] != 1:
             raise DataError(f"{where}: grey needs RGB or one-channel images, got {a.shape[2]} channels")
+        if self.pad:
+            a = np.pad(a, ((self.pad, self.pad), (self.pad, self.pad), (0, 0)))
         return a
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import mmap
 import os
 from pathlib import Path
 
@@ -153,17 +154,21 @@ def check_shards(directory: str | os.PathLike, index: dict, verify: bool = True,
 
 class ShardedImages:
     """The images of a split, read by memory map from its shards: indexed like a tensor
-    (``images[idx]``, ``images[a:b]``) it returns a uint8 tensor holding a copy of those rows. The
-    maps are opened on first use in each process (a DataLoader worker opens its own)."""
+    (``images[idx]``, ``images[a:b]``) it returns a tensor holding a copy of those rows. The maps are
+    opened on first use in each process (a DataLoader worker opens its own). ``dtype``: of the rows,
+    uint8 for images; a chain's level cache holds wider code maps (int16, int32) and latents (float32)
+    the same way, each shard raw rows in C order, little-endian."""
 
-    dtype = torch.uint8
-
-    def __init__(self, paths: list[Path], counts: list[int], image_shape: tuple[int, int, int], digests: list[str]):
+    def __init__(self, paths: list[Path], counts: list[int], image_shape: tuple[int, int, int], digests: list[str],
+                 dtype: torch.dtype = torch.uint8):
         self.paths, self.counts = [Path(p) for p in paths], [int(c) for c in counts]
         self.digests = list(digests)
         self.image_shape = tuple(int(v) for v in image_shape)
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
-        self._maps: list[np.memmap] | None = None
+        self.dtype = dtype
+        self._np_dtype = np.dtype(str(dtype).removeprefix("torch.")).newbyteorder("<")
+        self._maps: list[np.ndarray] | None = None   # per shard: its rows, over ...
+        self._mms: list[mmap.mmap] | None = None      # ... its memory map
 
     @property
     def shape(self) -> torch.Size:
@@ -175,17 +180,25 @@ class ShardedImages:
     @property
     def digest(self) -> str:
         """What these images are, from their shards' checksums: a fingerprint of the data without reading it."""
-        return hashlib.sha256(json.dumps([list(self.image_shape), self.counts, self.digests]).encode()).hexdigest()
+        what = [list(self.image_shape), self.counts, self.digests]
+        if self.dtype != torch.uint8:
+            what.append(str(self.dtype))
+        return hashlib.sha256(json.dumps(what).encode()).hexdigest()
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_maps": None}   # maps are reopened, never pickled (they would copy the data)
+        return {**self.__dict__, "_maps": None, "_mms": None}   # maps are reopened, never pickled (they would copy the data)
 
     def _map(self, k: int) -> np.memmap:
         if self._maps is None:
-            self._maps = [None] * len(self.paths)
+            self._maps, self._mms = [None] * len(self.paths), [None] * len(self.paths)
         if self._maps[k] is None:
-            self._maps[k] = np.memmap(self.paths[k], dtype=np.uint8, mode="r",
-                                      shape=(self.counts[k], *self.image_shape))
+            with open(self.paths[k], "rb") as f:
+                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            # batches read rows at random: without this, each row read pulls the kernel's readahead (about
+            # 10x the bytes of a 12 KB image), which thrashes the page cache of a data set beyond memory
+            _advise(mm, "MADV_RANDOM")
+            self._mms[k] = mm
+            self._maps[k] = np.frombuffer(mm, dtype=self._np_dtype).reshape(self.counts[k], *self.image_shape)
         return self._maps[k]
 
     def __getitem__(self, key) -> torch.Tensor:
@@ -205,7 +218,7 @@ class ShardedImages:
         if idx.size and (idx.min() < -n or idx.max() >= n):
             raise IndexError(f"{self.paths[0].parent}: image index out of range for {n} images")
         idx = np.where(idx < 0, idx + n, idx)
-        out = np.empty((idx.size, *self.image_shape), dtype=np.uint8)
+        out = np.empty((idx.size, *self.image_shape), dtype=self._np_dtype.newbyteorder("="))
         which = np.searchsorted(self.offsets, idx, side="right") - 1
         for k in np.unique(which):
             sel = which == k
@@ -219,12 +232,26 @@ class ShardedImages:
         return x if dtype is None else x.astype(dtype)
 
     def _range(self, start: int, stop: int) -> np.ndarray:
-        out = np.empty((stop - start, *self.image_shape), dtype=np.uint8)
+        out = np.empty((stop - start, *self.image_shape), dtype=self._np_dtype.newbyteorder("="))
         for k in range(len(self.paths)):
             a, b = max(start, int(self.offsets[k])), min(stop, int(self.offsets[k + 1]))
             if a < b:
-                out[a - start:b - start] = self._map(k)[a - self.offsets[k]:b - self.offsets[k]]
+                rows = self._map(k)
+                row_bytes = rows.itemsize * math.prod(self.image_shape)
+                lo = (a - int(self.offsets[k])) * row_bytes // mmap.PAGESIZE * mmap.PAGESIZE
+                _advise(self._mms[k], "MADV_WILLNEED", lo, (b - int(self.offsets[k])) * row_bytes - lo)  # read ahead
+                out[a - start:b - start] = rows[a - self.offsets[k]:b - self.offsets[k]]
         return out
+
+
+def _advise(mm, advice: str, *span) -> None:
+    """``mm.madvise`` where the platform has it (a hint: nothing is lost without it)."""
+    flag = getattr(mmap, advice, None)
+    if flag is not None and isinstance(mm, mmap.mmap):
+        try:
+            mm.madvise(flag, *span)
+        except (OSError, ValueError):
+            pass
 
 
 class ShardedDataset:
@@ -236,10 +263,13 @@ class ShardedDataset:
                  num_classes: int | None, source: str, extras: dict[str, torch.Tensor] | None = None):
         self.name, self.images, self.labels = name, images, labels
         self.num_levels, self.num_classes, self.source = num_levels, num_classes, source
-        self.extras = dict(extras or {})   # per-image tensors in memory (a chain's levels made from the images)
+        # per-image rows next to the images: tensors in memory, or rows read on demand (``ShardedImages``,
+        # ``MappedRows``: a chain's levels made from the images, cached in shards)
+        self.extras = dict(extras or {})
         for key, value in self.extras.items():
-            if not isinstance(value, torch.Tensor) or value.dim() < 1 or value.shape[0] != len(images):
-                raise DataError(f"data set {name!r}: extra {key!r} must be a tensor with {len(images)} rows")
+            rows = value.shape[0] if isinstance(value, (torch.Tensor, ShardedImages, MappedRows)) and len(value.shape) else -1
+            if rows != len(images):
+                raise DataError(f"data set {name!r}: extra {key!r} must be a tensor or sharded rows with {len(images)} rows")
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -254,6 +284,24 @@ class ShardedDataset:
         idx = idx.nonzero().flatten() if idx.dtype == torch.bool else idx.to(torch.int64).flatten()
         return ImageDataset(self.name, self.images[idx], None if self.labels is None else self.labels[idx],
                             self.num_levels, self.num_classes, self.source, {k: v[idx] for k, v in self.extras.items()})
+
+
+class MappedRows:
+    """Rows made on demand: ``rows[idx]`` is ``fn([source[idx] for source in sources])``, for per-image
+    inputs computed from rows read from shards (a chain's conditioning made of the code maps above a
+    level). ``fn`` must be picklable (DataLoader workers get a copy) and leave the rows on the CPU."""
+
+    def __init__(self, fn, sources: list, shape: tuple):
+        self.fn, self.sources = fn, list(sources)
+        self.shape = torch.Size(shape)
+        if any(len(s) != self.shape[0] for s in self.sources):
+            raise DataError(f"mapped rows: every source must hold {self.shape[0]} rows")
+
+    def __len__(self) -> int:
+        return int(self.shape[0])
+
+    def __getitem__(self, key) -> torch.Tensor:
+        return self.fn([s[key] for s in self.sources])
 
 
 def dataset_of(name: str, images, labels, num_levels, num_classes, source: str, extras=None):

@@ -132,7 +132,9 @@ class Unit:
     weights and evaluation hold). ``data(splits, cache_dir, write_cache)``: the ``DataSplits`` it
     trains and is evaluated on (``extras`` go to ``loss`` as keyword arguments). ``loss(x, y,
     **extras) -> {"loss": scalar, ...}``: None means ``module.loss``, looked up at each step.
-    ``directory``: relative to the run directory.
+    ``directory``: relative to the run directory. ``on_images``: ``data`` gives the run's images as
+    they are, without extras (so the training-memory estimate traces the unit on a batch of them);
+    always so for the default ``data``.
     """
 
     name: str | None
@@ -140,6 +142,11 @@ class Unit:
     data: Callable = _same_splits
     loss: Callable | None = None
     directory: str = "."
+    on_images: bool = False
+
+    @property
+    def trains_on_images(self) -> bool:
+        return self.on_images or self.data is _same_splits
 
     def path(self, run_dir) -> Path:
         return Path(run_dir) / self.directory

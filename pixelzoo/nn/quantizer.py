@@ -150,6 +150,7 @@ class VectorQuantizer(nn.Module):
             raise ConfigError(f"expected encoder output (B, {self.dim}, H, W), got {tuple(z.shape)}")
         if update is None:
             update = self.training
+        update = update and not z.is_meta   # traced on the meta device (a memory estimate): no codebook learning
         b, d, h, w = z.shape
         flat = z.detach().permute(0, 2, 3, 1).reshape(-1, d).to(self.codebook.dtype)
         if update and not bool(self.initialised):
@@ -164,7 +165,8 @@ class VectorQuantizer(nn.Module):
         z_q_st = z_q.detach() + (z - z.detach())
 
         with torch.no_grad():
-            counts = torch.bincount(codes_flat, minlength=self.num_codes).to(flat.dtype)
+            counts = (torch.zeros(self.num_codes, dtype=flat.dtype, device="meta") if z.is_meta else
+                      torch.bincount(codes_flat, minlength=self.num_codes).to(flat.dtype))
             sums = None
             if update:
                 sums = torch.zeros_like(self.codebook).index_add_(0, codes_flat, flat)

@@ -227,19 +227,28 @@ def _saved_for_backward(loss, x, y, exclude: set[int]) -> int:
 
 def check_training_memory(run_config, splits) -> None:
     """ConfigError with the estimate when a training step cannot fit in the machine's available memory,
-    before anything is allocated: per part, its weights, gradients, Adam's two moments and the Polyak
-    copy, plus the activations one batch of ``train.batch_size`` saves for backward, measured by a
-    forward pass on the meta device (for the parts trained on the run's images; a part trained on an
-    encoder's levels, or a forward the meta device cannot run, counts its weights only)."""
-    import torch
-
-    from ..data.dataset import as_input
-    from ..models.base import _same_splits, takes_labels
-    from ..nn.meta import meta_parameters
+    before anything is allocated (the estimate of :func:`training_memory`, per part)."""
     from ..threads import available_memory, check_memory
 
     if available_memory() is None:
         return
+    for need, what in training_memory(run_config, splits):
+        check_memory(need, what, "lower train.batch_size or make the model smaller (e.g. --set model.channels=...)")
+
+
+def training_memory(run_config, splits) -> list[tuple[int, str]]:
+    """(bytes, what) per unit of the training plan: its weights, gradients, Adam's two moments and the
+    Polyak copy, plus the activations one batch of ``train.batch_size`` saves for backward, measured by a
+    forward pass on the meta device (for the units trained on the run's images, an encoder of the pixels
+    included; a part trained on an encoder's levels, or a forward the meta device cannot run, counts its
+    weights only). Empty when the
+    model cannot be built on the meta device (``check_model_memory`` has counted its weights)."""
+    import torch
+
+    from ..data.dataset import as_input
+    from ..models.base import takes_labels
+    from ..nn.meta import meta_parameters
+
     cfg = dict(run_config.model)
     name = cfg.pop("name")
     try:
@@ -247,15 +256,16 @@ def check_training_memory(run_config, splits) -> None:
             model = create_model(name, **cfg).to("meta")
         plan = model.training_plan()
     except Exception:  # check_model_memory has counted its weights
-        return
+        return []
     train = splits.train
+    out = []
     for unit in plan.units:
         tc = run_config.train_for(unit.name)
         params = list(unit.module.parameters())
         weights = sum(p.numel() * p.element_size() for p in params)
         need = weights * (4 + (tc.polyak is not None))
         what = f"training {'part ' + repr(unit.name) + ' of ' if unit.name else ''}model {name!r}"
-        if unit.data is _same_splits:
+        if unit.trains_on_images:
             bs = min(tc.batch_size, len(train))
             x = as_input(torch.zeros((bs, *train.images.shape[1:]), dtype=train.images.dtype, device="meta"))
             y = torch.zeros(bs, dtype=torch.long, device="meta") if takes_labels(unit.module) else None
@@ -268,7 +278,8 @@ def check_training_memory(run_config, splits) -> None:
             if saved:
                 need += saved
                 what += f" on batches of {bs} ({_size(saved)} of activations)"
-        check_memory(need, what, "lower train.batch_size or make the model smaller (e.g. --set model.channels=...)")
+        out.append((need, what))
+    return out
 
 
 def new_run_dir(base: str | os.PathLike) -> Path:

@@ -22,6 +22,7 @@ import torch
 from ..errors import ConfigError, TrainingError
 from ..imaging import write_sample_grid
 from ..io import load_state_strict
+from ..threads import release_free_memory
 from . import distributed
 from .held_out import dataset_bits_per_dim_parts
 from .checkpoint import CHECKPOINT_NAME, evaluation_weights, read_checkpoint
@@ -218,6 +219,10 @@ class PlanRunner:
                 stop.where = f"part {unit.name}"
                 result["parts"][unit.name] = trainer.train(stop)
                 stop.where, stop.abort_at_once = "", False  # a signal before the next part stops at its first step
+                if trainer.step >= trainer.cfg.steps:  # trained: its optimizer state, Polyak copy and gradients go
+                    del self._trainers[unit.name], trainer   # (a paper-size prior's are 4x its weights)
+                    unit.module.zero_grad(set_to_none=True)
+                    release_free_memory()
                 distributed.barrier()  # its checkpoint is written before any process reads it
         result["train_seconds"] = round(time.perf_counter() - start, 2)
         if not distributed.is_main():

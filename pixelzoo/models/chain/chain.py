@@ -40,7 +40,7 @@ import torch
 import torch.nn as nn
 
 from ...data.dataset import DataSplits, as_input, image_dtype_for
-from ...data.shards import dataset_of
+from ...data.shards import MappedRows, ShardedImages, dataset_of
 from ...devices import module_device
 from ...errors import ConfigError
 from ...nn.levels import unscale_levels
@@ -50,9 +50,17 @@ from ...threads import apply_policy
 from ...views import has_values
 from ..base import PixelzooModel, SamplesImages, SamplesLevels, TrainingPlan, Unit
 from .level_cache import LevelCache, cache_file, fingerprint
+from .level_shards import shards_dir
 from .links import Level, Link, TrainedMaker, View
 
-CHUNK = 256  # images per chunk when a maker runs over a whole data set
+CHUNK = 256  # images per chunk when a maker runs over a whole data set, at most ...
+CHUNK_PIXELS = 1 << 16  # ... and at most this many pixels (H x W) of them: 4 images of 128x128, 1 of 1024x1024
+
+
+def chunk_rows(shape) -> int:
+    """Rows per chunk when a maker runs over a data set of rows of ``shape`` (C, H, W): an encoder at the
+    paper's sizes (512 channels at full resolution) holds hundreds of MB of activations per image."""
+    return max(1, min(CHUNK, CHUNK_PIXELS // max(1, shape[-1] * shape[-2])))
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,7 +199,10 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
         return [o if o.dim() == 4 else o.unsqueeze(1) for o in out]
 
     def _cond_kwargs(self, link: Link, known: dict) -> dict:
-        return {"cond": link.cond([known[g] for g in link.given])} if link.given else {}
+        if not link.given:
+            return {}
+        cond = link.cond([known[g] for g in link.given])
+        return {"cond": cond.to(module_device(self)) if isinstance(cond, torch.Tensor) else cond}
 
     # ------------------------------------------------------------------ the bound
     def log_prob_maps(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -267,11 +278,12 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
         device = module_device(self)
         levels = self.levels if levels is None else levels
         out: dict[str, list] = {n: [] for n in names}
-        for s in range(0, max(images.shape[0], 1), CHUNK):
-            chunk = as_input(images[s:s + CHUNK]).to(device)
+        rows = chunk_rows(images.shape)
+        for s in range(0, max(images.shape[0], 1), rows):
+            chunk = as_input(images[s:s + rows]).to(device)
             for n, v in zip(names, fn(chunk)):
                 lv = levels[n]
-                out[n].append(v.to("cpu", image_dtype_for(lv.num_levels) if lv.discrete else torch.float32))
+                out[n].append(v.to("cpu", self._level_dtype(lv)))
         return {n: torch.cat(v) for n, v in out.items()}
 
     def _encoded(self, maker: TrainedMaker, splits, src: dict, cache_dir, write_cache, outputs: dict | None = None,
@@ -295,12 +307,27 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
             return {f"{k}.{t}": lv for k, v in src.items()
                     for t, lv in self._map(partial(self._encode, maker), v, list(maker.targets), levels).items()}
 
-        path = Path(cache_dir) / cache_file(slot) if cache_dir is not None else None
         n_train, n_test = (len(v) for v in src.values())
-        flat = self.level_cache.get(slot, key, shapes, compute, path, write_cache,
-                                    what=f"levels {', '.join(maker.targets)} of {n_train} training and {n_test} "
-                                         f"test images with the trained {maker.part}")
+        what = f"levels {', '.join(maker.targets)} of {n_train} training and {n_test} test images with the trained {maker.part}"
+        if cache_dir is not None and write_cache and any(isinstance(v, ShardedImages) for v in src.values()):
+            # streamed data: the levels stream too, written shard by shard in one pass, read by memory map
+            specs = {name: (shape[0], tuple(shape[1:]), self._level_dtype(levels[name.split(".", 1)[1]]))
+                     for name, shape in shapes.items()}
+
+            def encode(rows):
+                return self._map(partial(self._encode, maker), rows, list(maker.targets), levels)
+
+            flat = self.level_cache.get_streamed(slot, key, specs, src, encode, shards_dir(cache_dir, slot),
+                                                  CHUNK, what)
+        else:
+            path = Path(cache_dir) / cache_file(slot) if cache_dir is not None else None
+            flat = self.level_cache.get(slot, key, shapes, compute, path, write_cache, what=what)
         return {t: {k: flat[f"{k}.{t}"] for k in src} for t in maker.targets}
+
+    @staticmethod
+    def _level_dtype(level: Level) -> torch.dtype:
+        """How a level is stored: the smallest dtype of its levels, or float32 when continuous."""
+        return image_dtype_for(level.num_levels) if level.discrete else torch.float32
 
     def part_data(self, name: str, splits, cache_dir: Path | None = None, write_cache: bool = True):
         """The ``DataSplits`` part ``name`` trains and is evaluated on: an encoder part its source
@@ -322,11 +349,22 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
         tag = "" if level == self.level_order[0] else f"/{level}"
 
         def split(which, d):
-            extras = {"cond": link.cond([data[g][which] for g in given])} if given else {}
+            extras = {"cond": self._cond_rows(link, [data[g][which] for g in given])} if given else {}
             return dataset_of(d.name + tag, data[level][which], d.labels, lv.num_levels, d.num_classes,
                               f"level {level!r} of {d.name}" if tag else d.source, extras)
 
         return DataSplits(split("train", splits.train), split("test", splits.test))
+
+    @staticmethod
+    def _cond_rows(link: Link, given: list):
+        """``link.cond`` of the given levels of a data set: computed in memory for levels in memory; for
+        levels read from shards, the level itself (a single given level) or rows made a batch at a time."""
+        if not any(isinstance(g, ShardedImages) for g in given):
+            return link.cond(given)
+        if len(given) == 1 and link.condition is None:
+            return given[0]
+        first = link.cond([g[0:1] for g in given])
+        return MappedRows(link.cond, given, (len(given[0]), *first.shape[1:]))
 
     def _check_splits(self, splits) -> None:
         if tuple(splits.image_shape) != tuple(self.image_shape) or splits.num_levels != self.num_levels:
@@ -334,8 +372,17 @@ class Chain(PixelzooModel, SamplesImages, SamplesLevels):
                               f"levels; the model was built for {self.image_shape} with {self.num_levels}")
 
     def training_plan(self) -> TrainingPlan:
-        return TrainingPlan([[Unit(name, self.parts[name], partial(self.part_data, name), None, f"parts/{name}")
-                              for name in stage] for stage in self.stages])
+        return TrainingPlan([[Unit(name, self.parts[name], partial(self.part_data, name), None, f"parts/{name}",
+                                   self.trains_on_images(name)) for name in stage] for stage in self.stages])
+
+    def trains_on_images(self, name: str) -> bool:
+        """Whether part ``name`` trains on the data's images as they are (``part_data`` gives the splits
+        unchanged): an encoder of the pixels, or a prior over the pixels given nothing."""
+        encoders = [m for m in self.makers if isinstance(m, TrainedMaker) and m.part == name]
+        if encoders:
+            return encoders[0].source == self.level_order[0]
+        link = self.link_of_part(name)
+        return link is not None and link.level == self.level_order[0] and not link.given
 
     # ------------------------------------------------------------------ sampling
     def sampling_options(self, temperature, head_options, names) -> tuple[dict, dict]:

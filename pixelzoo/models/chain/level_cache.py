@@ -5,8 +5,10 @@ sets and kept: in memory, and in ``cache_dir/<part>-levels.safetensors`` stamped
 of the encoder's weights and buffers, of the format and of the data it read (names, tensors,
 labels; images streamed from a prepared data set's shards by the shards' checksums, unread). A
 changed encoder or data set gives another fingerprint, so a stale cache is never used: it is
-recomputed and overwritten. An unreadable cache file is ignored with a message. The levels
-themselves are held in memory (they do not stream yet).
+recomputed and overwritten. An unreadable cache file is ignored with a message. Levels of data held
+in memory are held in memory; levels of a data set streamed from its shards stream too
+(``level_shards``: written shard by shard in one pass, read by memory map), and a damaged shard of
+them is recomputed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch.nn as nn
 from ...data.shards import ShardedImages
 from ...errors import CheckpointError
 from ...io import load_tensors, read_metadata, save_tensors
+from .level_shards import read_level_shards, write_level_shards
 
 CACHE_FORMAT = "pixelzoo-levels-1"
 
@@ -80,6 +83,24 @@ class LevelCache:
             found = compute()
             if path is not None and write:
                 save_tensors(found, path, {"format": CACHE_FORMAT, "fingerprint": key, "names": json.dumps(sorted(found))})
+            self.last_source = "computed"
+        self.memo[slot] = (key, found)
+        return found
+
+    def get_streamed(self, slot: str, key: str, specs: dict[str, tuple], sources: dict, encode: Callable,
+                     directory: Path, chunk: int, what: str = "levels") -> dict:
+        """Like ``get`` for a streamed data set: the arrays of ``specs`` (name -> (rows, row shape,
+        dtype)) as ``ShardedImages`` read by memory map from ``directory``, written there shard by shard
+        in one pass over ``sources`` (split -> rows) by ``encode`` when they are missing, stale or damaged."""
+        if slot in self.memo and self.memo[slot][0] == key:
+            self.last_source = "memory"
+            return self.memo[slot][1]
+        found = read_level_shards(directory, key, specs)
+        if found is not None:
+            self.last_source = "cache"
+        else:
+            print(f"pixelzoo: computing {what} (once, streamed to {directory})", file=sys.stderr)
+            found = write_level_shards(directory, key, sources, encode, specs, chunk)
             self.last_source = "computed"
         self.memo[slot] = (key, found)
         return found

@@ -57,7 +57,8 @@ from functools import partial
 import torch
 import torch.nn as nn
 
-from ....data.dataset import DataSplits, ImageDataset
+from ....data.dataset import DataSplits
+from ....data.shards import dataset_of
 from ....errors import ConfigError
 from ....nn.gaussian import gaussian_log_prob, kl_to_standard_normal, reparameterise, standard_normal_log_prob
 from ....registry import register_model
@@ -258,8 +259,8 @@ class AGAVE(Chain, SamplesReconstructions, ImportanceWeighted):
         post = self._encoded(POSTERIOR, splits, src, cache_dir, write_cache, outputs, slot="vae-posterior")
 
         def split(d, which, extras):
-            return ImageDataset(f"{d.name}/z", post["z"][which], d.labels, None, d.num_classes,
-                                f"means of q(z | x) of {d.name}", extras=extras)
+            return dataset_of(f"{d.name}/z", post["z"][which], d.labels, None, d.num_classes,
+                              f"means of q(z | x) of {d.name}", extras)
 
         return DataSplits(split(splits.train, "train", {"log_var": post["z_log_var"]["train"]}),
                           split(splits.test, "test", {}))

@@ -372,7 +372,8 @@ class DeFauw(Chain, Encodes, SamplesReconstructions):
     def training_plan(self) -> TrainingPlan:
         """One unit per level (E_l + A_l (+ T_l) + D_l jointly, ``LevelUnit``), stage by stage (level
         l + 1 reads the codes of the trained level l through the level cache), then the prior."""
-        stages = [[Unit(name, LevelUnit(self.parts[name]), partial(self.part_data, name), None, f"parts/{name}")]
+        stages = [[Unit(name, LevelUnit(self.parts[name]), partial(self.part_data, name), None, f"parts/{name}",
+                        self.trains_on_images(name))]
                   for name in (f"level{l}" for l in range(1, len(self.code_levels) + 1))]
         stages.append([Unit("prior", self.parts["prior"], partial(self.part_data, "prior"), None, "parts/prior")])
         return TrainingPlan(stages)

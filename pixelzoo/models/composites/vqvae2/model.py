@@ -44,7 +44,7 @@ Choices where the paper is silent or ambiguous:
 
 from __future__ import annotations
 
-from functools import partial
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -122,6 +122,35 @@ class ConditioningStack(nn.Module):
 
 
 # --------------------------------------------------------------------------------------- the chain
+@dataclass(frozen=True)
+class CodeCondition:
+    """The ``cond`` of level ``level`` (top = 0) from the code maps above it (each (B, H_j, W_j) or
+    (B, 1, H_j, W_j), top first): nearest-upsampled to the resolution of level ``level - 1`` and stacked,
+    (B, level, H, W). A picklable function of the shapes alone (DataLoader workers make it for the
+    batches they read from a streamed level cache); it computes where the maps are (a map on an
+    accelerator, e.g. one just sampled, brings the others there)."""
+
+    code_shapes: tuple
+    level_names: tuple
+    level: int
+
+    def __call__(self, codes_above: list[torch.Tensor]) -> torch.Tensor:
+        level = self.level
+        if level < 1 or len(codes_above) != level:
+            raise ConfigError(f"level {level} is conditioned on the {level} code map(s) above it, got {len(codes_above)}")
+        h, w = self.code_shapes[level - 1]
+        device = next((c.device for c in codes_above if c.device.type != "cpu"), torch.device("cpu"))
+        maps = []
+        for j, c in enumerate(codes_above):
+            if c.dim() == 4 and c.shape[1] == 1:
+                c = c[:, 0]
+            hj, wj = self.code_shapes[j]
+            if tuple(c.shape[1:]) != (hj, wj):
+                raise ConfigError(f"code map of level {self.level_names[j]} must be (B, {hj}, {wj}), got {tuple(c.shape)}")
+            maps.append(c.to(device).repeat_interleave(h // hj, dim=1).repeat_interleave(w // wj, dim=2))
+        return torch.stack(maps, dim=1)
+
+
 @register_model("vqvae2")
 class VQVAE2Model(Chain, Encodes, Reconstructs):
     """VQ-VAE-2: hierarchical VQ-VAE + one autoregressive prior per code map (see the module docstring).
@@ -173,7 +202,7 @@ class VQVAE2Model(Chain, Encodes, Reconstructs):
                                     cond["spatial_channels"])
             ar = build_code_prior(here, ae.num_codes, num_classes, spatial_channels=cond["spatial_channels"], **cfg)
             parts[name] = ConditionalAR(ar, net)
-            links.append(Link(name, names[l], tuple(names[:l]), partial(self.condition, level=l)))
+            links.append(Link(name, names[l], tuple(names[:l]), CodeCondition(tuple(shapes), tuple(names), l)))
         levels = [Level("image", image_shape, int(num_levels))]
         levels += [Level(n, (1, *s), ae.num_codes, shown=False) for n, s in reversed(list(zip(names, shapes)))]
         super().__init__(levels, [TrainedMaker("image", tuple(names), "autoencoder")], links, parts,
@@ -196,20 +225,8 @@ class VQVAE2Model(Chain, Encodes, Reconstructs):
     def condition(self, codes_above: list[torch.Tensor], level: int) -> torch.Tensor:
         """The ``cond`` of level ``level`` (top = 0): the code maps of levels ``< level`` (each (B, H_j, W_j)
         or (B, 1, H_j, W_j), top first), nearest-upsampled to the resolution of level ``level - 1``,
-        stacked (B, level, H, W)."""
-        if level < 1 or len(codes_above) != level:
-            raise ConfigError(f"level {level} is conditioned on the {level} code map(s) above it, got {len(codes_above)}")
-        h, w = self.code_shapes[level - 1]
-        device = module_device(self)  # given maps may come from the CPU, sampled ones from the model's device
-        maps = []
-        for j, c in enumerate(codes_above):
-            if c.dim() == 4 and c.shape[1] == 1:
-                c = c[:, 0]
-            hj, wj = self.code_shapes[j]
-            if tuple(c.shape[1:]) != (hj, wj):
-                raise ConfigError(f"code map of level {self.level_names[j]} must be (B, {hj}, {wj}), got {tuple(c.shape)}")
-            maps.append(c.to(device).repeat_interleave(h // hj, dim=1).repeat_interleave(w // wj, dim=2))
-        return torch.stack(maps, dim=1)
+        stacked (B, level, H, W), on the model's device."""
+        return CodeCondition(tuple(self.code_shapes), tuple(self.level_names), level)(codes_above).to(module_device(self))
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Code maps (B, H_l, W_l) long, top first (the autoencoder in eval mode; codebooks unchanged)."""
