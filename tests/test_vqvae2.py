@@ -349,3 +349,29 @@ def test_the_training_memory_estimate_traces_the_autoencoder_with_its_quantiser(
     rc2 = RunConfig.from_dict({**rc.to_dict(), "train": {"batch_size": 8}})
     small = dict((w.split(" of model")[0], n) for n, w in training_memory(rc2, splits))
     assert small["training part 'autoencoder'"] < need   # the activations grow with the batch
+
+
+def test_the_training_memory_estimate_traces_the_priors_on_their_code_maps():
+    """A prior over codes (and the bottom prior given the top codes) is traced on meta tensors of its
+    levels' shapes: the activations it counts are those a real step on real code maps saves."""
+    from pixelzoo.data import load_dataset
+    from pixelzoo.training.config import RunConfig
+    from pixelzoo.training.run import _saved_for_backward, build_model, resolve_model_config, training_memory
+
+    from test_streaming import TINY_VQVAE2
+
+    splits = load_dataset("digits")
+    rc = RunConfig.from_dict({"model": dict(TINY_VQVAE2), "data": {"name": "digits"}, "train": {"batch_size": 16}})
+    rc = rc.with_model(resolve_model_config(rc.model, splits))
+    est = {what.split(" of model")[0]: need for need, what in training_memory(rc, splits)}
+    torch.manual_seed(0)
+    model = build_model(rc.model)
+    for part in ("top_prior", "bottom_prior"):
+        module = model.parts[part]
+        data = model.part_data(part, splits, write_cache=False).train
+        x = data.images[:16].long()
+        extras = {k: v[:16] for k, v in data.extras.items()}
+        params = list(module.parameters())
+        real = _saved_for_backward(lambda x, y: module.loss(x, y, **extras), x, data.labels[:16], {id(p) for p in params})
+        weights = sum(p.numel() * p.element_size() for p in params)
+        assert real > 0 and est[f"training part {part!r}"] == weights * 4 + real, part

@@ -16,11 +16,13 @@ def add_parser(subparsers):
 
 def run(args) -> int:
     width = max(60, shutil.get_terminal_size((100, 24)).columns)
-    for name in list_presets():
+    names = list_presets()
+    column = max(map(len, names), default=0)  # the names' column, as wide as the longest
+    for name in names:
         text = " ".join(load_preset(name).get("description", "").split())
         if args.verbose:
             print(name)
             print(textwrap.fill(text, width - 1, initial_indent="    ", subsequent_indent="    "))
         else:
-            print(f"{name:32s} {textwrap.shorten(text, max(20, width - 34), placeholder=' ...')}")
+            print(f"{name:{column}s} {textwrap.shorten(text, max(20, width - column - 2), placeholder=' ...')}")
     return 0

@@ -239,13 +239,13 @@ def check_training_memory(run_config, splits) -> None:
 def training_memory(run_config, splits) -> list[tuple[int, str]]:
     """(bytes, what) per unit of the training plan: its weights, gradients, Adam's two moments and the
     Polyak copy, plus the activations one batch of ``train.batch_size`` saves for backward, measured by a
-    forward pass on the meta device (for the units trained on the run's images, an encoder of the pixels
-    included; a part trained on an encoder's levels, or a forward the meta device cannot run, counts its
-    weights only). Empty when the
+    forward pass on the meta device: the units trained on the run's images (an encoder of the pixels
+    included) and a chain's parts trained on a level (priors over codes, decoders given the level above,
+    on meta tensors of the levels' shapes); a unit trained jointly on several parts, or a forward the
+    meta device cannot run, counts its weights only. Empty when the
     model cannot be built on the meta device (``check_model_memory`` has counted its weights)."""
     import torch
 
-    from ..data.dataset import as_input
     from ..models.base import takes_labels
     from ..nn.meta import meta_parameters
 
@@ -265,14 +265,15 @@ def training_memory(run_config, splits) -> list[tuple[int, str]]:
         weights = sum(p.numel() * p.element_size() for p in params)
         need = weights * (4 + (tc.polyak is not None))
         what = f"training {'part ' + repr(unit.name) + ' of ' if unit.name else ''}model {name!r}"
-        if unit.trains_on_images:
-            bs = min(tc.batch_size, len(train))
-            x = as_input(torch.zeros((bs, *train.images.shape[1:]), dtype=train.images.dtype, device="meta"))
+        bs = min(tc.batch_size, len(train))
+        inputs = _meta_inputs(model, unit, train, bs)
+        if inputs is not None:
+            x, extras = inputs
             y = torch.zeros(bs, dtype=torch.long, device="meta") if takes_labels(unit.module) else None
             loss = unit.loss or unit.module.loss
             try:
                 with torch.device("meta"):
-                    saved = _saved_for_backward(loss, x, y, {id(p) for p in params})
+                    saved = _saved_for_backward(lambda x, y: loss(x, y, **extras), x, y, {id(p) for p in params})
             except Exception:  # an operation the meta device cannot run (data-dependent): weights only
                 saved = 0
             if saved:
@@ -280,6 +281,39 @@ def training_memory(run_config, splits) -> list[tuple[int, str]]:
                 what += f" on batches of {bs} ({_size(saved)} of activations)"
         out.append((need, what))
     return out
+
+
+def _meta_inputs(model, unit, train, bs: int):
+    """(x, extras) of a batch of ``bs`` for ``unit`` as meta tensors: the run's images for a unit trained
+    on them; for a chain's part trained on a level (a prior over codes, a decoder given the level
+    above), that level and its conditioning made from meta tensors of the given levels' shapes; None
+    when neither applies."""
+    import torch
+
+    from ..data.dataset import as_input, image_dtype_for
+    from ..models.chain import Chain
+
+    def batch(shape, num_levels):
+        dtype = image_dtype_for(num_levels) if num_levels is not None else torch.float32
+        return as_input(torch.zeros((bs, *shape), dtype=dtype, device="meta"))
+
+    if unit.trains_on_images:
+        return as_input(torch.zeros((bs, *train.images.shape[1:]), dtype=train.images.dtype, device="meta")), {}
+    if not isinstance(model, Chain) or unit.name not in model.parts or unit.module is not model.parts[unit.name]:
+        return None
+    link = model.link_of_part(unit.name)
+    if link is None:
+        return None
+    level = model.levels[link.level]
+    x = batch(level.shape, level.num_levels)
+    if not link.given:
+        return x, {}
+    try:
+        with torch.device("meta"):
+            cond = link.cond([batch(model.levels[g].shape, model.levels[g].num_levels) for g in link.given])
+    except Exception:  # a conditioning the meta device cannot compute: weights only
+        return None
+    return x, {"cond": cond}
 
 
 def new_run_dir(base: str | os.PathLike) -> Path:
