@@ -206,6 +206,29 @@ def run_preset(preset: str, work: Path, args) -> dict:
     return row
 
 
+def estimate_only(args) -> None:
+    """Every preset's estimate per part at ``--batch``, written to ``paper_presets_estimate.json``."""
+    start = time.perf_counter()
+    out = args.out if args.out != str(ROOT / "results" / "paper_presets.json") else \
+        str(ROOT / "results" / "paper_presets_estimate.json")
+    presets = args.presets.split(",") if args.presets else paper_presets()
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="paper_presets_"))
+    rows = []
+    try:
+        for preset in presets:
+            size = image_size(preset)
+            est = estimate(preset, prepared(work, size, args.images), args.batch)
+            rows.append({"preset": preset, "image_size": size, "batch_size": args.batch,
+                         "estimate_gb": {what: round(need / GB, 3) for need, what in est},
+                         "estimate_max_gb": round(max((n for n, _ in est), default=0) / GB, 3)})
+            print(json.dumps(rows[-1]), flush=True)
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    write_result({"benchmark": "paper_presets --estimate-only", "environment": environment(args.threads),
+                  "presets": rows}, out, start)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", help="comma-separated (default: every *-paper preset)")
@@ -220,7 +243,13 @@ def main() -> None:
     ap.add_argument("--work", help="folder for the data and runs (default: a temporary one, removed)")
     ap.add_argument("--out", default=str(ROOT / "results" / "paper_presets.json"))
     ap.add_argument("--merge", action="store_true", help="keep --out's rows of the presets not run now")
+    ap.add_argument("--estimate-only", action="store_true",
+                    help="only pixelzoo's training-memory estimate per part (meta device: seconds, no training); "
+                         "--out defaults to paper_presets_estimate.json")
     args = ap.parse_args()
+    if args.estimate_only:
+        estimate_only(args)
+        return
     start = time.perf_counter()
     presets = args.presets.split(",") if args.presets else paper_presets()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="paper_presets_"))
