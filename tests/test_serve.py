@@ -21,13 +21,14 @@ from PIL import Image
 
 from pixelzoo.cli import main
 from pixelzoo.imaging import make_grid
-from pixelzoo.serve.app import create_app
+from pixelzoo.serve.app import _task, create_app
 from pixelzoo.serve.catalogue import Catalogue
 from pixelzoo.serve import work
 from pixelzoo.serve.jobs import Busy, Job, WorkQueue
 from pixelzoo.serve.server import PageServer
 from pixelzoo.training import load_run_model, start_run
 from pixelzoo.training.run import apply_overrides, load_config
+from pixelzoo.zoo import list_zoo
 
 SHORT = ["train.log_every=1", "train.eval_every=0", "train.checkpoint_every=100", "train.num_samples=0",
          "train.polyak=null", "train.batch_size=16"]
@@ -102,8 +103,9 @@ def cell(grid, k, h, w, row=0):
 def test_catalogue_lists_zoo_models_and_runs_not_parts_or_hidden(served):
     client, _ = served
     names = client.get("/api/models").json["models"]
-    assert names[:2] == ["zoo:digits", "zoo:fashion-gated"]
-    assert names[2:] == ["family/gray", "family/pyramid", "flat", "vq"]
+    zoo = [f"zoo:{n}" for n in list_zoo()]
+    assert {"zoo:digits", "zoo:fashion-gated"} <= set(zoo) and names[:len(zoo)] == zoo
+    assert names[len(zoo):] == ["family/gray", "family/pyramid", "flat", "vq"]
     assert client.get("/api/model?name=../flat").status_code == 404
     assert client.get("/api/model?name=/etc").status_code == 404
     assert client.get("/api/model?name=.hidden/x").status_code == 404
@@ -122,19 +124,30 @@ def test_cards_say_what_each_model_can_do(served):
     assert card["sample_metrics"]["count"] == 1000
 
 
-def test_sampling_streams_every_row_then_the_samplers_own_images(served, runs):
+def test_sampling_reports_every_row_then_the_samplers_own_images(served, runs):
+    """The computation reports each of a digit's 8 rows with the picture so far; the stream sends the
+    latest state as it changes (a slow reader may skip rows, never reorder them); the grid at the end
+    is the sampler's own images for the seed, and every picture on the way shows its rows as they end."""
     client, catalogue = served
+    model, _ = load_run_model(runs / "flat")
+    reported = []
+
+    class Recording(Job):
+        def report(self, done, total, **values):
+            reported.append((done, total, values.get("image")))
+            super().report(done, total, **values)
+
+    work.sample(Recording("flat", "sample", lambda job: {}), model, 5, 7, 0.9, 3)
+    assert [(d, t) for d, t, _ in reported] == [(k, 8) for k in range(1, 9)] and all(p for _, _, p in reported)
     seen = states(client, {"model": "flat", "kind": "sample", "count": 5, "class": 7, "temperature": 0.9, "seed": 3})
     rows = [s["done"] for s in seen if s["status"] == "running" and s.get("image")]
-    assert rows == list(range(1, 9))  # the 8 rows of a digit, each reported with its picture
-    assert seen[-1]["status"] == "done"
-    model, _ = load_run_model(runs / "flat")
+    assert rows == sorted(set(rows)) and rows[-1] == 8 and seen[-1]["status"] == "done"
     x = model.sample(5, y=torch.full((5,), 7), temperature=0.9, generator=torch.Generator().manual_seed(3))
     expected = make_grid(x, model.num_levels, ncol=5, scale=1)
     assert np.array_equal(decode(seen[-1]["result"]["image"]), expected)
-    # the picture after row 3: rows 0-2 drawn as in the end, the rest not yet
-    after3 = decode(next(s["image"] for s in seen if s.get("done") == 3 and s.get("image")))
-    assert np.array_equal(after3[:1 + 3], expected[:1 + 3])
+    for done, _, picture in reported:  # rows 0..done-1 drawn as in the end, the rest not yet
+        assert np.array_equal(decode(picture)[:1 + done], expected[:1 + done])
+        assert all((cell(decode(picture), k, 8, 8)[done:] == 0).all() for k in range(5))
 
 
 def test_inpainting_keeps_the_pixels_drawn_over(served):
@@ -181,11 +194,21 @@ def test_a_chains_samples_come_with_their_levels(served):
                                               ("family/pyramid", "upscale", {"image", "4x4"}),
                                               ("vq", "reconstruct", set())])
 def test_composites_colourise_upscale_and_reconstruct(served, name, kind, levels):
-    client, _ = served
-    seen = states(client, {"model": name, "kind": kind, "test_index": 0, "per_image": 2, "seed": 0})
+    client, catalogue = served
+    body = {"model": name, "kind": kind, "test_index": 0, "per_image": 2, "seed": 0}
+    seen = states(client, body)
     assert seen[-1]["status"] == "done", seen[-1]
-    assert levels <= {s["level"] for s in seen if s.get("level")}  # rows reported per level sampled
     assert decode(seen[-1]["result"]["image"]).shape[0] >= 10
+    reported = []  # the computation reports the rows of every level it samples
+
+    class Recording(Job):
+        def report(self, done, total, **values):
+            reported.append(values.get("level"))
+            super().report(done, total, **values)
+
+    model = catalogue.model(name)
+    _task(kind, body, model, lambda: catalogue.test_images(name))(Recording(name, kind, lambda job: {}), model)
+    assert levels <= set(reported)
 
 
 @pytest.mark.parametrize("body,status,words", [
@@ -323,12 +346,12 @@ def test_one_computation_at_a_time_per_model_even_with_two_workers():
 
 
 def test_stop_ends_the_sampling_on_the_server():
-    """A 28x28 zoo model sampling 16 images, stopped after its first row: the job ends 'stopped'
+    """A 28x28 zoo model sampling 64 images, stopped after its first row: the job ends 'stopped'
     well before the last row, and the queue takes the next job."""
     queue = WorkQueue(capacity=4)
     client = create_app(Catalogue(None), queue).test_client()
     try:
-        job_id = client.post("/api/jobs", json={"model": "zoo:fashion-gated", "kind": "sample", "count": 16,
+        job_id = client.post("/api/jobs", json={"model": "zoo:fashion-gated", "kind": "sample", "count": 64,
                                                 "class": 0}).json["job"]
         job = queue.get(job_id)
         version, state = job.wait_change(-1, 30)

@@ -85,7 +85,8 @@ def test_sampling_shows_rows_arriving_then_the_full_grid(page):
     driver.find_element(By.CSS_SELECTOR, "#sample-form .run").click()
     wait(driver, lambda d: d.find_element(By.ID, "status-text").text.startswith("done"))
     pictures = [p for p in driver.execute_script("return window.__pictures") if p.startswith("data:")]
-    assert len(set(pictures)) >= 10  # rows arrived one picture at a time before the end (28 rows)
+    # rows arrived as pictures before the end (the stream sends the latest of 28 rows: a busy reader may skip some)
+    assert len(set(pictures)) >= 3
     first, last = decode(pictures[0]), decode(pictures[-1])
     assert first.shape == last.shape == (30, 8 * 29 + 1)  # 8 images of 28x28 in a row, 1-pixel padding
     cells = [(slice(11, 29), slice(1 + k * 29, 29 + k * 29)) for k in range(8)]  # rows 10-27 of each image
