@@ -153,6 +153,18 @@ def output_paths(out: str | os.PathLike, *suffixes: str) -> list[Path]:
     return [out.with_name(out.name + s) for s in suffixes]
 
 
+def read_json(path: str | os.PathLike, error_class: type[Exception]):
+    """The JSON value in ``path``; ``error_class`` naming the file when it cannot be read or is not
+    valid JSON (the caller checks the value's shape)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error_class(f"{path}: not valid JSON ({e})") from None
+    except OSError as e:
+        raise error_class(f"{path}: cannot read it ({e.strerror or e})") from None
+
+
 def atomic_write_json(obj, path: str | os.PathLike) -> None:
     atomic_write_bytes((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), path)
 

@@ -50,7 +50,9 @@ def build(name: str, runs: Path, threads: int, root) -> Path:
     preset, extra, count = RECIPES[name]
     run = runs / name
     argv = ["train", preset, "--out", str(run), "--threads", str(threads), "--no-progress", *extra]
+    shown = ["train", preset, "--out", f"runs/zoo/{name}", *argv[4:]]  # the card's command: where the run goes aside
     shutil.rmtree(run, ignore_errors=True)  # from scratch: the card's wall time is this training's
+    commit = _commit()  # the code that trains, read before training
     start = time.perf_counter()
     if cli(argv):
         raise SystemExit(f"training {name} failed")
@@ -60,7 +62,7 @@ def build(name: str, runs: Path, threads: int, root) -> Path:
     steps = train["steps"]
     if (run / "checkpoint.safetensors").is_file():  # a time budget may have stopped it earlier
         steps = int(read_metadata(run / "checkpoint.safetensors")["step"])
-    fields = {"preset": preset, "command": "pixelzoo " + " ".join(argv), "commit": _commit(),
+    fields = {"preset": preset, "command": "pixelzoo " + " ".join(shown), "commit": commit,
               "wall_seconds": round(wall, 1), "cores": os.cpu_count(), "threads": threads, "steps": steps,
               "images_seen": steps * train["batch_size"],
               "built": time.strftime("%Y-%m-%d"), "rebuild": f"python scripts/build_zoo.py {name}"}

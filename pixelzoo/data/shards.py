@@ -28,6 +28,7 @@ import torch
 from pixelzoo.data._checks import existing_dir
 from pixelzoo.data.dataset import DataSplits, ImageDataset
 from pixelzoo.errors import DataError
+from pixelzoo.io import read_json
 
 FORMAT = "pixelzoo-prepared"
 VERSION = 1
@@ -64,12 +65,7 @@ def read_index(directory: str | os.PathLike) -> dict:
         why = ("its preparation did not finish: run the same `pixelzoo prepare` again to complete it"
                if unfinished else "it is not a folder written by `pixelzoo prepare`")
         raise DataError(f"{d}: no {INDEX_NAME}; {why}")
-    try:
-        index = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read it ({e.strerror or e})") from None
+    index = read_json(path, DataError)
     _check_index(index, path)
     return index
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..devices import resolve_device
 from ..errors import CheckpointError, ConfigError
-from ..io import _size, atomic_write_json, check_writable, storage_error
+from ..io import _size, atomic_write_json, check_writable, read_json, storage_error
 from ..registry import create_model, did_you_mean, list_presets, load_preset
 from ..zoo import is_zoo_name, run_config as zoo_run_config
 from .runner import load_plan_weights
@@ -337,12 +337,7 @@ def read_run_config(run_dir: str | os.PathLike) -> dict:
     path = Path(run_dir) / RUN_CONFIG
     if not path.is_file():
         raise CheckpointError(f"{path} not found: {run_dir} is not a pixelzoo run directory")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path} is not valid JSON: {e}") from e
-    except OSError as e:
-        raise CheckpointError(f"{path} cannot be read: {e.strerror or e}") from None
+    config = read_json(path, CheckpointError)
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict) \
             or not isinstance(config.get("data"), dict):
         got = type(config).__name__ if not isinstance(config, dict) else f"an object with keys {sorted(config)[:6]}"

@@ -15,11 +15,11 @@ a CheckpointError naming it, never a silent load.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
 from ..errors import CheckpointError, ConfigError
+from ..io import read_json as read_file_json
 from ..registry import did_you_mean
 
 PREFIX = "zoo:"
@@ -67,13 +67,7 @@ def checksums_of(folder: Path) -> dict[str, str]:
 def verify(folder: Path) -> None:
     """CheckpointError unless every file below ``folder`` is listed in its ``checksums.json`` with its
     SHA-256, and every listed file is there."""
-    listed_path = folder / CHECKSUMS
-    try:
-        listed = json.loads(listed_path.read_text())
-        if not isinstance(listed, dict):
-            raise ValueError("not an object")
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{listed_path}: cannot read the entry's checksums ({e})") from e
+    listed = read_json(folder, CHECKSUMS)
     present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != CHECKSUMS}
     missing = sorted(set(listed) - present)
     if missing:
@@ -101,11 +95,9 @@ def zoo_entry(name: str, check: bool = True) -> Path:
 
 
 def read_json(folder: Path, file: str) -> dict:
+    """The JSON object ``folder/file`` of an entry (CheckpointError naming the file otherwise)."""
     path = folder / file
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: cannot read it ({e})") from e
+    value = read_file_json(path, CheckpointError)
     if not isinstance(value, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
     return value
