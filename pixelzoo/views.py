@@ -111,6 +111,14 @@ def gray_to_image(gray: torch.Tensor, gray_levels: int, levels: int, channels: i
     return v.clamp(0, levels - 1).expand(-1, channels, -1, -1).contiguous()
 
 
+def stretch_levels(x: torch.Tensor, levels_in: int, levels_out: int) -> torch.Tensor:
+    """Levels [0, levels_in) spread over [0, levels_out), the top level to the top, rounded: for showing
+    a level of few values (a 16-level gray view, codes) on the data's levels (not an inverse of quantize)."""
+    if levels_in == levels_out:
+        return x
+    return (x.float() * ((levels_out - 1) / (levels_in - 1))).round().long()
+
+
 def upsample_nearest(x: torch.Tensor, factor: int) -> torch.Tensor:
     """Each pixel repeated ``factor`` x ``factor`` times (for showing a low-resolution level)."""
     return x.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)

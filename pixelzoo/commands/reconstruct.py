@@ -15,7 +15,7 @@ from ..imaging import save_grid
 from ..io import atomic_write_npz
 from ..models.base import SamplesReconstructions
 from ..training import load_run_model
-from ..views import upsample_nearest
+from ..views import stretch_levels, upsample_nearest
 from .colorize_upscale import _labels_for, check_count, given_images, output_files
 
 
@@ -39,8 +39,7 @@ def reconstruct_command(run_dir, images: str, count: int | None = None, per_imag
     for name in reversed(model.level_order[1:]):
         if model.levels[name].shown and name in lv:
             v, k = model.shown(name, lv[name].cpu())
-            if k != model.num_levels:
-                v = (v.float() * ((model.num_levels - 1) / (k - 1))).round().long()
+            v = stretch_levels(v, k, model.num_levels)
             factor = model.image_shape[-1] // v.shape[-1]
             shown.append(upsample_nearest(v, factor) if factor > 1 else v)
     rows = []

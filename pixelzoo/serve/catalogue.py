@@ -10,6 +10,8 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from ..commands.evaluate import EVAL_NAME
+from ..commands.plot import run_curves
 from ..errors import CheckpointError, ConfigError, PixelzooError
 from ..models.chain import Chain
 from ..models.composites.grayscale_pyramid import GrayscalePixelCNN, PyramidPixelCNN
@@ -20,7 +22,6 @@ from ..training.run import RUN_CONFIG as TRAINING_CONFIG, read_run_config
 from ..zoo import CARD, RUN_CONFIG, is_zoo_name, list_zoo, read_json, zoo_entry
 
 METRICS_FILE = "metrics.jsonl"
-EVALUATION_FILE = "eval.json"  # what ``pixelzoo evaluate`` writes (commands.evaluate.EVAL_NAME)
 MAX_DEPTH = 4  # run directories are looked for this deep under the folder
 CURVE_POINTS = 400  # a curve sent to the page has at most this many points (evenly thinned)
 
@@ -160,7 +161,7 @@ class Catalogue:
             tests = [r for r in rows if "test_bpd" in r]
             if tests and "test_bpd_full" not in info["card"]:  # a zoo card has the whole test set's
                 info["card"]["test_bpd"] = tests[-1]["test_bpd"]
-        evaluation = folder / EVALUATION_FILE
+        evaluation = folder / EVAL_NAME
         if evaluation.is_file():
             try:
                 info["evaluation"] = {k: v for k, v in json.loads(evaluation.read_text()).items()
@@ -179,20 +180,13 @@ class Catalogue:
             raise CheckpointError(f"{path}: cannot read it ({e})") from None
 
     def curves(self, name: str) -> dict:
-        """{series: {metric: [[step, value], ...]}}: the run's metrics.jsonl and, for a composite, each
-        part's (``parts/NAME/metrics.jsonl``, the series named ``NAME``)."""
-        folder = self.folder(name)
-        sources = {"": folder / METRICS_FILE}
-        parts = folder / "parts"
-        if parts.is_dir():
-            sources.update({p.name: p / METRICS_FILE for p in sorted(parts.iterdir()) if p.is_dir()})
-        series = {}
-        for label, path in sources.items():
-            metrics: dict[str, list] = {}
-            for row in self._metric_rows(path):
-                for k, v in row.items():
-                    if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
-                        metrics.setdefault(k, []).append([row["step"], v])
-            if metrics:
-                series[label or "run"] = {k: _thin(v, CURVE_POINTS) for k, v in metrics.items()}
-        return {"series": series}
+        """{series: {metric: [[step, value], ...]}}: the run's curves as ``pixelzoo plot`` reads them
+        (``commands.plot.run_curves``: a composite's parts, each a series named for the part); empty
+        when the run has logged nothing yet."""
+        try:
+            series, _ = run_curves(self.folder(name), label="run")
+        except ConfigError:  # no metrics.jsonl yet
+            return {"series": {}}
+        return {"series": {label.removeprefix("run/"): {k: _thin([list(p) for p in zip(*v)], CURVE_POINTS)
+                                                        for k, v in metrics.items()}
+                           for label, metrics in series.items()}}

@@ -23,7 +23,7 @@ from ..imaging import make_grid
 from ..models.base import Reconstructs, SamplesReconstructions
 from ..models.chain import Chain
 from ..sampling.labels import expand_labels
-from ..views import gray_to_image, upsample_nearest
+from ..views import gray_to_image, stretch_levels, upsample_nearest
 from .jobs import Job
 
 
@@ -82,9 +82,7 @@ def _labels(model, cls, n: int, image_labels=None):
 def _on_data_levels(model, shown: tuple[torch.Tensor, int]) -> torch.Tensor:
     """A shown level's images on the data's levels and channels (a 4-level gray view of a colour
     image drawn as the data's grays), to sit in one grid with the images."""
-    v, k = shown
-    if k != model.num_levels:
-        v = (v.float() * ((model.num_levels - 1) / (k - 1))).round().long()
+    v = stretch_levels(*shown, model.num_levels)
     return v.expand(-1, model.image_shape[0], -1, -1) if v.shape[1] != model.image_shape[0] else v
 
 
