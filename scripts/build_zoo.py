@@ -27,6 +27,7 @@ RECIPES = {
     "digits": ("gated_pixelcnn/digits", [], 360),
     "fashion-gated": ("gated_pixelcnn/fashion-cpu", ["--set", "train.time_budget=1500"], 1000),
     "fashion-pixelcnnpp": ("pixelcnnpp/fashion-cpu", ["--set", "train.time_budget=1500"], 1000),
+    "fashion-pixeliqn": ("pixeliqn/fashion-cpu", ["--set", "train.time_budget=1500"], 1000),
 }
 
 
