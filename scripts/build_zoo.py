@@ -28,6 +28,7 @@ RECIPES = {
     "fashion-gated": ("gated_pixelcnn/fashion-cpu", ["--set", "train.time_budget=1500"], 1000),
     "fashion-pixelcnnpp": ("pixelcnnpp/fashion-cpu", ["--set", "train.time_budget=1500"], 1000),
     "fashion-pixeliqn": ("pixeliqn/fashion-cpu", ["--set", "train.time_budget=1500"], 1000),
+    "fashion-pixelsnail": ("pixelsnail/fashion-cpu", ["--set", "train.time_budget=1500"], 1000),
 }
 
 
