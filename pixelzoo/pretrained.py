@@ -20,7 +20,7 @@ from .errors import CheckpointError
 from .io import load_state_strict, load_tensors
 from .models.base import CONFIG_NAME, PARTS_DIR, WEIGHTS_NAME, PixelzooModel
 from .registry import create_model
-from .zoo import is_zoo_name, zoo_entry
+from .zoo import CHECKSUMS, is_zoo_name, verify, zoo_entry
 
 
 def save_pretrained(model: PixelzooModel, directory: str | os.PathLike) -> None:
@@ -57,10 +57,14 @@ def load_pretrained(directory: str | os.PathLike, map_location: str | torch.devi
     """The model saved in ``directory``, in eval mode on ``map_location`` ("cpu", "cuda", "cuda:N",
     "auto", a ``torch.device``; None: ``$PIXELZOO_DEVICE`` or auto), wherever it was saved from.
     ``half_stored``: float16 weights of float32 tensors are widened (:func:`check_tensors`).
-    ``"zoo:NAME"`` loads a model of the zoo (``pixelzoo.zoo``), its checksums verified first."""
+    ``"zoo:NAME"`` loads a model of the zoo (``pixelzoo.zoo``), its checksums verified first, as does
+    the folder of an entry (one holding the zoo's checksum file), wherever it is."""
     if is_zoo_name(directory):
         directory, half_stored = zoo_entry(str(directory)), True  # its checksums verified
     directory = Path(directory)
+    if (directory / CHECKSUMS).is_file():  # a zoo entry given by its folder (a copy, or one just exported)
+        verify(directory)
+        half_stored = True
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
         raise CheckpointError(f"{config_path} not found: not a pretrained pixelzoo directory")

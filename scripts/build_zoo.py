@@ -22,6 +22,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
+def _parts(**steps) -> list[str]:
+    return [a for part, n in steps.items() for a in ("--set", f"train_parts.{part}.steps={n}")]
+
+
 #: name -> (preset, extra `pixelzoo train` arguments, sample-metric count)
 RECIPES = {
     "digits": ("gated_pixelcnn/digits", [], 360),
@@ -29,6 +34,14 @@ RECIPES = {
     "fashion-pixelcnnpp": ("pixelcnnpp/fashion-cpu", ["--set", "train.time_budget=1500"], 1000),
     "fashion-pixeliqn": ("pixeliqn/fashion-cpu", ["--set", "train.time_budget=1500"], 1000),
     "fashion-pixelsnail": ("pixelsnail/fashion-cpu", ["--set", "train.time_budget=1500"], 1000),
+    # composites: each part's steps sized to about 40 minutes of one thread in all (a part stopped by a
+    # time budget is not finished, and the parts after it train on its levels)
+    "fashion-vqvae2": ("vqvae2/fashion-cpu", [], 1000),
+    "fashion-pyramid": ("pyramid_pixelcnn/fashion-cpu", _parts(prior=1500, scale_1=1500, scale_2=1500, scale_3=1500),
+                        1000),
+    "fashion-agave-aiqn": ("agave/fashion-made-aiqn-cpu", _parts(vae=1500, pixel_decoder=500, joint=500, prior=1500),
+                           1000),
+    "fashion-defauw": ("defauw/fashion-ff-cpu", _parts(level1=400, prior=800), 1000),
 }
 
 
@@ -47,6 +60,7 @@ def build(name: str, runs: Path, threads: int, root) -> Path:
     from pixelzoo.commands.evaluate import evaluate_real, evaluate_run
     from pixelzoo.commands.zoo import export_entry
     from pixelzoo.io import read_metadata
+    from pixelzoo.training.config import RunConfig
     from pixelzoo.training.run import read_run_config
 
     preset, extra, count = RECIPES[name]
@@ -60,18 +74,23 @@ def build(name: str, runs: Path, threads: int, root) -> Path:
         raise SystemExit(f"training {name} failed")
     wall = time.perf_counter() - start
     config = read_run_config(run)
-    train = config["train"]
-    steps = train["steps"]
-    if (run / "checkpoint.safetensors").is_file():  # a time budget may have stopped it earlier
-        steps = int(read_metadata(run / "checkpoint.safetensors")["step"])
+    run_config = RunConfig.from_dict(config)
+    parts = sorted(p.parent.name for p in (run / "parts").glob("*/checkpoint.safetensors")) or [None]
+    steps, images = {}, {}
+    for part in parts:  # the steps each part took (a time budget may have stopped it earlier)
+        checkpoint = run / ("parts/" + part if part else ".") / "checkpoint.safetensors"
+        steps[part] = int(read_metadata(checkpoint)["step"])
+        images[part] = steps[part] * run_config.train_for(part).batch_size
+    if parts == [None]:
+        steps, images = steps[None], images[None]
     fields = {"preset": preset, "command": "pixelzoo " + " ".join(shown), "commit": commit,
               "wall_seconds": round(wall, 1), "cores": os.cpu_count(), "threads": threads, "steps": steps,
-              "images_seen": steps * train["batch_size"],
+              "images_seen": images,
               "built": time.strftime("%Y-%m-%d"), "rebuild": f"python scripts/build_zoo.py {name}"}
     if count:
         metrics = evaluate_run(run, "fid,is,pr,cas", count, progress=False, write=False)
         floor = evaluate_real(config["data"]["name"], None, "fid,is,pr", count, progress=False)
-        keep = ("fid", "is", "precision", "recall", "cas")
+        keep = ("fid", "is", "precision", "recall", "cas_top1", "real_top1")
         fields["sample_metrics"] = {"count": count,
                                     "model": {k: v for k, v in metrics.items() if k.split("[")[0] in keep},
                                     "data_floor": {k: v for k, v in floor.items() if k.split("[")[0] in keep}}

@@ -103,9 +103,10 @@ def test_export_entry_round_trip(tmp_path):
     c = json.loads((entry / "card.json").read_text())
     assert c["command"] == "test" and c["model"] == "gated_pixelcnn" and c["test_images"] == 360
     # float16 exactly when it moves the whole test set's bits/dim by under 0.001
-    assert (c["weights"] == "float16") == (abs(c["test_bpd_float16"] - c["test_bpd_full"]) < 1e-3)
+    assert c["float16_change"] == pytest.approx(abs(c["test_bpd_float16"] - c["test_bpd_full"]), abs=1.0001e-4)
+    assert (c["weights"] == "float16") == (c["float16_change"] < 1e-3)
     model, _ = load_run_model(run)
-    shipped = pixelzoo.load_pretrained(entry, half_stored=True)
+    shipped = pixelzoo.load_pretrained(entry)
     for (name, a), b in zip(model.state_dict().items(), shipped.state_dict().values()):
         tol = 1e-3 * max(1.0, float(a.abs().max())) if c["weights"] == "float16" else 0.0
         torch.testing.assert_close(b, a, rtol=0, atol=tol, msg=name)
@@ -113,3 +114,43 @@ def test_export_entry_round_trip(tmp_path):
     again = export_entry(run, "tiny", {"command": "again"}, root=tmp_path / "zoo", samples=4)  # replaces it whole
     assert json.loads((again / "card.json").read_text())["command"] == "again"
     assert sorted(p.name for p in (tmp_path / "zoo").iterdir()) == ["tiny"]
+
+
+def test_export_of_a_composite_without_a_likelihood_gives_each_part_its_figure(tmp_path, capsys, monkeypatch):
+    """VQ-VAE-2 has no likelihood of x: its card holds each part's figure on the whole test set (the
+    autoencoder's loss, each prior's bits per code), measured as training measures them, in float32
+    and float16; float16 is kept only when every part moves by under 0.001."""
+    config = {"model": {"name": "vqvae2",
+                        "autoencoder": dict(hidden=16, res_channels=8, n_res_blocks=1, embed_dim=8, num_codes=16,
+                                            levels=[2, 2]),
+                        "top_prior": dict(channels=8, n_blocks=1, kernel_size=3, attention_every=1, heads=2,
+                                          out_res_blocks=1, code_embedding=6, dropout=0.0),
+                        "bottom_prior": dict(channels=8, n_blocks=1, kernel_size=3, code_embedding=6, dropout=0.0,
+                                             cond_embedding=4, cond_channels=8, cond_res_channels=8, cond_blocks=1,
+                                             spatial_channels=4)},
+              "data": {"name": "digits"}, "train": {"steps": 3, "lr": 0.001, "num_samples": 0, "eval_every": 0}}
+    path = tmp_path / "vq.json"
+    path.write_text(json.dumps(config))
+    run = tmp_path / "run"
+    assert main(["train", str(path), "--out", str(run), "--no-progress"]) == 0
+    entry = export_entry(run, "vq", {"command": "test"}, root=tmp_path / "zoo", samples=4)
+    c = json.loads((entry / "card.json").read_text())
+    parts = {"autoencoder": "test_loss", "top_prior": "test_bpd", "bottom_prior": "test_bpd"}
+    for part, key in parts.items():  # the figure each part's training wrote at its end, on the whole test set
+        final = [json.loads(line) for line in (run / "parts" / part / "metrics.jsonl").read_text().splitlines()]
+        assert c[f"{key}_{part}_full"] == pytest.approx(final[-1][f"{key}_full"], abs=1e-4)
+    moved = max(abs(c[f"{key}_{p}_float16"] - c[f"{key}_{p}_full"]) for p, key in parts.items())
+    assert c["float16_change"] == pytest.approx(moved, abs=1.0001e-4)  # the card's figures are rounded to 4 decimals
+    assert (c["weights"] == "float16") == (c["float16_change"] < 1e-3)
+    assert "test_bpd_full" not in c and "test_loss_full" not in c
+    shipped = pixelzoo.load_pretrained(entry)  # an entry's folder: its checksums verified, float16 widened
+    assert type(shipped).__name__ == "VQVAE2Model"
+    monkeypatch.setenv("PIXELZOO_ZOO", str(tmp_path / "zoo"))
+    assert main(["zoo"]) == 0 and "3 parts' figures" in capsys.readouterr().out
+    assert main(["zoo", "vq"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"{key}_{p}_full: " in out and f"{key}_{p}_float16: " in out for p, key in parts.items())
+    weights = entry / "parts" / "top_prior" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + bytes([weights.read_bytes()[-1] ^ 1]))
+    with pytest.raises(CheckpointError, match="does not match its checksum"):  # never a silent load by path
+        pixelzoo.load_pretrained(entry)

@@ -29,10 +29,24 @@ from ..zoo import CARD, CHECKSUMS, RUN_CONFIG, card, checksums_of, list_zoo, ver
 HALF_TOLERANCE = 1e-3  # bits/dim (or loss) a float16 copy of the weights may change the test figure by
 
 
-def _test_figure(model, test, seed: int) -> tuple[str, float]:
+def _test_figures(model, splits, run_dir, seed: int) -> dict[str, float]:
+    """The whole test set's figure: bits/dim for a model with a likelihood (a composite's bound), the
+    mean test loss of a model without one (PixelIQN's quantile loss); for a composite without a
+    likelihood of x (VQ-VAE-2) each part's figure on its own data (``test_bpd_PART`` for a prior, in
+    bits per code; ``test_loss_PART`` for the autoencoder), as its training evaluates it."""
     if has_likelihood(model):
-        return "test_bpd", dataset_bits_per_dim(model, test, 256)
-    return "test_loss", dataset_loss(model, test, 256, seed=seed)
+        return {"test_bpd": dataset_bits_per_dim(model, splits.test, 256)}
+    plan = model.training_plan()
+    if plan.is_single:
+        return {"test_loss": dataset_loss(model, splits.test, 256, seed=seed)}
+    out = {}
+    for unit in plan.units:  # the levels from the weights as they are (a cache of other weights is not used)
+        test = unit.data(splits, Path(run_dir) / "cache", False).test
+        if has_likelihood(unit.module):
+            out[f"test_bpd_{unit.name}"] = dataset_bits_per_dim(unit.module, test, 256)
+        else:
+            out[f"test_loss_{unit.name}"] = dataset_loss(unit.module, test, 256, seed=seed, loss=unit.loss)
+    return out
 
 
 def _halve(model) -> None:
@@ -60,14 +74,16 @@ def export_entry(run_dir, name: str, card_fields: dict, root=None, samples: int 
     root = Path(root) if root is not None else zoo_root()
     check_writable(root, "the zoo's entries go there")
     model, config = load_run_model(run_dir, "cpu")
-    test = load_data(config["data"]).test
-    key, full = _test_figure(model, test, seed)
+    splits = load_data(config["data"])
+    test = splits.test
+    full = _test_figures(model, splits, run_dir, seed)
     tmp = root / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     _halve(model)
-    _, half = _test_figure(model, test, seed)
-    in_half = abs(half - full) < HALF_TOLERANCE
+    half = _test_figures(model, splits, run_dir, seed)
+    change = max(abs(half[k] - full[k]) for k in full)
+    in_half = change < HALF_TOLERANCE
     if in_half:
         _to_half_files(tmp)
     atomic_write_json(read_run_config(run_dir), tmp / RUN_CONFIG)
@@ -84,7 +100,9 @@ def export_entry(run_dir, name: str, card_fields: dict, root=None, samples: int 
         info = {"sample_seconds": round(time.perf_counter() - t, 2), "sample_images": n, "sample_grid": "samples.png"}
         write_sample_grid(x, y, model.num_levels, tmp / "samples.png")
     params = sum(p.numel() for p in model.parameters())
-    entry = {"name": name, **card_fields, key + "_full": round(full, 4), f"{key}_float16": round(half, 4),
+    figures = {f"{k}_{precision}": round(v, 4) for precision, values in (("full", full), ("float16", half))
+               for k, v in values.items()}
+    entry = {"name": name, **card_fields, **figures, "float16_change": round(change, 6),
              "weights": "float16" if in_half else "float32", "parameters": params, "test_images": len(test),
              "data": config["data"], "model": config["model"]["name"], **info}
     atomic_write_json(entry, tmp / CARD)
@@ -106,7 +124,8 @@ def _size(folder: Path) -> int:
 
 def _line(name: str) -> str:
     c = card(name)
-    figure = next((f"{k[:-5]} {c[k]}" for k in ("test_bpd_full", "test_loss_full") if k in c), "")
+    figures = [f"{k[:-5]} {c[k]}" for k in c if k.startswith(("test_bpd", "test_loss")) and k.endswith("_full")]
+    figure = figures[0] if len(figures) == 1 else f"{len(figures)} parts' figures" if figures else ""
     return (f"zoo:{name:<24} {c.get('model', '?'):<20} {c.get('data', {}).get('name', '?'):<14} {figure:<18} "
             f"{_size(zoo_entry(name, check=False)) / 2 ** 20:.1f} MB")
 
@@ -114,7 +133,7 @@ def _line(name: str) -> str:
 def format_card(name: str) -> str:
     c = card(name)
     order = ["name", "model", "preset", "command", "data", "commit", "wall_seconds", "cores", "threads", "steps",
-             "images_seen", "test_bpd_full", "test_bpd_float16", "test_loss_full", "test_loss_float16", "weights",
+             "images_seen", *sorted(k for k in c if k.startswith(("test_bpd", "test_loss"))), "float16_change", "weights",
              "parameters", "test_images", "sample_metrics", "sample_seconds", "sample_images", "sample_grid"]
     keys = [k for k in order if k in c] + sorted(k for k in c if k not in order)
     lines = [f"{k}: {json.dumps(c[k]) if isinstance(c[k], (dict, list)) else c[k]}" for k in keys]
