@@ -13,6 +13,7 @@ the steps and the images seen.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -57,7 +58,6 @@ def _commit() -> str:
 
 def build(name: str, runs: Path, threads: int, root) -> Path:
     from pixelzoo.cli import main as cli
-    from pixelzoo.commands.evaluate import evaluate_real, evaluate_run
     from pixelzoo.commands.zoo import export_entry
     from pixelzoo.io import read_metadata
     from pixelzoo.training.config import RunConfig
@@ -88,13 +88,33 @@ def build(name: str, runs: Path, threads: int, root) -> Path:
               "images_seen": images,
               "built": time.strftime("%Y-%m-%d"), "rebuild": f"python scripts/build_zoo.py {name}"}
     if count:
-        metrics = evaluate_run(run, "fid,is,pr,cas", count, progress=False, write=False)
-        floor = evaluate_real(config["data"]["name"], None, "fid,is,pr", count, progress=False)
-        keep = ("fid", "is", "precision", "recall", "cas_top1", "real_top1")
-        fields["sample_metrics"] = {"count": count,
-                                    "model": {k: v for k, v in metrics.items() if k.split("[")[0] in keep},
-                                    "data_floor": {k: v for k, v in floor.items() if k.split("[")[0] in keep}}
+        fields["sample_metrics"] = sample_metrics(run, config, count)
     return export_entry(run, name, fields, root=root)
+
+
+def sample_metrics(run, config: dict, count: int) -> dict:
+    """FID, IS, precision/recall (and CAS for a class-conditional model) of ``count`` samples, next to
+    the data's own floor at that count (``count`` training images against the test set)."""
+    from pixelzoo.commands.evaluate import evaluate_real, evaluate_run
+    from pixelzoo.training import load_run_model
+
+    wanted = "fid,is,pr,cas" if load_run_model(run)[0].num_classes else "fid,is,pr"
+    metrics = evaluate_run(run, wanted, count, progress=False, write=False)
+    floor = evaluate_real(config["data"]["name"], None, "fid,is,pr", count, progress=False)
+    keep = ("fid", "is", "precision", "recall", "cas_top1", "real_top1")
+    return {"count": count, "model": {k: v for k, v in metrics.items() if k.split("[")[0] in keep},
+            "data_floor": {k: v for k, v in floor.items() if k.split("[")[0] in keep}}
+
+
+def rescore(name: str, root) -> Path:
+    """Measure the sample metrics of an entry's shipped weights again (its recipe's count) onto its card."""
+    from pixelzoo.commands.zoo import update_card
+    from pixelzoo.zoo import RUN_CONFIG, zoo_entry
+
+    if root:
+        os.environ["PIXELZOO_ZOO"] = str(root)  # zoo:NAME is looked up there
+    config = json.loads((zoo_entry(name) / RUN_CONFIG).read_text())
+    return update_card(name, {"sample_metrics": sample_metrics(f"zoo:{name}", config, RECIPES[name][2])}, root=root)
 
 
 def main(argv=None) -> int:
@@ -104,6 +124,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", default=str(ROOT / "runs" / "zoo"), help="where the training runs go")
     p.add_argument("--root", help="where the entries go (default: the package's zoo)")
+    p.add_argument("--rescore", action="store_true", help="measure the named entries' sample metrics again (their "
+                                                          "shipped weights), onto their cards; no training")
     args = p.parse_args(argv)
     if args.list or not args.names:
         for name, (preset, extra, count) in RECIPES.items():
@@ -114,7 +136,13 @@ def main(argv=None) -> int:
     if unknown:
         raise SystemExit(f"unknown recipe(s) {unknown}; the recipes: {', '.join(RECIPES)}")
     for name in names:
-        print(f"zoo entry {name}: {build(name, Path(args.runs), args.threads, args.root)}")
+        if args.rescore:
+            from pixelzoo.threads import set_threads
+
+            set_threads(args.threads)
+            print(f"zoo entry {name} rescored: {rescore(name, args.root)}")
+        else:
+            print(f"zoo entry {name}: {build(name, Path(args.runs), args.threads, args.root)}")
     return 0
 
 

@@ -154,3 +154,17 @@ def test_export_of_a_composite_without_a_likelihood_gives_each_part_its_figure(t
     weights.write_bytes(weights.read_bytes()[:-1] + bytes([weights.read_bytes()[-1] ^ 1]))
     with pytest.raises(CheckpointError, match="does not match its checksum"):  # never a silent load by path
         pixelzoo.load_pretrained(entry)
+
+
+def test_update_card_keeps_the_entry_verified(own_zoo):
+    from pixelzoo.commands.zoo import update_card
+
+    before = card("digits")
+    update_card("digits", {"sample_metrics": {"count": 1}}, root=own_zoo)
+    verify(own_zoo / "digits")
+    after = card("digits")
+    assert after["sample_metrics"] == {"count": 1} and after["steps"] == before["steps"]
+    (own_zoo / "digits" / "samples.png").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="samples.png does not match"):  # a damaged entry is not re-listed
+        update_card("digits", {"x": 1}, root=own_zoo)
+    assert "x" not in card("digits")

@@ -118,6 +118,18 @@ def export_entry(run_dir, name: str, card_fields: dict, root=None, samples: int 
     return final
 
 
+def update_card(name: str, fields: dict, root=None) -> Path:
+    """Add ``fields`` to the card of entry ``name`` (its files verified first) and list the new card in
+    its checksums; the card and the checksums are each replaced atomically, the card first."""
+    root = Path(root) if root is not None else zoo_root()
+    folder = root / name
+    verify(folder)
+    atomic_write_json({**json.loads((folder / CARD).read_text()), **fields}, folder / CARD)
+    atomic_write_json(checksums_of(folder), folder / CHECKSUMS)
+    verify(folder)
+    return folder
+
+
 def _size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
