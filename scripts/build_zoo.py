@@ -28,7 +28,7 @@ def _parts(**steps) -> list[str]:
     return [a for part, n in steps.items() for a in ("--set", f"train_parts.{part}.steps={n}")]
 
 
-#: name -> (preset, extra `pixelzoo train` arguments, sample-metric count)
+#: name -> (preset, extra `pixelzoo train` arguments, sample-metric count or why there are none)
 RECIPES = {
     "digits": ("gated_pixelcnn/digits", [], 360),
     "fashion-gated": ("gated_pixelcnn/fashion-cpu", ["--set", "train.time_budget=1500"], 1000),
@@ -43,6 +43,8 @@ RECIPES = {
     "fashion-agave-aiqn": ("agave/fashion-made-aiqn-cpu", _parts(vae=1500, pixel_decoder=500, joint=500, prior=1500),
                            1000),
     "fashion-defauw": ("defauw/fashion-ff-cpu", _parts(level1=400, prior=800), 1000),
+    "patches-grayscale": ("grayscale_pixelcnn/patches-cpu", _parts(prior=600, conditional=600),
+                          "none: the patches have no labels to train a feature network on"),
 }
 
 
@@ -87,8 +89,7 @@ def build(name: str, runs: Path, threads: int, root) -> Path:
               "wall_seconds": round(wall, 1), "cores": os.cpu_count(), "threads": threads, "steps": steps,
               "images_seen": images,
               "built": time.strftime("%Y-%m-%d"), "rebuild": f"python scripts/build_zoo.py {name}"}
-    if count:
-        fields["sample_metrics"] = sample_metrics(run, config, count)
+    fields["sample_metrics"] = sample_metrics(run, config, count) if isinstance(count, int) else count
     return export_entry(run, name, fields, root=root)
 
 
@@ -111,10 +112,13 @@ def rescore(name: str, root) -> Path:
     from pixelzoo.commands.zoo import update_card
     from pixelzoo.zoo import RUN_CONFIG, zoo_entry
 
+    count = RECIPES[name][2]
+    if not isinstance(count, int):
+        raise SystemExit(f"zoo entry {name} has no sample metrics to measure ({count})")
     if root:
         os.environ["PIXELZOO_ZOO"] = str(root)  # zoo:NAME is looked up there
     config = json.loads((zoo_entry(name) / RUN_CONFIG).read_text())
-    return update_card(name, {"sample_metrics": sample_metrics(f"zoo:{name}", config, RECIPES[name][2])}, root=root)
+    return update_card(name, {"sample_metrics": sample_metrics(f"zoo:{name}", config, count)}, root=root)
 
 
 def main(argv=None) -> int:
