@@ -42,7 +42,7 @@ RECIPES = {
                         1000),
     "fashion-agave-aiqn": ("agave/fashion-made-aiqn-cpu", _parts(vae=1500, pixel_decoder=500, joint=500, prior=1500),
                            1000),
-    "fashion-defauw": ("defauw/fashion-ff-cpu", _parts(level1=400, prior=800), 1000),
+    "fashion-defauw": ("defauw/fashion-ff-cpu", _parts(level1=300, prior=800), 1000),
     "patches-grayscale": ("grayscale_pixelcnn/patches-cpu", _parts(prior=600, conditional=600),
                           "none: the patches have no labels to train a feature network on"),
 }
