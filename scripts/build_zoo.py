@@ -35,14 +35,14 @@ RECIPES = {
     "fashion-pixelcnnpp": ("pixelcnnpp/fashion-cpu", ["--set", "train.time_budget=1500"], 1000),
     "fashion-pixeliqn": ("pixeliqn/fashion-cpu", ["--set", "train.time_budget=1500"], 1000),
     "fashion-pixelsnail": ("pixelsnail/fashion-cpu", ["--set", "train.time_budget=1500"], 1000),
-    # composites: each part's steps sized to about 40 minutes of one thread in all (a part stopped by a
+    # composites: each part's steps sized to about half an hour of one thread in all (a part stopped by a
     # time budget is not finished, and the parts after it train on its levels)
-    "fashion-vqvae2": ("vqvae2/fashion-cpu", [], 1000),
-    "fashion-pyramid": ("pyramid_pixelcnn/fashion-cpu", _parts(prior=1500, scale_1=1500, scale_2=1500, scale_3=1500),
+    "fashion-vqvae2": ("vqvae2/fashion-cpu", _parts(autoencoder=1500, top_prior=1500, bottom_prior=1200), 1000),
+    "fashion-pyramid": ("pyramid_pixelcnn/fashion-cpu", _parts(prior=1000, scale_1=1000, scale_2=1000, scale_3=1000),
                         1000),
-    "fashion-agave-aiqn": ("agave/fashion-made-aiqn-cpu", _parts(vae=1500, pixel_decoder=500, joint=500, prior=1500),
+    "fashion-agave-aiqn": ("agave/fashion-made-aiqn-cpu", _parts(vae=1000, pixel_decoder=400, joint=400, prior=1000),
                            1000),
-    "fashion-defauw": ("defauw/fashion-ff-cpu", _parts(level1=300, prior=800), 1000),
+    "fashion-defauw": ("defauw/fashion-ff-cpu", _parts(level1=300, prior=600), 1000),
     "patches-grayscale": ("grayscale_pixelcnn/patches-cpu", _parts(prior=600, conditional=600),
                           "none: the patches have no labels to train a feature network on"),
 }
