@@ -101,7 +101,9 @@ def sample_metrics(run, config: dict, count: int) -> dict:
 
     wanted = "fid,is,pr,cas" if load_run_model(run)[0].num_classes else "fid,is,pr"
     metrics = evaluate_run(run, wanted, count, progress=False, write=False)
-    floor = evaluate_real(config["data"]["name"], None, "fid,is,pr", count, progress=False)
+    data = dict(config["data"])  # the floor on the images the model was measured on (padded, ...)
+    floor = evaluate_real(data.pop("name"), data.pop("data_dir", None), "fid,is,pr", count, progress=False,
+                          data_options=data)
     keep = ("fid", "is", "precision", "recall", "cas_top1", "real_top1")
     return {"count": count, "model": {k: v for k, v in metrics.items() if k.split("[")[0] in keep},
             "data_floor": {k: v for k, v in floor.items() if k.split("[")[0] in keep}}

@@ -168,3 +168,20 @@ def test_update_card_keeps_the_entry_verified(own_zoo):
     with pytest.raises(CheckpointError, match="samples.png does not match"):  # a damaged entry is not re-listed
         update_card("digits", {"x": 1}, root=own_zoo)
     assert "x" not in card("digits")
+
+
+def test_the_floor_is_measured_on_the_images_the_model_was(monkeypatch):
+    """A card's data floor for a model of padded images comes from the padded data set (and so from
+    the feature network of that shape the model's samples are measured with)."""
+    from pixelzoo.commands import evaluate
+
+    seen = {}
+
+    def load(name, data_dir=None, **options):
+        seen.update(name=name, options=options)
+        raise RuntimeError("loaded")
+
+    monkeypatch.setattr(evaluate, "load_dataset", load)
+    with pytest.raises(RuntimeError, match="loaded"):
+        evaluate.evaluate_real("fashion-mnist", None, "fid", 10, progress=False, data_options={"pad_to": 32})
+    assert seen == {"name": "fashion-mnist", "options": {"pad_to": 32}}

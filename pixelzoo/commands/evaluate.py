@@ -295,13 +295,14 @@ def _get_samples(model, run_dir, samples, n, step, splits, batch_size, seed, tem
 # --------------------------------------------------------------------------------------- real vs real
 def evaluate_real(data_name: str, data_dir=None, metrics=("fid", "is", "kid", "pr"), n: int | None = None, *,
                   feature_net=None, cache_dir=None, batch_size: int = 256, progress: bool = True, seed: int = 0,
-                  out=None, device=None) -> dict:
+                  out=None, device=None, data_options: dict | None = None) -> dict:
     """The real-vs-real floor of a data set: the test set against an equally large random training
     subset, with the data set's feature network (or ``feature_net``) on ``device``. Written to
-    ``out`` if given."""
+    ``out`` if given. ``data_options`` go to the data set (``{"pad_to": 32}``: the padded images, and
+    the feature network of that shape, as a run on them is measured with)."""
 
     wanted = parse_metrics(metrics, allowed=SAMPLE_METRICS)
-    splits = load_dataset(data_name, data_dir)
+    splits = load_dataset(data_name, data_dir, **(data_options or {}))
     name = canonical_data_name(data_name)
     net = _feature_net(feature_net, name, splits, cache_dir, progress, resolve_device(device))
     values = real_vs_real(splits, net, wanted, n=n, seed=seed, batch_size=batch_size, progress=progress)
