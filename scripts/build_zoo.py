@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -120,7 +121,14 @@ def rescore(name: str, root) -> Path:
     if root:
         os.environ["PIXELZOO_ZOO"] = str(root)  # zoo:NAME is looked up there
     config = json.loads((zoo_entry(name) / RUN_CONFIG).read_text())
-    return update_card(name, {"sample_metrics": sample_metrics(f"zoo:{name}", config, count)}, root=root)
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory() as scratch:  # evaluate's ./zoo-NAME (its cached samples) goes with it
+        os.chdir(scratch)
+        try:
+            metrics = sample_metrics(f"zoo:{name}", config, count)
+        finally:
+            os.chdir(here)
+    return update_card(name, {"sample_metrics": metrics}, root=root)
 
 
 def main(argv=None) -> int:
