@@ -185,3 +185,18 @@ def test_the_floor_is_measured_on_the_images_the_model_was(monkeypatch):
     with pytest.raises(RuntimeError, match="loaded"):
         evaluate.evaluate_real("fashion-mnist", None, "fid", 10, progress=False, data_options={"pad_to": 32})
     assert seen == {"name": "fashion-mnist", "options": {"pad_to": 32}}
+
+
+@pytest.mark.parametrize("command, name", [("sample", "fashion-vqvae2"), ("upscale", "fashion-pyramid"),
+                                           ("reconstruct", "fashion-agave-aiqn"), ("reconstruct", "fashion-defauw"),
+                                           ("colorize", "patches-grayscale")])
+def test_the_composite_entries_work_in_their_commands(tmp_path, monkeypatch, command, name):
+    """Each composite of the zoo in the command it is for, its outputs in ./zoo-NAME, nothing written
+    into the package; its card gives the steps of every part it trained."""
+    monkeypatch.chdir(tmp_path)
+    given = ["-n", "2"] if command == "sample" else ["test", "-n", "2", "--per-image", "1"]
+    assert main([command, f"zoo:{name}", *given, "--no-progress", "--threads", "1"]) == 0
+    assert list((tmp_path / f"zoo-{name}").rglob("*.png"))
+    verify(zoo_entry(name, check=False))
+    c = card(name)
+    assert set(c["steps"]) == set(c["images_seen"]) >= {p.name for p in (zoo_entry(name) / "parts").iterdir()}
