@@ -5,6 +5,7 @@ that count), then exported into the package (``pixelzoo/zoo/entries/NAME``) with
     python scripts/build_zoo.py --list                 # the recipes
     python scripts/build_zoo.py digits                 # one entry (about a minute on 2 idle cores)
     python scripts/build_zoo.py all --threads 1        # every entry, one after another (hours)
+    python scripts/build_zoo.py NAME --rescore         # only its sample metrics again, from the shipped weights
 
 Runs go to ``runs/zoo/NAME`` (``--runs``), trained anew each time. The card records the command, the commit, the wall time, the threads,
 the steps and the images seen.
