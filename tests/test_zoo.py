@@ -187,16 +187,33 @@ def test_the_floor_is_measured_on_the_images_the_model_was(monkeypatch):
     assert seen == {"name": "fashion-mnist", "options": {"pad_to": 32}}
 
 
-@pytest.mark.parametrize("command, name", [("sample", "fashion-vqvae2"), ("upscale", "fashion-pyramid"),
+@pytest.mark.parametrize("command, name", [("reconstruct", "fashion-vqvae2"), ("upscale", "fashion-pyramid"),
                                            ("reconstruct", "fashion-agave-aiqn"), ("reconstruct", "fashion-defauw"),
                                            ("colorize", "patches-grayscale")])
 def test_the_composite_entries_work_in_their_commands(tmp_path, monkeypatch, command, name):
     """Each composite of the zoo in the command it is for, its outputs in ./zoo-NAME, nothing written
     into the package; its card gives the steps of every part it trained."""
     monkeypatch.chdir(tmp_path)
-    given = ["-n", "2"] if command == "sample" else ["test", "-n", "2", "--per-image", "1"]
+    given = ["test", "-n", "2", "--per-image", "1"]
     assert main([command, f"zoo:{name}", *given, "--no-progress", "--threads", "1"]) == 0
     assert list((tmp_path / f"zoo-{name}").rglob("*.png"))
     verify(zoo_entry(name, check=False))
     c = card(name)
     assert set(c["steps"]) == set(c["images_seen"]) >= {p.name for p in (zoo_entry(name) / "parts").iterdir()}
+
+
+def test_a_deterministic_reconstruction_is_the_models_own(tmp_path, monkeypatch, capsys):
+    """`pixelzoo reconstruct` of a VQ-VAE-2: each given image next to model.reconstruct of it; one per image."""
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["reconstruct", "zoo:fashion-vqvae2", "test", "-n", "3", "--no-progress", "--out", "r.png"]) == 0
+    assert "each image, then its reconstruction" in capsys.readouterr().out
+    saved = np.load(tmp_path / "r.npz")
+    model, _ = load_run_model("zoo:fashion-vqvae2")
+    given = torch.from_numpy(saved["given"]).long()
+    assert given.shape == (3, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(torch.from_numpy(saved["images"]).long(), model.reconstruct(given))
+    assert main(["reconstruct", "zoo:fashion-vqvae2", "test", "--per-image", "2", "--no-progress"]) == 2
+    assert "deterministic: one per image" in capsys.readouterr().err
