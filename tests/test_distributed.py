@@ -12,6 +12,7 @@ import torch.multiprocessing as mp
 from pixelzoo.errors import ConfigError
 from pixelzoo.training import distributed, load_run_model, start_run
 from pixelzoo.training.checkpoint import CHECKPOINT_NAME
+from helpers import leave_spawned_worker
 
 
 def tiny_config(steps=3):
@@ -38,6 +39,7 @@ def _worker(rank, world, store, out, config):
             assert "process" in result and "test_bpd" not in result
     finally:
         distributed.finish()  # a barrier first: no process leaves while another still works
+    leave_spawned_worker()
 
 
 @pytest.mark.slow
@@ -77,6 +79,7 @@ def _odd_worker(rank, world, store, out, config):
             start_run(config, out, progress=False, tensorboard=False).train()
     finally:
         distributed.finish()  # a barrier first: no process leaves while another still works
+    leave_spawned_worker()
 
 
 @pytest.mark.slow
@@ -129,6 +132,7 @@ def _composite_worker(rank, world, store, out, config):
             assert "process" in result and "test_bpd" not in result
     finally:
         distributed.finish()  # a barrier first: no process leaves while another still works
+    leave_spawned_worker()
 
 
 @pytest.mark.slow

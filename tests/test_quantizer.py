@@ -11,6 +11,7 @@ import torch.multiprocessing as mp
 from pixelzoo.io import load_tensors, save_tensors
 from pixelzoo.nn.quantizer import VectorQuantizer
 from pixelzoo.training import distributed
+from helpers import leave_spawned_worker
 
 
 
@@ -204,6 +205,7 @@ def _ddp_worker(rank, world, init_file, out_dir):
                      os.path.join(out_dir, f"rank{rank}.safetensors"))
     finally:
         distributed.finish()  # a barrier first: no process leaves while another still works
+    leave_spawned_worker()
 
 
 def test_ddp_two_processes_match_single_process_on_concatenated_data(tmp_path):
