@@ -22,7 +22,7 @@ from ..imaging import write_sample_grid
 from ..io import atomic_write_json, check_writable, load_tensors, save_tensors
 from ..models.base import SamplesImages, has_likelihood
 from ..training import load_data, load_run_model
-from ..training.held_out import dataset_bits_per_dim, dataset_loss
+from ..training.held_out import held_out_figure
 from ..training.run import read_run_config
 from ..zoo import CARD, CHECKSUMS, RUN_CONFIG, card, checksums_of, list_zoo, verify, zoo_entry, zoo_root
 
@@ -34,18 +34,14 @@ def _test_figures(model, splits, run_dir, seed: int) -> dict[str, float]:
     mean test loss of a model without one (PixelIQN's quantile loss); for a composite without a
     likelihood of x (VQ-VAE-2) each part's figure on its own data (``test_bpd_PART`` for a prior, in
     bits per code; ``test_loss_PART`` for the autoencoder), as its training evaluates it."""
-    if has_likelihood(model):
-        return {"test_bpd": dataset_bits_per_dim(model, splits.test, 256)}
     plan = model.training_plan()
-    if plan.is_single:
-        return {"test_loss": dataset_loss(model, splits.test, 256, seed=seed)}
+    if has_likelihood(model) or plan.is_single:
+        return held_out_figure(model, splits.test, 256, seed=seed)
     out = {}
-    for unit in plan.units:  # the levels from the weights as they are (a cache of other weights is not used)
+    for unit in plan.units:  # the levels from the weights as they are (not a cache of others)
         test = unit.data(splits, Path(run_dir) / "cache", False).test
-        if has_likelihood(unit.module):
-            out[f"test_bpd_{unit.name}"] = dataset_bits_per_dim(unit.module, test, 256)
-        else:
-            out[f"test_loss_{unit.name}"] = dataset_loss(unit.module, test, 256, seed=seed, loss=unit.loss)
+        figure = held_out_figure(unit.module, test, 256, seed=seed, loss=unit.loss)
+        out.update({f"{key}_{unit.name}": value for key, value in figure.items()})
     return out
 
 

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from ..data.dataset import as_input
 from ..devices import module_device, to_device
-from ..models.base import takes_labels
+from ..models.base import has_likelihood, takes_labels
 from ..nn.modes import eval_mode
 
 
@@ -74,3 +74,12 @@ def dataset_loss(model, dataset, batch_size: int = 256, max_images: int | None =
         for x, y, extras in _batches(model, dataset, batch_size, n, progress, "held-out loss"):
             total += loss(x, y, **extras)["loss"].item() * x.shape[0]
     return total / n
+
+
+def held_out_figure(model, dataset, batch_size: int = 256, max_images: int | None = None, seed: int = 0,
+                    loss=None) -> dict[str, float]:
+    """``{"test_bpd": ...}`` on ``dataset``, or for a model without a likelihood ``{"test_loss": ...}``
+    (its loss, or ``loss``, averaged: :func:`dataset_loss`): what a trained unit is measured by."""
+    if has_likelihood(model):
+        return {"test_bpd": dataset_bits_per_dim(model, dataset, batch_size, max_images)}
+    return {"test_loss": dataset_loss(model, dataset, batch_size, max_images, seed, loss=loss)}

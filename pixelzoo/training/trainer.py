@@ -32,9 +32,9 @@ from ..data.shards import is_streamed
 from ..devices import autocast, describe_device, module_device, resolve_precision, to_device
 from ..errors import TrainingError
 from ..imaging import write_sample_grid
-from ..models.base import SamplesImages, has_likelihood, takes_labels
+from ..models.base import SamplesImages, takes_labels
 from . import distributed
-from .held_out import dataset_bits_per_dim, dataset_loss
+from .held_out import held_out_figure
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .logger import MetricsLogger
@@ -131,10 +131,8 @@ class Trainer:
         """``test_bpd`` on the test set, or for a model without a likelihood ``test_loss`` (its mean
         training loss on the test set, e.g. PixelIQN's quantile loss)."""
         with self.evaluation_model() as m:
-            if has_likelihood(m):
-                return {"test_bpd": dataset_bits_per_dim(m, self.splits.test, self.cfg.eval_batch_size, max_images)}
-            return {"test_loss": dataset_loss(m, self.splits.test, self.cfg.eval_batch_size, max_images, self.cfg.seed,
-                                              loss=self.loss_fn)}
+            return held_out_figure(m, self.splits.test, self.cfg.eval_batch_size, max_images, self.cfg.seed,
+                                   loss=self.loss_fn)
 
     @property
     def draws_samples(self) -> bool:
