@@ -207,13 +207,14 @@ def junk_after(x, i, j, c, generator, levels=7):
     return junk.view_as(x)
 
 
+@pytest.mark.parametrize("n", [2, 1])  # 1: the positions on NumPy views (``_HostPositions``)
 @pytest.mark.parametrize("channels, options", [
     (1, dict(num_classes=3)),
     (3, dict(num_classes=2, spatial_channels=2)),
     (3, dict(n_layers=4, kernel_size=5, first_kernel_size=7)),
     (1, dict(spatial_channels=1, n_layers=2)),
 ])
-def test_every_layer_equals_the_full_forward_at_every_step(channels, options):
+def test_every_layer_equals_the_full_forward_at_every_step(channels, options, n):
     """At every sub-pixel (c, i, j), with every later sub-pixel (the current one included) holding junk
     as during sampling: each layer's horizontal output at (i, j) equals the full forward pass's on the
     true image in every feature group <= c (all a sub-pixel's parameters read), each layer's vertical
@@ -223,16 +224,17 @@ def test_every_layer_equals_the_full_forward_at_every_step(channels, options):
     model = gated((channels, height, width), **options)
     trunk = model.trunk
     g = torch.Generator().manual_seed(6)
-    x = torch.randint(0, 7, (2, channels, height, width), generator=g)
-    y = torch.tensor([0, 1]) if options.get("num_classes") else None
+    x = torch.randint(0, 7, (n, channels, height, width), generator=g)
+    y = torch.tensor([0, 1][:n]) if options.get("num_classes") else None
     s = options.get("spatial_channels", 0)
-    sp = torch.randn(2, s, height, width, generator=g) if s else None
+    sp = torch.randn(n, s, height, width, generator=g) if s else None
     keep_at = feature_groups(trunk.out_channels, channels)
     with torch.no_grad():
         full = full_layers(trunk, model.scale(x), y, sp)
         params = model.conditional_params(x, y, sp)
-        stepper = model.stepper(2, y=y, spatial=sp, cached=True)
+        stepper = model.stepper(n, y=y, spatial=sp, cached=True)
         assert type(stepper) is GatedStepper
+        assert (stepper._host is not None) == (n == 1)
         for i in range(height):
             for j in range(width):
                 for c in range(channels):
@@ -246,17 +248,18 @@ def test_every_layer_equals_the_full_forward_at_every_step(channels, options):
                             torch.testing.assert_close(queue.v_out[:, :, 0], v[:, :, i - 1], atol=1e-5, rtol=0)
 
 
-def test_features_catch_up_on_skipped_positions():
+@pytest.mark.parametrize("n", [2, 1])
+def test_features_catch_up_on_skipped_positions(n):
     """Calls only at some positions (the others given, rows skipped): the features there still equal
     the full pass's."""
     model = gated((3, 6, 5), num_classes=2, spatial_channels=1)
     g = torch.Generator().manual_seed(2)
-    x = torch.randint(0, 7, (2, 3, 6, 5), generator=g)
-    sp = torch.randn(2, 1, 6, 5, generator=g)
-    y = torch.tensor([1, 0])
+    x = torch.randint(0, 7, (n, 3, 6, 5), generator=g)
+    sp = torch.randn(n, 1, 6, 5, generator=g)
+    y = torch.tensor([1, 0][:n])
     with torch.no_grad():
         full = model.trunk(model.scale(x), y, sp)
-        stepper = model.stepper(2, y=y, spatial=sp, cached=True)
+        stepper = model.stepper(n, y=y, spatial=sp, cached=True)
         for i, j, c in [(0, 2, 1), (2, 0, 0), (2, 0, 2), (2, 4, 0), (3, 3, 1), (5, 1, 2), (5, 2, 0)]:
             keep = model.trunk.out_groups <= c
             torch.testing.assert_close(stepper.features(x, i, j, c)[:, keep, 0, 0], full[:, keep, i, j],
@@ -280,3 +283,27 @@ def test_the_trunk_map_is_computed_once_per_sample_call():
     spatial = torch.randn(1, 2, 4, 5, generator=torch.Generator().manual_seed(3))
     model.sample(2, spatial=spatial, generator=torch.Generator().manual_seed(1))
     assert len(calls) == 1
+
+
+def test_one_image_positions_on_numpy_equal_the_torch_path():
+    """One image on the CPU: the positions run on NumPy views (``_HostPositions``); ``host=False`` keeps
+    the PyTorch operations. Both give the same features at every step, and the same images."""
+    model = gated((1, 6, 5), num_classes=3, n_layers=4)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 7, (1, 1, 6, 5), generator=g)
+    y = torch.tensor([2])
+    with torch.inference_mode():
+        host, plain = GatedStepper(model, 1, y), GatedStepper(model, 1, y, host=False)
+        assert host._host is not None and plain._host is None
+        for i in range(6):
+            for j in range(5):
+                torch.testing.assert_close(host.features(x, i, j, 0), plain.features(x, i, j, 0), atol=1e-6, rtol=1e-6)
+    images = {}
+    for use_host in (True, False):
+        model.stepper = lambda n, y=None, spatial=None, inputs=None, cached=None: GatedStepper(
+            model, n, y, spatial, inputs, image_input=True, host=None if use_host else False)
+        try:
+            images[use_host] = ancestral_sample(model, 1, y=1, generator=torch.Generator().manual_seed(5))
+        finally:
+            del model.stepper
+    assert torch.equal(images[True], images[False])

@@ -54,8 +54,9 @@ class CategoricalHead(Head):
         return raw.reshape(b, self.channels, self.num_levels, h, w)
 
     def step_params(self, raw: torch.Tensor, c: int, pixel) -> torch.Tensor:
-        """Channel ``c``'s logits: a slice of ``raw`` (without ``channel_order``, the pixel is not read)."""
-        if getattr(self, "channel_order", None) is not None:
+        """Channel ``c``'s logits: a slice of ``raw`` (without ``channel_order``, the pixel is not read).
+        Looked up in ``_parameters``: a missing attribute costs nn.Module a raised exception per step."""
+        if self._parameters.get("channel_order") is not None:
             return super().step_params(raw, c, pixel)
         return raw[:, c * self.num_levels : (c + 1) * self.num_levels]
 
