@@ -123,6 +123,10 @@ class _LayerQueues:
         # vertical: the layer's input rows r-k//2 .. r, zero-padded left and right, (n, in, k//2 + 1, W + 2 pad)
         self.v_pad = v_conv.half
         self.v_queue = torch.zeros(n, in_channels, v_conv.half + 1, width + 2 * v_conv.half, dtype=dtype, device=device)
+        #: one image: the row's convolution as one matrix product of its columns' windows (n, in, kh, kw)
+        #: with the kernel as an (in * kh * kw, 2F) matrix, cheaper there than ``conv2d``'s small-input
+        #: path (larger batches convolve)
+        self.v_matrix = v_conv.weight.flatten(1).t().contiguous() if n == 1 else None
         self.v_pre: torch.Tensor | None = None  # the last vertical row of V * v, (n, 2F, 1, W)
         self.v_out: torch.Tensor | None = None  # the last vertical row of the layer's output, (n, F, 1, W)
 
@@ -132,7 +136,13 @@ class _LayerQueues:
         padded = F.pad(row, (self.v_pad, self.v_pad))
         self.v_queue = torch.cat([self.v_queue[:, :, 1:], padded], dim=2)
         conv = self.layer.v_conv
-        self.v_pre = F.conv2d(self.v_queue, conv.weight, conv.bias)
+        if self.v_matrix is None:
+            self.v_pre = F.conv2d(self.v_queue, conv.weight, conv.bias)
+        else:  # (W, in, kh, kw) windows of the queue, one product, laid out as (1, 2F, 1, W)
+            _, c_in, kh, wide = self.v_queue.shape
+            width = wide - 2 * self.v_pad
+            windows = self.v_queue.as_strided((width, c_in, kh, 2 * self.v_pad + 1), (1, kh * wide, wide, 1))
+            self.v_pre = torch.addmm(conv.bias, windows.reshape(width, -1), self.v_matrix).t()[None, :, None, :]
         # gate(v_pre + cv) as tanh in place on the first half of a copy, then GLU: four operations
         # against the gate's five (``v_pre`` itself is read again by ``start_row``)
         pre = self.v_pre.clone() if cv is None else self.v_pre + cv
@@ -184,20 +194,31 @@ class _HostPositions:
         def host(t: torch.Tensor) -> np.ndarray:
             return t.detach().numpy()
 
-        self.plans = []
-        for q in stepper.queues:
-            f = q.features
-            pre = host(q.pre)
-            self.plans.append(([host(b) for b in q.biases], [host(w) for w in q.windows], host(q.h_weight), pre,
-                               pre[:, :f], pre[:, f:], host(q.gated), host(q.out_weight),
-                               None if q.first else [host(t) for t in q.inputs], [host(t) for t in q.targets],
-                               np.empty_like(host(q.gated))))
-        self.out, self.offset = host(stepper._out), host(stepper._out_offset)
+        # per column, per layer, the 1-D views a step reads and writes, sliced from one NumPy array per
+        # buffer (a tensor's ``numpy()`` per view would cost as much again as the stepper's creation;
+        # 1-D products are the cheaper BLAS call)
+        queues = [host(q.h_queue)[0] for q in stepper.queues]  # (pad + W, in) each
+        out = host(stepper._out)[0]
+        width = stepper.width
+        self.columns: list[list[tuple]] = [[] for _ in range(width)]
+        for k, q in enumerate(stepper.queues):
+            f, h_queue = q.features, queues[k]
+            pre, row_bias, gated = host(q.pre)[0], host(q.row_bias)[:, 0], host(q.gated)[0]
+            weights = host(q.h_weight), host(q.out_weight)
+            tmp = np.empty_like(gated)
+            after = stepper.queues[k + 1] if k + 1 < len(queues) else None
+            for j in range(width):
+                target = out if after is None else queues[k + 1][after.h_pad + j]
+                self.columns[j].append((h_queue[j : j + q.h_taps].reshape(-1), weights[0], pre, row_bias[j],
+                                        pre[:f], pre[f:], gated, weights[1], tmp,
+                                        None if q.first else h_queue[q.h_pad + j], target))
+        self.out, self.offset = out, host(stepper._out_offset)
         self.features = torch.empty_like(stepper._out)  # the features of the last position, reused
-        self._features = host(self.features)
+        self._features = host(self.features)[0]
         #: a pixel's first-layer input: its scaled levels, through a table made by the PyTorch
         #: operations of the other path (value for value)
-        self.first_inputs = [host(t) for t in stepper._first_inputs]
+        first = stepper.queues[0]
+        self.first_inputs = [queues[0][first.h_pad + j] for j in range(width)]  # (in,) each
         levels = torch.arange(stepper.model.num_levels, dtype=torch.long)
         table = torch.empty(levels.shape, dtype=stepper._out.dtype)
         self.level_table = host(torch.mul(levels, stepper._level_step, out=table).sub_(1.0))
@@ -211,23 +232,23 @@ class _HostPositions:
             if not x.is_contiguous():
                 return False
             self._x, self._x_pixels = x, x.detach().numpy().reshape(x.shape[0], x.shape[1], -1)
-        np.take(self.level_table, self._x_pixels[:, :, i * width + j], out=self.first_inputs[j])
+        np.take(self.level_table, self._x_pixels[0, :, i * width + j], out=self.first_inputs[j])
         return True
 
     def position(self, j: int) -> torch.Tensor:
         """Every layer's step at column ``j``; the features (n, F), a buffer rewritten at the next call."""
         dot, add, tanh, multiply = np.dot, np.add, np.tanh, np.multiply
-        for biases, windows, h_weight, pre, pre_tanh, pre_sigmoid, gated, out_weight, inputs, targets, tmp in self.plans:
-            dot(windows[j], h_weight, out=pre)
-            add(pre, biases[j], out=pre)
+        for window, h_weight, pre, bias, pre_tanh, pre_sigmoid, gated, out_weight, tmp, residual, target in self.columns[j]:
+            dot(window, h_weight, out=pre)
+            add(pre, bias, out=pre)
             tanh(pre_tanh, out=pre_tanh)
             expit(pre_sigmoid, out=pre_sigmoid)
             multiply(pre_tanh, pre_sigmoid, out=gated)
-            if inputs is None:
-                dot(gated, out_weight, out=targets[j])
+            if residual is None:
+                dot(gated, out_weight, out=target)
             else:
                 dot(gated, out_weight, out=tmp)
-                add(tmp, inputs[j], out=targets[j])
+                add(tmp, residual, out=target)
         add(self.out, self.offset, out=self._features)
         return self.features
 
@@ -278,6 +299,7 @@ class GatedStepper(Stepper):
         cond_bytes = self.n * sum(4 * q.features for q in self.queues) * self.height * self.width * weight.element_size()
         self._cond_whole_map = (self.trunk_map is not None and self.n <= self.COND_MAP_MAX_BATCH
                                 and cond_bytes <= self.COND_MAP_BYTES)
+        self._cond_folded = False  # without a map: the horizontal conditioning is in the layers' constant biases
         self.v_rows = 0  # vertical rows computed
         self.row: int | None = None  # the row the horizontal queues are set up for
         self.done = 0  # positions (raster index) whose column in the queues is final
@@ -343,7 +365,15 @@ class GatedStepper(Stepper):
         while self.v_rows < i:
             self._vertical_row(x, self.v_rows)
             self.v_rows += 1
-        for q, (_, ch) in zip(self.queues, self._conditioning(i)):
+        conditioning = self._conditioning(i)
+        if self.trunk_map is None:  # the same horizontal conditioning on every row: into the constant biases, once
+            if not self._cond_folded:
+                for q, (_, ch) in zip(self.queues, conditioning):
+                    if ch is not None:
+                        q.const_bias = (q.const_bias + ch[:, :, 0, :].permute(2, 0, 1)).contiguous()
+                self._cond_folded = True
+            conditioning = [(None, None)] * len(self.queues)
+        for q, (_, ch) in zip(self.queues, conditioning):
             q.start_row(i > 0, ch)
         self.row = i
         self.done = max(self.done, i * self.width)
