@@ -183,3 +183,22 @@ def test_threads_from_the_option_the_environment_or_the_cores(monkeypatch, capsy
         assert main(["datasets", "--threads", "1"]) == 0 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(1)
+
+
+def test_numpy_blas_runs_one_thread_while_one_image_steps_on_numpy():
+    """NumPy's OpenBLAS at one thread inside ``numpy_blas_one_thread`` (the sampler's loop for a stepper
+    on NumPy views) and as before after it; PyTorch's threads untouched."""
+    from threadpoolctl import threadpool_info
+
+    from pixelzoo import threads
+
+    def openblas():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["internal_api"] == "openblas"]
+
+    before, torch_threads = openblas(), torch.get_num_threads()
+    if not before:
+        pytest.skip("NumPy is not linked against OpenBLAS here")
+    with threads.numpy_blas_one_thread():
+        assert set(openblas()) == {1}
+        assert torch.get_num_threads() == torch_threads
+    assert openblas() == before

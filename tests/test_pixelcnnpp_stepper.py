@@ -123,3 +123,31 @@ def test_conditional_part_of_a_composite(monkeypatch):
     assert torch.equal(cached, model.sample(4, y=expand_labels(y, 2, 2), given={"gray": gray},
                                             generator=torch.Generator().manual_seed(1)))
     assert torch.equal(sampled, model.sample(2, y=y, generator=torch.Generator().manual_seed(2)))
+
+
+@pytest.mark.parametrize("shape, n_resolutions, nr_resnet, spatial_channels", [
+    ((1, 8, 8), 3, 1, 0), ((3, 5, 5), None, 2, 2), ((1, 6, 4), 1, 1, 1),
+])
+def test_one_image_steps_on_numpy_equal_the_torch_path(shape, n_resolutions, nr_resnet, spatial_channels):
+    """One image on the CPU: a pixel's step runs on NumPy views of the maps (``_HostGraph``; class
+    conditioning folded into the biases, a spatial map's per position); ``host=False`` keeps the
+    PyTorch operations. Both give the full forward pass's features at every pixel."""
+    torch.manual_seed(0)
+    model = pixelzoo.create_model("pixelcnnpp", shape, 5, 3, nr_resnet=nr_resnet, nr_filters=6, dropout=0.0,
+                                  n_resolutions=n_resolutions, spatial_channels=spatial_channels,
+                                  head_options={"n_mix": 2}).eval()
+    x = torch.randint(0, 5, (1,) + shape)
+    y = torch.tensor([1])
+    spatial = torch.randn(1, spatial_channels, *shape[1:]) if spatial_channels else None
+    with torch.inference_mode():
+        full = model.trunk_features(model.scale(x), y, spatial)
+        host = PixelCNNPPStepper(model, 1, y, spatial)
+        plain = PixelCNNPPStepper(model, 1, y, spatial, host=False)
+        assert host.on_host and not plain.on_host
+        for i in range(shape[1]):
+            for j in range(shape[2]):
+                a, b = host.features(x, i, j)[..., 0, 0], plain.features(x, i, j)[..., 0, 0]
+                torch.testing.assert_close(a, full[:, :, i, j], rtol=1e-5, atol=1e-5)
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    batch_spatial = None if spatial is None else spatial.repeat(2, 1, 1, 1)
+    assert not PixelCNNPPStepper(model, 2, y.repeat(2), batch_spatial).on_host  # a batch: the PyTorch operations

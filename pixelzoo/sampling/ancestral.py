@@ -17,13 +17,14 @@ model's device draws.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..threads import apply_policy
+from ..threads import apply_policy, numpy_blas_one_thread
 from ..nn.modes import eval_mode
 from .labels import expand_labels
 
@@ -147,25 +148,27 @@ def _draw(model, stepper_args: dict, x, given, temperature, generator, head_opti
     columns = x.view(x.shape[0], -1).unbind(1) if x.is_contiguous() else None
     observer = progress if callable(progress) else None
     steps = tqdm(total=height * width, desc="sampling", leave=False) if progress and observer is None else None
-    for i in range(height):
-        for j in range(width):
-            if steps is not None:
-                steps.update(1)
-            for c in range(c_count):
-                if all_given[c][i][j]:
-                    continue
-                sp = stepper.params(x, i, j, c)
-                if move:
-                    sp = sp.to(draw_device)
-                draw = head.draw(sp, temperature=temperature, generator=generator, **head_options)
-                if some_given[c][i][j]:
-                    draw = draw.to(device=device, dtype=x.dtype)
-                    draw = torch.where(given[:, c, i, j], x[:, c, i, j], draw)
-                if columns is not None:  # copy_ casts and moves as .to(device, dtype) would
-                    columns[(c * height + i) * width + j].copy_(draw)
-                else:
-                    x[:, c, i, j] = draw.to(device=device, dtype=x.dtype)
-        if observer is not None:
-            observer(i + 1, height, x)
+    # a stepper on NumPy views (one image on the CPU): NumPy's BLAS on one thread for the loop
+    with numpy_blas_one_thread() if stepper.on_host else contextlib.nullcontext():
+        for i in range(height):
+            for j in range(width):
+                if steps is not None:
+                    steps.update(1)
+                for c in range(c_count):
+                    if all_given[c][i][j]:
+                        continue
+                    sp = stepper.params(x, i, j, c)
+                    if move:
+                        sp = sp.to(draw_device)
+                    draw = head.draw(sp, temperature=temperature, generator=generator, **head_options)
+                    if some_given[c][i][j]:
+                        draw = draw.to(device=device, dtype=x.dtype)
+                        draw = torch.where(given[:, c, i, j], x[:, c, i, j], draw)
+                    if columns is not None:  # copy_ casts and moves as .to(device, dtype) would
+                        columns[(c * height + i) * width + j].copy_(draw)
+                    else:
+                        x[:, c, i, j] = draw.to(device=device, dtype=x.dtype)
+            if observer is not None:
+                observer(i + 1, height, x)
     if steps is not None:
         steps.close()

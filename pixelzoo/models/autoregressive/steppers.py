@@ -31,6 +31,10 @@ from .step_output import StepOutput
 class Stepper:
     """Base class: created once per sample call (see the module docstring)."""
 
+    #: its steps run on NumPy views (one image on the CPU): the sampler runs them with NumPy's BLAS on
+    #: one thread (``pixelzoo.threads.numpy_blas_one_thread``)
+    on_host = False
+
     def __init__(self, model, n: int, y: torch.Tensor | None = None, spatial: torch.Tensor | None = None,
                  inputs: dict | None = None):
         self.model = model

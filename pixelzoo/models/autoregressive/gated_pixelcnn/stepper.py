@@ -313,6 +313,7 @@ class GatedStepper(Stepper):
         can_host = (self.n == 1 and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64)
                     and not torch.is_autocast_enabled("cpu"))
         self._host = _HostPositions(self) if can_host and host is not False else None
+        self.on_host = self._host is not None
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         """The first layer's input at the positions of ``x`` (n, C, h, w): the scaled image, through the
