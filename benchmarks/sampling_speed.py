@@ -21,9 +21,12 @@ machine; best of 3, the two alternating). The incremental sampler is timed
 as the best of 2 calls, like the forward pass (best of 3): the first call of a process also pays
 one-time costs (kernel selection, first allocations) that are not a sampling step's.
 
-``--profile`` also records where one batch-1 sample call spends its time, per case: the top tensor
-operations by self time (``torch.profiler``) and the top Python functions by own time (``cProfile``),
-written to ``benchmarks/results/sampling_profile.json`` (``--profile-out``).
+``--profile`` also records where one batch-1 sample call spends its time, per case: by part (the
+stepper's creation, the trunk, the output layer and head parameters, the draw, the sampler's loop;
+timers around each), the top tensor operations by self time (``torch.profiler``: the NumPy steps of
+one image are not tensor operations, see the functions) and the top Python functions by own time
+(``cProfile``; a NumPy operation's time is its caller's own), written to
+``benchmarks/results/sampling_profile.json`` (``--profile-out``).
 
     python benchmarks/sampling_speed.py                         # default: batches 1,16,64; 2 naive rows
     python benchmarks/sampling_speed.py --batches 2 --rows 1    # smoke run
@@ -164,7 +167,48 @@ def profile(model, top: int, seed: int) -> dict:
                   "own_ms": round(tt * 1e3, 2), "cumulative_ms": round(ct * 1e3, 2)}
                  for (file, line, name), (cc, nc, tt, ct, _) in rows[:top]]
     return {"seconds": round(plain_s, 4), "seconds_under_torch_profiler": round(ops_s, 4),
-            "seconds_under_cprofile": round(py_s, 4), "top_ops": ops, "top_functions": functions}
+            "seconds_under_cprofile": round(py_s, 4), "breakdown_ms": breakdown(model, sample),
+            "top_ops": ops, "top_functions": functions}
+
+
+def breakdown(model, sample) -> dict:
+    """Milliseconds of thread time of one batch-1 sample call by part, from timers around each part
+    (their own cost, about a microsecond a call, lands in the parts): the stepper's creation, the
+    trunk (``params`` less the output layer and head), the output layer and the head's parameters of
+    the sub-pixel (``StepOutput``), the head's draw, and the rest (the sampler's loop, setup)."""
+    from pixelzoo.models.autoregressive import step_output
+
+    parts = dict.fromkeys(["stepper_creation", "trunk", "output_layer_and_head_params", "draw"], 0.0)
+
+    def timed_into(key, fn):
+        def wrapper(*args, **kwargs):
+            t = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                parts[key] += time.thread_time() - t
+        return wrapper
+
+    make_stepper, draw, out_call = model.stepper, model.head.draw, step_output.StepOutput.__call__
+
+    def stepper(*args, **kwargs):
+        made = timed_into("stepper_creation", make_stepper)(*args, **kwargs)
+        made.params = timed_into("trunk", made.params)
+        return made
+
+    model.stepper, model.head.draw = stepper, timed_into("draw", draw)
+    step_output.StepOutput.__call__ = timed_into("output_layer_and_head_params", out_call)
+    try:
+        t = time.thread_time()
+        sample()
+        total = time.thread_time() - t
+    finally:
+        del model.stepper, model.head.draw
+        step_output.StepOutput.__call__ = out_call
+    parts["trunk"] -= parts["output_layer_and_head_params"]  # params = trunk + output layer and head
+    parts["sampler_loop_and_setup"] = total - sum(parts.values())
+    parts["total"] = total
+    return {k: round(v * 1e3, 2) for k, v in parts.items()}
 
 
 def main(argv=None):

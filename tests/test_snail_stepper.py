@@ -47,13 +47,15 @@ def assert_same_images(model, n, seed=1, sample=ancestral_sample, **kwargs):
 
 
 # ----------------------------------------------------------------------- features, step by step
+@pytest.mark.parametrize("n", [2, 1])  # 1: a position on NumPy views (``_HostPositions``)
 @pytest.mark.parametrize("channels, options", [
     (1, dict(num_classes=3)),                                              # attention k <= q
     (3, dict(num_classes=2, spatial_channels=2)),                          # attention k < q, colour groups
     (3, dict(n_blocks=3, attention_every=2, kernel_size=5, heads=3)),      # wider kernels, one attention layer
     (1, dict(attention_every=0, spatial_channels=1)),                      # no attention
+    (1, dict(out_res_blocks=2, out_hidden=20)),                            # a wider output stack
 ])
-def test_features_equal_the_full_forward_at_every_step(channels, options):
+def test_features_equal_the_full_forward_at_every_step(channels, options, n):
     """At every sub-pixel (c, i, j), with every later sub-pixel (the current one included) holding
     junk as during sampling, the stepper's trunk features at (i, j) equal the full forward pass's on
     the true image in every feature group <= c (all a sub-pixel's parameters read)."""
@@ -61,34 +63,36 @@ def test_features_equal_the_full_forward_at_every_step(channels, options):
     model = snail((channels, height, width), **options)
     trunk = model.trunk
     g = torch.Generator().manual_seed(6)
-    x = torch.randint(0, 7, (2, channels, height, width), generator=g)
-    y = torch.tensor([0, 1]) if options.get("num_classes") else None
+    x = torch.randint(0, 7, (n, channels, height, width), generator=g)
+    y = torch.tensor([0, 1][:n]) if options.get("num_classes") else None
     s = options.get("spatial_channels", 0)
-    sp = torch.randn(2, s, height, width, generator=g) if s else None
+    sp = torch.randn(n, s, height, width, generator=g) if s else None
     with torch.no_grad():
         full = trunk(model.scale(x), y, sp)
-        stepper = model.stepper(2, y=y, spatial=sp, cached=True)
+        stepper = model.stepper(n, y=y, spatial=sp, cached=True)
         assert type(stepper) is SnailStepper
+        assert stepper.on_host == (n == 1)
         for i in range(height):
             for j in range(width):
                 for c in range(channels):
                     junk = x.clone().flatten(1)
                     later = torch.tensor([(ii, jj) > (i, j) or ((ii, jj) == (i, j) and cc >= c)
                                           for cc in range(channels) for ii in range(height) for jj in range(width)])
-                    junk[:, later] = torch.randint(0, 7, (2, int(later.sum())), generator=g)
+                    junk[:, later] = torch.randint(0, 7, (n, int(later.sum())), generator=g)
                     feats = stepper.features(junk.view_as(x), i, j, c)
                     keep = trunk.out_groups <= c
                     torch.testing.assert_close(feats[:, keep, 0, 0], full[:, keep, i, j], atol=1e-5, rtol=0)
 
 
-def test_features_catch_up_on_skipped_positions():
+@pytest.mark.parametrize("n", [2, 1])
+def test_features_catch_up_on_skipped_positions(n):
     """Calls only at some positions (the others given): the features there still equal the full pass's."""
     model = snail((3, 4, 5), num_classes=2)
-    x = torch.randint(0, 7, (2, 3, 4, 5), generator=torch.Generator().manual_seed(2))
-    y = torch.tensor([1, 0])
+    x = torch.randint(0, 7, (n, 3, 4, 5), generator=torch.Generator().manual_seed(2))
+    y = torch.tensor([1, 0][:n])
     with torch.no_grad():
         full = model.trunk(model.scale(x), y)
-        stepper = model.stepper(2, y=y, cached=True)
+        stepper = model.stepper(n, y=y, cached=True)
         for i, j, c in [(0, 2, 1), (2, 0, 0), (2, 0, 2), (2, 4, 0), (3, 3, 1)]:
             keep = model.trunk.out_groups <= c
             torch.testing.assert_close(stepper.features(x, i, j, c)[:, keep, 0, 0], full[:, keep, i, j],
@@ -178,3 +182,26 @@ def test_vqvae2_priors(bottom_attention):
     cond = model.condition([codes[:2, 0]], 1)
     assert_same_images(bottom, 4, y=torch.tensor([2, 2, 1, 0]), cond=cond,
                        sample=lambda m, n, **kw: m.sample(n, **kw))
+
+
+def test_one_image_positions_on_numpy_equal_the_torch_path():
+    """One image on the CPU: a position runs on NumPy views (``_HostPositions``); ``host=False`` keeps
+    the PyTorch operations; both give the same features at every step, and the same images."""
+    model = snail((1, 5, 4), num_classes=3)
+    x = torch.randint(0, 7, (1, 1, 5, 4), generator=torch.Generator().manual_seed(3))
+    y = torch.tensor([2])
+    with torch.inference_mode():
+        host, plain = SnailStepper(model, 1, y, image_input=True), SnailStepper(model, 1, y, image_input=True, host=False)
+        assert host.on_host and not plain.on_host
+        for i in range(5):
+            for j in range(4):
+                torch.testing.assert_close(host.features(x, i, j, 0), plain.features(x, i, j, 0), atol=1e-6, rtol=1e-6)
+    images = {}
+    for use_host in (True, False):
+        model.stepper = lambda n, y=None, spatial=None, inputs=None, cached=None: SnailStepper(
+            model, n, y, spatial, inputs, image_input=True, host=None if use_host else False)
+        try:
+            images[use_host] = ancestral_sample(model, 1, y=1, generator=torch.Generator().manual_seed(5))
+        finally:
+            del model.stepper
+    assert torch.equal(images[True], images[False])

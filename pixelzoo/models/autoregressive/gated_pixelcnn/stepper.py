@@ -29,8 +29,9 @@ bias once per sample call.
 Conditioning: the trunk's spatial map (the model's spatial map and the embedding of the head's
 per-position inputs, e.g. PixelIQN's tau, ``model.trunk_spatial``) is computed once per sample call
 for the whole image; the conditioning bias (class embedding + 1x1 projection of that map) of a row is
-computed once per row, from the map's row (once per call without a map; for one image, every row's
-at once, then cropped). The output layer and the
+computed once per row, from the map's row (once per call without a map, its horizontal half then
+folded into every layer's constant bias; for one image, every row's at once, then cropped). The
+output layer and the
 head run per sub-pixel (``Stepper.params_from``: the output layer folded into two matrix products,
 the head giving only the sub-pixel's channel) on the features and the head's inputs at that position.
 
@@ -47,7 +48,8 @@ read again, so given rows cost one vertical row each.
 One image on the CPU: the positions' operations run on NumPy views of the same buffers
 (``_HostPositions``): an operation there costs about 0.4 us against about 1.3 us through PyTorch's
 dispatcher, and a position of the fashion preset's 8 layers is 32 of them. The rows (the vertical
-stack, the row's bias) stay PyTorch operations. Any other batch, device, dtype, or a call under
+stack, the row's bias) stay PyTorch operations; for one image a row's vertical convolution is one
+matrix product of its columns' windows (``conv2d``'s path for so small an input took twice as long). Any other batch, device, dtype, or a call under
 autocast takes the PyTorch path (``host=False`` forces it).
 
 Every step applies the same weights as the trunk's ``forward`` to the same inputs, so the parameters
@@ -77,7 +79,7 @@ class _LayerQueues:
     zero padding on the left has no offset), is folded into the row's per-column bias once per
     sample call, and the last layer's offset added back to the features."""
 
-    def __init__(self, layer, n: int, width: int, dtype, device, offset: torch.Tensor | None):
+    def __init__(self, layer, n: int, width: int, dtype, device, offset: torch.Tensor | None, views: bool = True):
         self.layer = layer
         self.first = layer.first
         self.features = layer.h_out.weight.shape[0]
@@ -115,10 +117,12 @@ class _LayerQueues:
         self.gated = torch.zeros(n, self.features, dtype=dtype, device=device)  # the gate's output
         # the views a position reads and writes, made once (a view costs as much as a small product):
         # per column, the window of the queue ending there (n, taps * in), the input there (the
-        # residual), the row's bias there
-        self.windows = [self.h_queue[:, j : j + self.h_taps].flatten(1) for j in range(width)]
-        self.inputs = [self.h_queue[:, self.h_pad + j] for j in range(width)]
-        self.biases = list(self.row_bias.unbind(0))
+        # residual), the row's bias there; not made (``views`` False) for the NumPy steps of one image
+        self.windows = self.inputs = self.biases = None
+        if views:
+            self.windows = [self.h_queue[:, j : j + self.h_taps].flatten(1) for j in range(width)]
+            self.inputs = [self.h_queue[:, self.h_pad + j] for j in range(width)]
+            self.biases = list(self.row_bias.unbind(0))
         self.targets: list[torch.Tensor] = []  # per column, where the output goes (``GatedStepper``)
         # vertical: the layer's input rows r-k//2 .. r, zero-padded left and right, (n, in, k//2 + 1, W + 2 pad)
         self.v_pad = v_conv.half
@@ -165,23 +169,10 @@ class _LayerQueues:
             row_bias.add_(ch[:, :, 0, :].permute(2, 0, 1))
 
     def plan(self) -> tuple:
-        """What ``position`` reads, as one tuple (``GatedStepper._position`` runs every layer's step
-        inline from these: a method call per layer costs as much as an operation)."""
+        """What a layer's step at a position reads, as one tuple (``GatedStepper._position`` runs every
+        layer's step inline from these: a method call per layer costs as much as an operation)."""
         return (self.biases, self.windows, self.h_weight, self.pre, self.pre_tanh, self.gated, self.out_weight,
                 None if self.first else self.inputs, self.targets)
-
-    def position(self, j: int) -> None:
-        """The layer's horizontal output at column ``j`` of the current row, less its offset, into
-        ``targets[j]`` (the next layer's queue there, or the features). The queue holds the input there."""
-        torch.addmm(self.biases[j], self.windows[j], self.h_weight, out=self.pre)
-        # the gate, tanh(first half) * sigmoid(second half): tanh in place, then GLU (first half times
-        # the sigmoid of the second) into its buffer, two operations
-        self.pre_tanh.tanh_()
-        gated = _glu(self.pre, 1, out=self.gated)
-        if self.first:
-            torch.mm(gated, self.out_weight, out=self.targets[j])
-        else:  # the residual: the input, as stored (its offset is in the output's)
-            torch.addmm(self.inputs[j], gated, self.out_weight, out=self.targets[j])
 
 
 class _HostPositions:
@@ -272,20 +263,26 @@ class GatedStepper(Stepper):
         self._level_step = 2.0 / (model.num_levels - 1)
         self.channels, self.height, self.width = (int(s) for s in model.image_shape)
         weight = self.trunk.layers[0].h_conv.weight
+        #: one image on the CPU in a float dtype, outside autocast: the positions on NumPy views
+        #: (``_HostPositions``); ``host=False`` keeps the PyTorch operations
+        on_host = (host is not False and self.n == 1 and weight.device.type == "cpu"
+                   and weight.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled("cpu"))
         self.queues = []
         offset = None
         for layer in self.trunk.layers:
-            self.queues.append(_LayerQueues(layer, self.n, self.width, weight.dtype, weight.device, offset))
+            self.queues.append(_LayerQueues(layer, self.n, self.width, weight.dtype, weight.device, offset,
+                                            views=not on_host))
             offset = self.queues[-1].offset_out
         #: where each layer writes its output at a position: the next layer's queue there, the last
         #: layer into ``_out``, the features less their offset
         self._out = torch.zeros(self.n, self.queues[-1].features, dtype=weight.dtype, device=weight.device)
-        for q, after in zip(self.queues, self.queues[1:]):
-            q.targets = after.inputs
-        self.queues[-1].targets = [self._out] * self.width
-        self._plans = [q.plan() for q in self.queues]
         self._out_offset = self.queues[-1].offset_out
-        self._first_inputs = self.queues[0].inputs
+        self._plans: list[tuple] = []
+        if not on_host:
+            for q, after in zip(self.queues, self.queues[1:]):
+                q.targets = after.inputs
+            self.queues[-1].targets = [self._out] * self.width
+            self._plans = [q.plan() for q in self.queues]
         #: the first layer's own tap is fully masked (one channel: mask A reads no channel of the
         #: pixel), so the pixel's input is not needed while it is computed: the refresh writes it
         self._own_input_unread = self.channels == 1
@@ -308,11 +305,7 @@ class GatedStepper(Stepper):
         #: made in one call for the whole image the first time that tensor is seen
         self._x: torch.Tensor | None = None
         self._x_pixels: tuple[torch.Tensor, ...] = ()
-        #: one image on the CPU in a float dtype, outside autocast: the positions on NumPy views
-        #: (``_HostPositions``); ``host=False`` keeps the PyTorch operations
-        can_host = (self.n == 1 and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64)
-                    and not torch.is_autocast_enabled("cpu"))
-        self._host = _HostPositions(self) if can_host and host is not False else None
+        self._host = _HostPositions(self) if on_host else None
         self.on_host = self._host is not None
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
@@ -324,7 +317,8 @@ class GatedStepper(Stepper):
         """The first layer's input at (i, j) of the current row, into its queue."""
         if self._scaled_levels and self._host is not None and self._host.write_input(x, i, j, self.width):
             return
-        slot = self._first_inputs[j]
+        first = self.queues[0]
+        slot = first.inputs[j] if first.inputs is not None else first.h_queue[:, first.h_pad + j]
         if self._scaled_levels:  # scale_levels, value for value: x * 2 / (K - 1) - 1
             torch.mul(self._pixel_of(x, i, j), self._level_step, out=slot).sub_(1.0)
         else:

@@ -43,6 +43,12 @@ A given row is caught up in one pass over the row (its attention queries masked 
 without attention the horizontal stream of earlier rows is never read again, so the catch-up runs
 only over the vertical rows and the current row.
 
+One image on the CPU: a position's operations run on NumPy views of the same buffers and caches
+(``_HostPositions``: an operation there costs about 0.4 us against about 1.3 us through PyTorch's
+dispatcher, and a position is some 60 of them); the rows and catching up on given positions stay
+PyTorch operations. Any other batch, device or dtype, a call under autocast, dropout that acts
+(training mode), and ``host=False`` take the PyTorch path.
+
 Every step runs the same modules and weights as the trunk's ``forward`` on crops of the same inputs,
 so the parameters equal the full-forward stepper's to float rounding (the sums in a convolution or a
 softmax over fewer terms may be ordered differently).
@@ -52,8 +58,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.special import expit
 
 from ....nn import gate
 from ....nn.attention import sinusoidal_positions
@@ -64,11 +72,153 @@ from ..steppers import Stepper
 _elu, _elu_, _glu = torch._C._nn.elu, torch._C._nn.elu_, torch._C._nn.glu
 
 
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().numpy()
+
+
+class _HostPositions:
+    """``SnailStepper._position`` for one image (n = 1) on the CPU, on NumPy views of the stepper's
+    buffers, caches and folded weights (every array 1-D per position): the same products, the ELU as
+    ``max(v, expm1(min(v, 0)))`` (``expm1(v) >= v``), the gate as ``tanh(a) * expit(b)``, the
+    attention's scores, softmax and values over the cached prefix; equal to the PyTorch path to float
+    rounding."""
+
+    def __init__(self, stepper: "SnailStepper"):
+        self.stepper = stepper
+        dtype = stepper.h_mats[0].dtype
+        width = stepper.width
+        self.mats = [_np(m) for m in stepper.h_mats]
+        buffers = [_np(b)[0] for b in stepper.h_buffers]  # (pad + W, in) each
+        self.windows = [[buf[j : j + conv.half + 1].reshape(-1) for j in range(width)]
+                        for buf, conv in zip(buffers, stepper.h_convs)]
+        self.slots = [[buf[conv.half + j] for j in range(width)] for buf, conv in zip(buffers, stepper.h_convs)]
+        self.biases = [list(_np(b)[:, 0]) for b in stepper.col_bias]  # per column (out,)
+        channels = stepper.trunk.out_channels
+        self.out_mats = [tuple(_np(t) for t in mats) for mats in stepper.out_mats]
+        # the widest vector a position passes through an ELU: the ELU's buffers and the scratch one
+        widest = max([channels] + [m.shape[1] for m in self.mats] + [w1.shape[1] for w1, _, _, _ in self.out_mats])
+        dt = _np(stepper._h).dtype
+        self.h = np.zeros(channels, dtype=dt)
+        self.low, self.zeros, self.tmp = (np.zeros(widest, dtype=dt) for _ in range(3))
+        self.pre = np.zeros(2 * channels, dtype=dt)
+        self.gated = np.zeros(channels, dtype=dt)
+        self.attended = np.zeros(channels, dtype=dt)
+        self.hidden = [np.zeros(w1.shape[1], dtype=dt) for w1, _, _, _ in self.out_mats]
+        self.features = torch.zeros(1, channels, dtype=dtype)  # the features of the last position, reused
+        self._features = _np(self.features)[0]
+        levels = torch.arange(stepper.model.num_levels, dtype=torch.long)
+        table = torch.empty(levels.shape, dtype=dtype)
+        self.level_table = _np(torch.mul(levels, stepper._level_step, out=table).sub_(1.0))
+        self._x: torch.Tensor | None = None
+        self._x_pixels: np.ndarray | None = None
+        self.attention = {}
+        for b, att in stepper.attention.items():
+            stepper._cache(b, stepper._h)
+            proj = stepper.projections[b]
+            keys, values = _np(stepper.keys[b])[0], _np(stepper.values[b])[0]  # (heads, d_k, HW), (heads, HW, d_v)
+            buf = np.zeros(_np(stepper._step_buffers[b][0]).shape[1], dtype=self.h.dtype)
+            kc, vc, nh = att.key_channels, att.value_channels, att.heads
+            q_width = kc if att.include_self else 0
+            w_out, b_out = (_np(t) for t in proj["out"])
+            entry = {"include_self": att.include_self, "keys": keys, "values": values, "buf": buf,
+                     "q": buf[:q_width].reshape(nh, 1, -1) if q_width else None,
+                     "k": buf[q_width : q_width + kc].reshape(nh, -1), "v": buf[q_width + kc :].reshape(nh, -1),
+                     "out": (w_out, b_out), "scores": np.zeros((nh, 1, keys.shape[-1]), dtype=self.h.dtype),
+                     "attended": np.zeros((nh, 1, vc // nh), dtype=self.h.dtype)}
+            if att.include_self:
+                entry["qkv"] = tuple(_np(t) for t in proj["qkv"])
+            else:
+                entry["kv"] = tuple(_np(t) for t in proj["kv"])
+                entry["wq"] = tuple(_np(t) for t in proj["q"])
+                entry["inputs"] = _np(stepper.att_inputs[b])[0]  # (F, HW)
+            self.attention[b] = entry
+
+    def elu(self, v: np.ndarray, out: np.ndarray) -> np.ndarray:
+        low = self.low[: v.shape[0]]
+        np.minimum(v, self.zeros[: v.shape[0]], out=low)
+        np.expm1(low, low)
+        return np.maximum(v, low, out=out)
+
+    def write_input(self, x: torch.Tensor, i: int, j: int) -> bool:
+        """The input layers' input at (i, j) from the images ``x`` (levels); False when ``x`` has no NumPy
+        view (not contiguous): the caller writes it."""
+        if x is not self._x:
+            if not x.is_contiguous():
+                return False
+            self._x, self._x_pixels = x, x.detach().numpy().reshape(x.shape[0], x.shape[1], -1)
+        np.take(self.level_table, self._x_pixels[0, :, i * self.stepper.width + j], out=self.slots[0][j])
+        return True
+
+    def attend(self, b: int, a: np.ndarray, p: int) -> np.ndarray:
+        """``SnailStepper._attend_one`` of attention layer ``b`` at raster position ``p``, its input ``a``."""
+        e = self.attention[b]
+        buf, keys, values = e["buf"], e["keys"], e["values"]
+        if e["include_self"]:
+            w, table = e["qkv"]
+            q, m = e["q"], p + 1
+        else:  # the query from the previous position's input with this position's code
+            w, table = e["kv"]
+            e["inputs"][:, p] = a
+            q, m = None, p
+            if p:
+                wq, tq = e["wq"]
+                q = (np.dot(e["inputs"][:, p - 1], wq) + tq[p]).reshape(keys.shape[0], 1, -1)
+        np.dot(a, w, out=buf)
+        np.add(buf, table[p], buf)
+        keys[:, :, p] = e["k"]
+        values[:, p, :] = e["v"]
+        w_out, b_out = e["out"]
+        if m == 0:  # the first position alone attends to nothing
+            return b_out
+        scores = e["scores"][:, :, :m]
+        np.matmul(q, keys[:, :, :m], out=scores)
+        np.subtract(scores, scores.max(axis=-1, keepdims=True), scores)
+        np.exp(scores, scores)
+        np.divide(scores, scores.sum(axis=-1, keepdims=True), scores)
+        attended = np.matmul(scores, values[:, :m], out=e["attended"])
+        np.dot(attended.reshape(-1), w_out, out=self.attended)
+        return np.add(self.attended, b_out, self.attended)
+
+    def position(self, p: int, j: int) -> torch.Tensor:
+        """The trunk's features at raster position ``p`` (column ``j``), a buffer rewritten at the next call."""
+        dot, add, mats, windows, slots, biases = np.dot, np.add, self.mats, self.windows, self.slots, self.biases
+        h, tmp, pre, gated = self.h, self.tmp, self.pre, self.gated
+        dot(windows[0][j], mats[0], out=h)
+        add(h, biases[0][j], h)
+        channels = h.shape[0]
+        for b in range(len(self.stepper.dropouts)):
+            k = 1 + 2 * b
+            self.elu(h, slots[k][j])
+            first = tmp[: mats[k].shape[1]]
+            dot(windows[k][j], mats[k], out=first)
+            add(first, biases[k][j], first)
+            self.elu(first, slots[k + 1][j])
+            dot(windows[k + 1][j], mats[k + 1], out=pre)
+            add(pre, biases[k + 1][j], pre)
+            pre_tanh, pre_sigmoid = pre[:channels], pre[channels:]
+            np.tanh(pre_tanh, pre_tanh)
+            expit(pre_sigmoid, pre_sigmoid)
+            np.multiply(pre_tanh, pre_sigmoid, gated)
+            add(h, gated, h)
+            if b in self.attention:
+                add(h, self.attend(b, self.elu(h, self.gated), p), h)
+        out = self._features
+        np.copyto(out, h)  # the stream's buffer is the next position's
+        for (w1, b1, w2, b2), hidden in zip(self.out_mats, self.hidden):  # the output stack's residual blocks
+            dot(self.elu(out, tmp[:channels]), w1, out=hidden)
+            add(hidden, b1, hidden)
+            self.elu(hidden, hidden)
+            add(out, b2, out)
+            add(out, dot(hidden, w2), out)
+        return self.features
+
+
 class SnailStepper(Stepper):
     """The incremental stepper of ``PixelSNAILTrunk`` (and subclasses that change only the input
     features, ``input_features``, e.g. VQ-VAE-2's ``CodeSNAILTrunk``); see the module docstring."""
 
-    def __init__(self, model, n, y=None, spatial=None, inputs=None, image_input: bool = False):
+    def __init__(self, model, n, y=None, spatial=None, inputs=None, image_input: bool = False,
+                 host: bool | None = None):
         super().__init__(model, n, y, spatial, inputs)
         trunk = self.trunk = model.trunk
         #: the input layers read the scaled image itself and levels are integers: a pixel's input is
@@ -96,6 +246,7 @@ class SnailStepper(Stepper):
                          for block in trunk.blocks]
         self.v_convs = [trunk.in_v] + [conv for block in trunk.blocks for conv in (block.v_conv1, block.v_conv2)]
         self.v_buffers: list[torch.Tensor | None] = [None] * len(self.v_convs)
+        self._v_matrices: dict[int, torch.Tensor] = {}  # one image: vertical kernels as matrices, made at first use
         self.v_rows_done = 0  # vertical rows computed
         self.v_last: list[torch.Tensor | None] = [None] * (len(trunk.blocks) + 1)  # each stream's last row
         self.done = 0  # positions (raster index) whose column in the caches is final
@@ -130,6 +281,14 @@ class SnailStepper(Stepper):
         self._pre = torch.zeros(self.n, 2 * channels, dtype=dtype, device=device)  # a gate's input
         self._gated = torch.zeros(self.n, channels, dtype=dtype, device=device)  # its output
         self._pre_tanh, self._pre_sigmoid = self._pre[:, :channels], self._pre[:, channels:]
+        #: one image on the CPU in a float dtype, outside autocast, no dropout acting: a position on
+        #: NumPy views (``_HostPositions``); ``host=False`` keeps the PyTorch operations
+        quiet = all(d is None or not d.training for d in self.dropouts) and \
+            all(d is None for d in self.att_dropout.values())
+        can_host = (self.n == 1 and device.type == "cpu" and dtype in (torch.float32, torch.float64) and quiet
+                    and not torch.is_autocast_enabled("cpu"))
+        self._host = _HostPositions(self) if can_host and host is not False else None
+        self.on_host = self._host is not None
 
     def _projections(self, att) -> dict:
         """An attention layer's 1x1 projections for one position as matrices (in, out) over its input
@@ -177,7 +336,17 @@ class SnailStepper(Stepper):
             buf = row.new_zeros(row.shape[0], row.shape[1], conv.half, row.shape[3])
         window = torch.cat([buf, row], dim=2)
         self.v_buffers[k] = window[:, :, 1:]
-        return F.conv2d(F.pad(window, (conv.half, conv.half, 0, 0)), conv.weight, conv.bias)
+        padded = F.pad(window, (conv.half, conv.half, 0, 0))
+        if self.n > 1:
+            return F.conv2d(padded, conv.weight, conv.bias)
+        # one image: the row as one product of its columns' windows (n, in, kh, kw) with the kernel as
+        # an (in * kh * kw, out) matrix (``conv2d``'s path for so small an input is about twice as slow)
+        if k not in self._v_matrices:
+            self._v_matrices[k] = conv.weight.flatten(1).t().contiguous()
+        _, c_in, kh, wide = padded.shape
+        width = wide - 2 * conv.half
+        windows = padded.as_strided((width, c_in, kh, 2 * conv.half + 1), (1, kh * wide, wide, 1))
+        return torch.addmm(conv.bias, windows.reshape(width, -1), self._v_matrices[k]).t()[None, :, None, :]
 
     def _vertical_row(self, x: torch.Tensor, r: int) -> None:
         """Row ``r`` of every vertical stream (image rows ``<= r`` final)."""
@@ -343,6 +512,9 @@ class SnailStepper(Stepper):
         matrix product over the window of its buffer ending at ``j``, with the row's bias there; a
         convolution's output goes, through its ELU in place, straight into the next one's buffer."""
         p = i * self.width + j
+        if self._host is not None:
+            self._write_input(x, i, j)
+            return self._host.position(p, j)
         windows, slots, biases, mats = self.windows, self.slots, self.biases, self.h_mats
         self._write_input(x, i, j)
         h = torch.addmm(biases[0][j], windows[0][j], mats[0], out=self._h)
@@ -365,6 +537,8 @@ class SnailStepper(Stepper):
     def _write_input(self, x: torch.Tensor, i: int, j: int) -> None:
         """The input layers' input at (i, j) of the current row, into the horizontal buffer: the scaled
         image (``scale_levels`` value for value: x * 2 / (K - 1) - 1) or the trunk's input features."""
+        if self._scaled_levels and self._host is not None and self._host.write_input(x, i, j):
+            return
         slot = self.slots[0][j]
         if self._scaled_levels:
             if x is not self._x and x.is_contiguous():
@@ -391,7 +565,7 @@ class SnailStepper(Stepper):
     def features(self, x: torch.Tensor, i: int, j: int, c: int) -> torch.Tensor:
         """The trunk's features (n, F, 1, 1) at (i, j) when sub-pixel (c, i, j) is next: every
         sub-pixel before it in ``x`` is final (as for ``params``)."""
-        return self._features(x, i, j, c)[:, :, None, None]
+        return self._features(x, i, j, c).clone()[:, :, None, None]
 
     def _features(self, x: torch.Tensor, i: int, j: int, c: int) -> torch.Tensor:
         """``features`` as (n, F)."""
