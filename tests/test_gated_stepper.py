@@ -207,7 +207,7 @@ def junk_after(x, i, j, c, generator, levels=7):
     return junk.view_as(x)
 
 
-@pytest.mark.parametrize("n", [2, 1])  # 1: the positions on NumPy views (``_HostPositions``)
+@pytest.mark.parametrize("n", [2, 1])  # 1: the steps on NumPy views (``_HostSteps``)
 @pytest.mark.parametrize("channels, options", [
     (1, dict(num_classes=3)),
     (3, dict(num_classes=2, spatial_channels=2)),
@@ -286,7 +286,7 @@ def test_the_trunk_map_is_computed_once_per_sample_call():
 
 
 def test_one_image_positions_on_numpy_equal_the_torch_path():
-    """One image on the CPU: the positions run on NumPy views (``_HostPositions``); ``host=False`` keeps
+    """One image on the CPU: positions and rows run on NumPy views (``_HostSteps``); ``host=False`` keeps
     the PyTorch operations. Both give the same features at every step, and the same images."""
     model = gated((1, 6, 5), num_classes=3, n_layers=4)
     g = torch.Generator().manual_seed(3)

@@ -46,11 +46,12 @@ raster order, and the vertical rows from the final rows. The horizontal stack of
 read again, so given rows cost one vertical row each.
 
 One image on the CPU: the positions' operations run on NumPy views of the same buffers
-(``_HostPositions``): an operation there costs about 0.4 us against about 1.3 us through PyTorch's
-dispatcher, and a position of the fashion preset's 8 layers is 32 of them. The rows (the vertical
+(``_HostSteps``): an operation there costs about 0.4 us against about 1.3 us through PyTorch's
+dispatcher, and a position of the fashion preset's 8 layers is 56 of them. The rows (the vertical
 stack, the row's bias) stay PyTorch operations; for one image a row's vertical convolution is one
-matrix product of its columns' windows (``conv2d``'s path for so small an input took twice as long). Any other batch, device, dtype, or a call under
-autocast takes the PyTorch path (``host=False`` forces it).
+matrix product of its columns' windows (``conv2d``'s path for so small an input took twice as
+long). Any other batch, device or dtype, or a call under autocast, takes the PyTorch path
+(``host=False`` forces it).
 
 Every step applies the same weights as the trunk's ``forward`` to the same inputs, so the parameters
 equal the full-forward stepper's to float rounding (the sums of a matrix product and of a
@@ -175,11 +176,13 @@ class _LayerQueues:
                 None if self.first else self.inputs, self.targets)
 
 
-class _HostPositions:
-    """Every layer's step at a position (``GatedStepper._position``) on NumPy views of the stepper's
-    own buffers, for one image (n = 1) on the CPU: the same products, the gate as ``tanh(a) *
-    expit(b)``, the residual and the features' offset, equal to the PyTorch path's to float rounding.
-    The rows, written by PyTorch operations into the same buffers, are seen here as they are."""
+class _HostSteps:
+    """Every layer's step at a position (``GatedStepper._position``) and its vertical row and row bias
+    (``_LayerQueues.vertical_row``, ``start_row``) on NumPy views of the stepper's own buffers, for one
+    image (n = 1) on the CPU: the same products, the gate as ``tanh(a) * expit(b)``, the residual and
+    the features' offset, equal to the PyTorch path's to float rounding. A layer's vertical input rows
+    are kept channel-last, (kh, pad + W + pad, in), and its ``v_pre`` / ``v_out`` are PyTorch views of
+    the NumPy rows, as the other path's are laid out."""
 
     def __init__(self, stepper: "GatedStepper"):
         def host(t: torch.Tensor) -> np.ndarray:
@@ -215,6 +218,58 @@ class _HostPositions:
         self.level_table = host(torch.mul(levels, stepper._level_step, out=table).sub_(1.0))
         self._x: torch.Tensor | None = None
         self._x_pixels: np.ndarray | None = None
+        # per layer, the vertical stack's rows: its input rows (kh, pad + W + pad, in), their windows by
+        # output column (a strided view, W x (kh, kw, in)) and a buffer to gather them into, the kernel
+        # as a (kh * kw * in, 2F) matrix, v_pre (W, 2F), the gate's input and v_out (W, F)
+        self.rows = []
+        for q in stepper.queues:
+            weight = host(q.layer.v_conv.weight)  # (2F, in, kh, kw)
+            two_f, c_in, kh, kw = weight.shape
+            dtype = weight.dtype
+            inputs = np.zeros((kh, width + 2 * q.v_pad, c_in), dtype=dtype)
+            s0, s1, s2 = inputs.strides
+            windows = np.lib.stride_tricks.as_strided(inputs, (width, kh, kw, c_in), (s1, s0, s1, s2), writeable=False)
+            v_pre, gate_in = np.zeros((width, two_f), dtype=dtype), np.zeros((width, two_f), dtype=dtype)
+            v_out = np.zeros((width, two_f // 2), dtype=dtype)
+            q.v_pre = torch.from_numpy(v_pre).t()[None, :, None, :]
+            q.v_out = torch.from_numpy(v_out).t()[None, :, None, :]
+            self.rows.append((q, inputs, windows, np.empty((width, kh, kw, c_in), dtype=dtype),
+                              np.ascontiguousarray(weight.transpose(2, 3, 1, 0).reshape(-1, two_f)),
+                              host(q.layer.v_conv.bias), v_pre, gate_in, v_out, host(q.v2h_weight),
+                              host(q.row_bias)[:, 0]))
+
+    @staticmethod
+    def _by_column(t: torch.Tensor) -> np.ndarray:
+        """A conditioning bias (1, 2F, 1, 1 or W) as (1 or W, 2F)."""
+        return t.detach().numpy()[0, :, 0, :].T
+
+    def vertical_row(self, row: torch.Tensor, conditioning: list) -> None:
+        """Every layer's vertical output on the next row, from the first layer's input there ``row``
+        (1, in, 1, W) and the row's conditioning (per layer, (vertical, horizontal) or Nones)."""
+        v = row.detach().numpy()[0, :, 0, :].T  # (W, in)
+        for (q, inputs, windows, gathered, matrix, bias, v_pre, gate_in, v_out, _, _), (cv, _) in zip(self.rows, conditioning):
+            width, f = v_out.shape
+            inputs[:-1] = inputs[1:]  # NumPy copies overlapping rows correctly
+            inputs[-1, q.v_pad : q.v_pad + width] = v
+            np.copyto(gathered, windows)
+            np.dot(gathered.reshape(width, -1), matrix, out=v_pre)
+            np.add(v_pre, bias, out=v_pre)
+            pre = v_pre if cv is None else np.add(v_pre, self._by_column(cv), out=gate_in)
+            np.tanh(pre[:, :f], out=gate_in[:, :f])
+            expit(pre[:, f:], out=gate_in[:, f:])
+            v = np.multiply(gate_in[:, :f], gate_in[:, f:], out=v_out)
+
+    def start_row(self, above: bool, conditioning: list) -> None:
+        """Every layer's row bias (``_LayerQueues.start_row``), ``conditioning`` as for ``vertical_row``."""
+        for (q, _, _, _, _, _, v_pre, _, _, v2h, row_bias), (_, ch) in zip(self.rows, conditioning):
+            const = q.const_bias.detach().numpy()[:, 0]
+            if above:
+                np.dot(v_pre, v2h, out=row_bias)
+                np.add(row_bias, const, out=row_bias)
+            else:
+                np.copyto(row_bias, const)
+            if ch is not None:
+                np.add(row_bias, self._by_column(ch), out=row_bias)
 
     def write_input(self, x: torch.Tensor, i: int, j: int, width: int) -> bool:
         """The first layer's input at (i, j) from the images ``x`` (levels); False when ``x`` has no
@@ -264,7 +319,7 @@ class GatedStepper(Stepper):
         self.channels, self.height, self.width = (int(s) for s in model.image_shape)
         weight = self.trunk.layers[0].h_conv.weight
         #: one image on the CPU in a float dtype, outside autocast: the positions on NumPy views
-        #: (``_HostPositions``); ``host=False`` keeps the PyTorch operations
+        #: (``_HostSteps``); ``host=False`` keeps the PyTorch operations
         on_host = (host is not False and self.n == 1 and weight.device.type == "cpu"
                    and weight.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled("cpu"))
         self.queues = []
@@ -305,7 +360,7 @@ class GatedStepper(Stepper):
         #: made in one call for the whole image the first time that tensor is seen
         self._x: torch.Tensor | None = None
         self._x_pixels: tuple[torch.Tensor, ...] = ()
-        self._host = _HostPositions(self) if on_host else None
+        self._host = _HostSteps(self) if on_host else None
         self.on_host = self._host is not None
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
@@ -352,6 +407,9 @@ class GatedStepper(Stepper):
     def _vertical_row(self, x: torch.Tensor, r: int) -> None:
         """Row ``r`` of every layer's vertical stack (image rows ``<= r`` final)."""
         v = self._input(x[:, :, r : r + 1])
+        if self._host is not None:
+            self._host.vertical_row(v, self._conditioning(r))
+            return
         for q, (cv, _) in zip(self.queues, self._conditioning(r)):
             v = q.vertical_row(v, cv)
 
@@ -368,8 +426,11 @@ class GatedStepper(Stepper):
                         q.const_bias = (q.const_bias + ch[:, :, 0, :].permute(2, 0, 1)).contiguous()
                 self._cond_folded = True
             conditioning = [(None, None)] * len(self.queues)
-        for q, (_, ch) in zip(self.queues, conditioning):
-            q.start_row(i > 0, ch)
+        if self._host is not None:
+            self._host.start_row(i > 0, conditioning)
+        else:
+            for q, (_, ch) in zip(self.queues, conditioning):
+                q.start_row(i > 0, ch)
         self.row = i
         self.done = max(self.done, i * self.width)
 
