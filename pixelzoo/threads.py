@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 
 import torch
 
@@ -175,6 +176,9 @@ def release_free_memory() -> None:
 
 
 _NUMPY_BLAS = None  # threadpoolctl's controller of the OpenBLAS that NumPy's products call, made at first use
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS = 0  # contexts open (any thread); the first sets the limit, the last restores what was there
+_BLAS_LIMIT = None
 
 
 @contextlib.contextmanager
@@ -183,11 +187,22 @@ def numpy_blas_one_thread():
     are untouched). The steppers' one-image steps on NumPy make thousands of small products per image;
     OpenBLAS threads them from a small size on, and on a 2-core machine a (28, 576) x (576, 48) product
     then took 300 us inside a sample call against 20 us on one thread. Entering costs some 20 us (the
-    first time per process, some 2 ms to find the libraries)."""
-    global _NUMPY_BLAS
-    if _NUMPY_BLAS is None:
-        from threadpoolctl import ThreadpoolController
+    first time per process, some 2 ms to find the libraries). Contexts may overlap (threads of a server,
+    nested calls): the limit holds while any is open, and the last one out restores the setting it found."""
+    global _NUMPY_BLAS, _BLAS_USERS, _BLAS_LIMIT
+    with _BLAS_LOCK:
+        if _BLAS_USERS == 0:
+            if _NUMPY_BLAS is None:
+                from threadpoolctl import ThreadpoolController
 
-        _NUMPY_BLAS = ThreadpoolController().select(internal_api="openblas")
-    with _NUMPY_BLAS.limit(limits=1):
+                _NUMPY_BLAS = ThreadpoolController().select(internal_api="openblas")
+            _BLAS_LIMIT = _NUMPY_BLAS.limit(limits=1)
+        _BLAS_USERS += 1
+    try:
         yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_USERS -= 1
+            if _BLAS_USERS == 0:
+                _BLAS_LIMIT.restore_original_limits()
+                _BLAS_LIMIT = None

@@ -201,4 +201,7 @@ def test_numpy_blas_runs_one_thread_while_one_image_steps_on_numpy():
     with threads.numpy_blas_one_thread():
         assert set(openblas()) == {1}
         assert torch.get_num_threads() == torch_threads
+        with threads.numpy_blas_one_thread():  # nested, or another thread's: still one until the last leaves
+            assert set(openblas()) == {1}
+        assert set(openblas()) == {1}
     assert openblas() == before
