@@ -31,6 +31,7 @@ one image are not tensor operations, see the functions) and the top Python funct
     python benchmarks/sampling_speed.py                         # default: batches 1,16,64; 2 naive rows
     python benchmarks/sampling_speed.py --batches 2 --rows 1    # smoke run
     python benchmarks/sampling_speed.py --profile               # and the batch-1 profiles
+    python benchmarks/sampling_speed.py --batches 16,64 --no-naive   # the steppers only (compare commits)
 
 Writes ``benchmarks/results/sampling_speed.json`` (``--out``).
 """
@@ -59,6 +60,9 @@ def parse_args(argv=None):
     p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     p.add_argument("--batches", default="1,16,64", help="batch sizes (default 1,16,64)")
     p.add_argument("--rows", type=int, default=2, help="rows the naive sampler is timed on (default 2)")
+    p.add_argument("--no-naive", action="store_true",
+                   help="skip the naive sampler (the incremental one against the forward pass only: e.g. to "
+                        "compare two commits' steppers at batch 16 and 64 quickly)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", default=str(ROOT / "results" / "sampling_speed.json"), help="JSON result file")
     p.add_argument("--seed", type=int, default=0)
@@ -101,7 +105,7 @@ def cpu_timed(fn):
     return time.thread_time() - t
 
 
-def measure(model, n, rows, seed):
+def measure(model, n, rows, seed, naive=True):
     c, height, width = model.image_shape
     y = torch.arange(n) % model.num_classes if model.num_classes else None
     runs = [timed(lambda: model.sample(n, y=y, generator=torch.Generator().manual_seed(seed))) for _ in range(2)]
@@ -112,6 +116,13 @@ def measure(model, n, rows, seed):
     for _ in range(3):
         inc_cpu.append(cpu_timed(lambda: model.sample(n, y=y, generator=torch.Generator().manual_seed(seed))))
         fwd_cpu.append(cpu_timed(lambda: torch.no_grad()(model.log_prob)(full, y)))
+    result = {"batch": n, "stepper": type(model.stepper(n)).__name__,
+              "incremental_seconds": round(inc_s, 3), "forward_seconds": round(fwd_s, 4),
+              "incremental_over_forward": round(inc_s / fwd_s, 1),
+              "incremental_cpu_seconds": round(min(inc_cpu), 4), "forward_cpu_seconds": round(min(fwd_cpu), 4),
+              "incremental_over_forward_cpu": round(min(inc_cpu) / min(fwd_cpu), 1)}
+    if not naive:
+        return result
     rows = timed_rows(height, rows)
     mask = torch.ones(model.image_shape, dtype=torch.bool)
     mask[:, rows] = False
@@ -121,16 +132,11 @@ def measure(model, n, rows, seed):
     inc_rows, inc_rows_s = timed(lambda: model.sample(n, y=y, known=full, mask=mask,
                                                       generator=torch.Generator().manual_seed(g)))
     naive_full = naive_s * height / len(rows)
-    return {"batch": n, "stepper": type(model.stepper(n)).__name__,
-            "incremental_seconds": round(inc_s, 3), "forward_seconds": round(fwd_s, 4),
-            "naive_seconds_on_rows": round(naive_s, 3), "incremental_seconds_on_rows": round(inc_rows_s, 3),
-            "naive_rows": rows, "naive_seconds_estimate": round(naive_full, 2),
-            "naive_extrapolated": len(rows) < height,
-            "speedup_vs_naive": round(naive_full / inc_s, 1),
-            "incremental_over_forward": round(inc_s / fwd_s, 1),
-            "incremental_cpu_seconds": round(min(inc_cpu), 4), "forward_cpu_seconds": round(min(fwd_cpu), 4),
-            "incremental_over_forward_cpu": round(min(inc_cpu) / min(fwd_cpu), 1),
-            "identical": bool(torch.equal(naive, inc_rows))}
+    result.update({"naive_seconds_on_rows": round(naive_s, 3), "incremental_seconds_on_rows": round(inc_rows_s, 3),
+                   "naive_rows": rows, "naive_seconds_estimate": round(naive_full, 2),
+                   "naive_extrapolated": len(rows) < height, "speedup_vs_naive": round(naive_full / inc_s, 1),
+                   "identical": bool(torch.equal(naive, inc_rows))})
+    return result
 
 
 def profile(model, top: int, seed: int) -> dict:
@@ -235,12 +241,13 @@ def main(argv=None):
         model, cfg = build(case)
         rows = []
         for n in batches:
-            r = measure(model, n, args.rows, args.seed)
+            r = measure(model, n, args.rows, args.seed, naive=not args.no_naive)
             rows.append(r)
-            ok = ok and r["identical"]
-            print(f"{case} batch {n}: {r['stepper']} {r['incremental_seconds']:.2f} s, naive ~{r['naive_seconds_estimate']:.1f} s "
-                  f"({r['speedup_vs_naive']}x), {r['incremental_over_forward']} forward passes "
-                  f"({r['incremental_over_forward_cpu']} in CPU time); identical {r['identical']}",
+            ok = ok and r.get("identical", True)
+            naive = "" if args.no_naive else (f", naive ~{r['naive_seconds_estimate']:.1f} s ({r['speedup_vs_naive']}x)")
+            same = "" if args.no_naive else f"; identical {r['identical']}"
+            print(f"{case} batch {n}: {r['stepper']} {r['incremental_seconds']:.2f} s{naive}, "
+                  f"{r['incremental_over_forward']} forward passes ({r['incremental_over_forward_cpu']} in CPU time){same}",
                   flush=True)
         result["cases"][case] = {"model": cfg, "image_shape": list(model.image_shape), "num_classes": model.num_classes,
                                  "params": sum(p.numel() for p in model.parameters()), "results": rows}
