@@ -316,6 +316,19 @@ def test_one_row_draw_equals_the_batched_draw():
             head._draw_rows(sp, 1.0, 0.0, "sample", torch.Generator().manual_seed(seed)).item()
 
 
+def test_step_params_are_subpixel_params_of_the_channel():
+    """A sampling step's parameters of channel c (``step_params``: channel 0 from one split, a later one
+    without the channels after it) are ``subpixel_params``' channel c, value for value."""
+    g = torch.Generator().manual_seed(4)
+    for channels, m in ((3, 4), (2, 3), (1, 5)):
+        head = LogisticMixtureHead(256, channels, n_mix=m)
+        raw = torch.randn(5, head.num_params(), generator=g) * 2.0
+        pixel = torch.randint(0, 256, (5, channels), generator=g).float() / 127.5 - 1.0
+        full = head.subpixel_params(raw[:, :, None, None], pixel[:, :, None, None])[..., 0, 0]
+        for c in range(channels):
+            assert torch.equal(head.step_params(raw, c, lambda: pixel), full[:, c]), (channels, c)
+
+
 def test_bad_sampling_options():
     head = LogisticMixtureHead(8, 1, n_mix=1)
     sp = torch.tensor([[0.0, 0.0, -1.0]])

@@ -201,27 +201,35 @@ class LogisticMixtureHead(Head):
         with full_precision_region(raw.device):
             return self._subpixel_params(full_precision(raw), full_precision(x_scaled))
 
-    def _subpixel_params(self, raw: torch.Tensor, x_scaled: torch.Tensor) -> torch.Tensor:
+    def _subpixel_params(self, raw: torch.Tensor, x_scaled: torch.Tensor, only: int | None = None) -> torch.Tensor:
+        """(B, C, 3M, H, W); with ``only`` = c, channel c's (B, 3M, H, W) alone: the same arithmetic,
+        without the later channels' and the output of the earlier ones (a sampling step's)."""
         logits, mu, log_scales, coeffs = self.split_raw(raw)
         levels = self.levels_of(x_scaled)
         log_joint = logits  # log pi_k + sum_{c' < c} log P(x_c' | k), unnormalised
         out = []
         pair = 0
-        for c in range(self.channels):
+        last = self.channels - 1 if only is None else only
+        for c in range(last + 1):
             mean = mu[:, c]
             for cp in range(c):
                 mean = mean + coeffs[:, pair] * x_scaled[:, cp : cp + 1]
                 pair += 1
-            out.append(torch.cat([F.log_softmax(log_joint, dim=1), mean, log_scales[:, c]], dim=1))
-            if c + 1 < self.channels:
+            if only is None or c == only:
+                out.append(torch.cat([F.log_softmax(log_joint, dim=1), mean, log_scales[:, c]], dim=1))
+            if c < last:
                 log_joint = log_joint + self.bin_log_prob(levels[:, c : c + 1], mean, log_scales[:, c])
-        return torch.stack(out, dim=1)
+        return torch.stack(out, dim=1) if only is None else out[0]
 
     def step_params(self, raw: torch.Tensor, c: int, pixel) -> torch.Tensor:
         """The first channel's parameters read no earlier channel: the weights, its means and
-        log-scales straight from ``raw`` (N, num_params); later channels as ``subpixel_params``."""
+        log-scales straight from ``raw`` (N, num_params); a later channel c as ``subpixel_params``
+        computes it, without the channels after it."""
         if c:
-            return super().step_params(raw, c, pixel)
+            with full_precision_region(raw.device):
+                sp = self._subpixel_params(full_precision(raw[:, :, None, None]),
+                                           full_precision(pixel()[:, :, None, None]), only=c)
+            return sp[:, :, 0, 0]
         # one split into the weights, channel 0's means, the other means, channel 0's log-scales and
         # the rest (a step at batch 1 costs its number of operations: one split, not three slices)
         logits, means, _, log_scales, _ = full_precision(raw).split(self._step_split, dim=1)
