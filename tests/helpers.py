@@ -54,3 +54,28 @@ def leave_spawned_worker():
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def assert_numpy_steps_match(model, stepper_class, x, y, **options):
+    """A stepper's one-image steps on NumPy views (``host`` default) against its PyTorch operations
+    (``host=False``): the same features at every position of the one image ``x`` (1, 1, H, W), and the
+    same images drawn with the same generator. ``options`` go to both steppers."""
+    from pixelzoo.sampling.ancestral import ancestral_sample
+
+    _, _, height, width = x.shape
+    with torch.inference_mode():
+        host = stepper_class(model, 1, y, **options)
+        plain = stepper_class(model, 1, y, host=False, **options)
+        assert host.on_host and not plain.on_host
+        for i in range(height):
+            for j in range(width):
+                torch.testing.assert_close(host.features(x, i, j, 0), plain.features(x, i, j, 0), atol=1e-6, rtol=1e-6)
+    images = {}
+    for use_host in (True, False):
+        model.stepper = lambda n, y=None, spatial=None, inputs=None, cached=None: stepper_class(
+            model, n, y, spatial, inputs, host=None if use_host else False, **options)
+        try:
+            images[use_host] = ancestral_sample(model, 1, y=int(y[0]), generator=torch.Generator().manual_seed(5))
+        finally:
+            del model.stepper
+    assert torch.equal(images[True], images[False])

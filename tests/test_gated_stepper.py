@@ -12,6 +12,8 @@ from pixelzoo.models.autoregressive.steppers import FullForwardStepper, Stepper
 from pixelzoo.nn import feature_groups
 from pixelzoo.sampling.ancestral import ancestral_sample
 
+from helpers import assert_numpy_steps_match
+
 TINY = dict(channels=12, n_layers=3, out_hidden=12, first_kernel_size=5)
 
 
@@ -289,21 +291,5 @@ def test_one_image_positions_on_numpy_equal_the_torch_path():
     """One image on the CPU: positions and rows run on NumPy views (``_HostSteps``); ``host=False`` keeps
     the PyTorch operations. Both give the same features at every step, and the same images."""
     model = gated((1, 6, 5), num_classes=3, n_layers=4)
-    g = torch.Generator().manual_seed(3)
-    x = torch.randint(0, 7, (1, 1, 6, 5), generator=g)
-    y = torch.tensor([2])
-    with torch.inference_mode():
-        host, plain = GatedStepper(model, 1, y), GatedStepper(model, 1, y, host=False)
-        assert host._host is not None and plain._host is None
-        for i in range(6):
-            for j in range(5):
-                torch.testing.assert_close(host.features(x, i, j, 0), plain.features(x, i, j, 0), atol=1e-6, rtol=1e-6)
-    images = {}
-    for use_host in (True, False):
-        model.stepper = lambda n, y=None, spatial=None, inputs=None, cached=None: GatedStepper(
-            model, n, y, spatial, inputs, image_input=True, host=None if use_host else False)
-        try:
-            images[use_host] = ancestral_sample(model, 1, y=1, generator=torch.Generator().manual_seed(5))
-        finally:
-            del model.stepper
-    assert torch.equal(images[True], images[False])
+    x = torch.randint(0, 7, (1, 1, 6, 5), generator=torch.Generator().manual_seed(3))
+    assert_numpy_steps_match(model, GatedStepper, x, torch.tensor([2]), image_input=True)

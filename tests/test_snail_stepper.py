@@ -10,6 +10,8 @@ from pixelzoo.models.autoregressive.pixelsnail.stepper import SnailStepper
 from pixelzoo.models.autoregressive.steppers import FullForwardStepper
 from pixelzoo.sampling.ancestral import ancestral_sample
 
+from helpers import assert_numpy_steps_match
+
 TINY = dict(channels=12, n_blocks=2, attention_every=1, heads=2, out_res_blocks=1, out_hidden=12)
 TINY_AE = dict(hidden=16, res_channels=8, n_res_blocks=1, embed_dim=8, num_codes=16, levels=[2, 2])
 TINY_TOP = dict(channels=8, n_blocks=2, kernel_size=3, attention_every=1, heads=2, out_res_blocks=1, code_embedding=6,
@@ -189,19 +191,4 @@ def test_one_image_positions_on_numpy_equal_the_torch_path():
     the PyTorch operations; both give the same features at every step, and the same images."""
     model = snail((1, 5, 4), num_classes=3)
     x = torch.randint(0, 7, (1, 1, 5, 4), generator=torch.Generator().manual_seed(3))
-    y = torch.tensor([2])
-    with torch.inference_mode():
-        host, plain = SnailStepper(model, 1, y, image_input=True), SnailStepper(model, 1, y, image_input=True, host=False)
-        assert host.on_host and not plain.on_host
-        for i in range(5):
-            for j in range(4):
-                torch.testing.assert_close(host.features(x, i, j, 0), plain.features(x, i, j, 0), atol=1e-6, rtol=1e-6)
-    images = {}
-    for use_host in (True, False):
-        model.stepper = lambda n, y=None, spatial=None, inputs=None, cached=None: SnailStepper(
-            model, n, y, spatial, inputs, image_input=True, host=None if use_host else False)
-        try:
-            images[use_host] = ancestral_sample(model, 1, y=1, generator=torch.Generator().manual_seed(5))
-        finally:
-            del model.stepper
-    assert torch.equal(images[True], images[False])
+    assert_numpy_steps_match(model, SnailStepper, x, torch.tensor([2]), image_input=True)
