@@ -65,6 +65,7 @@ import torch
 import torch.nn.functional as F
 from scipy.special import expit
 
+from ..one_image import ScaledPixels, numpy_of, row_product, runs_on_numpy
 from ..steppers import Stepper
 
 _glu = torch._C._nn.glu  # glu(x, dim, out=): F.glu has no ``out``
@@ -143,11 +144,8 @@ class _LayerQueues:
         conv = self.layer.v_conv
         if self.v_matrix is None:
             self.v_pre = F.conv2d(self.v_queue, conv.weight, conv.bias)
-        else:  # (W, in, kh, kw) windows of the queue, one product, laid out as (1, 2F, 1, W)
-            _, c_in, kh, wide = self.v_queue.shape
-            width = wide - 2 * self.v_pad
-            windows = self.v_queue.as_strided((width, c_in, kh, 2 * self.v_pad + 1), (1, kh * wide, wide, 1))
-            self.v_pre = torch.addmm(conv.bias, windows.reshape(width, -1), self.v_matrix).t()[None, :, None, :]
+        else:
+            self.v_pre = row_product(self.v_queue, self.v_matrix, conv.bias, self.v_pad)
         # gate(v_pre + cv) as tanh in place on the first half of a copy, then GLU: four operations
         # against the gate's five (``v_pre`` itself is read again by ``start_row``)
         pre = self.v_pre.clone() if cv is None else self.v_pre + cv
@@ -185,9 +183,7 @@ class _HostSteps:
     the NumPy rows, as the other path's are laid out."""
 
     def __init__(self, stepper: "GatedStepper"):
-        def host(t: torch.Tensor) -> np.ndarray:
-            return t.detach().numpy()
-
+        host = numpy_of
         # per column, per layer, the 1-D views a step reads and writes, sliced from one NumPy array per
         # buffer (a tensor's ``numpy()`` per view would cost as much again as the stepper's creation;
         # 1-D products are the cheaper BLAS call)
@@ -209,15 +205,10 @@ class _HostSteps:
         self.out, self.offset = out, host(stepper._out_offset)
         self.features = torch.empty_like(stepper._out)  # the features of the last position, reused
         self._features = host(self.features)[0]
-        #: a pixel's first-layer input: its scaled levels, through a table made by the PyTorch
-        #: operations of the other path (value for value)
+        #: a pixel's first-layer input: its scaled levels
         first = stepper.queues[0]
         self.first_inputs = [queues[0][first.h_pad + j] for j in range(width)]  # (in,) each
-        levels = torch.arange(stepper.model.num_levels, dtype=torch.long)
-        table = torch.empty(levels.shape, dtype=stepper._out.dtype)
-        self.level_table = host(torch.mul(levels, stepper._level_step, out=table).sub_(1.0))
-        self._x: torch.Tensor | None = None
-        self._x_pixels: np.ndarray | None = None
+        self.pixels = ScaledPixels(stepper.model.num_levels, stepper._level_step, stepper._out.dtype)
         # per layer, the vertical stack's rows: its input rows (kh, pad + W + pad, in), their windows by
         # output column (a strided view, W x (kh, kw, in)) and a buffer to gather them into, the kernel
         # as a (kh * kw * in, 2F) matrix, v_pre (W, 2F), the gate's input and v_out (W, F)
@@ -274,12 +265,7 @@ class _HostSteps:
     def write_input(self, x: torch.Tensor, i: int, j: int, width: int) -> bool:
         """The first layer's input at (i, j) from the images ``x`` (levels); False when ``x`` has no
         NumPy view (not contiguous): the caller writes it."""
-        if x is not self._x:
-            if not x.is_contiguous():
-                return False
-            self._x, self._x_pixels = x, x.detach().numpy().reshape(x.shape[0], x.shape[1], -1)
-        np.take(self.level_table, self._x_pixels[0, :, i * width + j], out=self.first_inputs[j])
-        return True
+        return self.pixels.write(x, i * width + j, self.first_inputs[j])
 
     def position(self, j: int) -> torch.Tensor:
         """Every layer's step at column ``j``; the features (n, F), a buffer rewritten at the next call."""
@@ -320,8 +306,7 @@ class GatedStepper(Stepper):
         weight = self.trunk.layers[0].h_conv.weight
         #: one image on the CPU in a float dtype, outside autocast: the positions on NumPy views
         #: (``_HostSteps``); ``host=False`` keeps the PyTorch operations
-        on_host = (host is not False and self.n == 1 and weight.device.type == "cpu"
-                   and weight.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled("cpu"))
+        on_host = host is not False and runs_on_numpy(self.n, weight)
         self.queues = []
         offset = None
         for layer in self.trunk.layers:

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from scipy.special import expit
 
+from ..one_image import elu, numpy_of, runs_on_numpy
 from ..steppers import Stepper
 
 
@@ -194,7 +195,7 @@ class _HostGraph:
     def __init__(self, stepper: "PixelCNNPPStepper"):
         self.stepper = stepper
         for node in stepper.nodes:
-            node.host = node.value.detach().numpy()[0]  # (h * w + 1, C)
+            node.host = numpy_of(node.value)[0]  # (h * w + 1, C)
             node.host_order = node.order.cpu().numpy()
             parts = node.parts
             for term in list(parts.get("terms", [])) + ([parts["term"]] if "term" in parts else []):
@@ -204,14 +205,14 @@ class _HostGraph:
                 weight_t, bias, a_nodes = parts["shortcut"]
                 width = sum(a.value.shape[-1] for a in a_nodes)
                 buffers = [np.zeros((node.most, 2 * width), dtype=node.host.dtype) for _ in range(3)]
-                node.host_short = (weight_t.detach().numpy(), *buffers,
+                node.host_short = (numpy_of(weight_t), *buffers,
                                    np.empty((node.most, weight_t.shape[1]), dtype=node.host.dtype),
                                    [(a.host, a.host.shape[1]) for a in a_nodes])
                 term = parts["term"]
-                term.host_bias = term.host_bias + bias.detach().numpy()
+                term.host_bias = term.host_bias + numpy_of(bias)
             if node.kind == "out":
                 cond = parts["cond"]
-                cond = None if cond is None else cond.detach().numpy()[0]  # (1 or h * w, 2F)
+                cond = None if cond is None else numpy_of(cond)[0]  # (1 or h * w, 2F)
                 if cond is not None and cond.shape[0] == 1:  # the same everywhere: into the bias
                     parts["term"].host_bias = parts["term"].host_bias + cond
                     cond = None
@@ -221,24 +222,17 @@ class _HostGraph:
     @staticmethod
     def _prepare(term: _Term, most: int) -> None:
         c, t = term.src.value.shape[-1], term.taps
-        weight = term.weight_t.detach().numpy()
+        weight = numpy_of(term.weight_t)
         width = 2 * c if term.celu else c
         term.host_flat = term.idx.cpu().numpy().reshape(-1)
         term.host_idx = term.host_flat.reshape(-1, t)
-        term.host_weight, term.host_bias = weight, term.bias.detach().numpy()[None, :]
+        term.host_weight, term.host_bias = weight, numpy_of(term.bias)[None, :]
         term.host_valid = None if term.valid is None else term.valid.to(term.weight_t.dtype).cpu().numpy()[:, None]
         term.host_gathered = np.empty((most * t, width), dtype=weight.dtype)
         # the ELU's buffer, and zeros (a scalar 0 costs an operation as much again)
         term.host_low = np.empty((most * t, width), dtype=weight.dtype) if term.celu else None
         term.host_zeros = np.zeros((most * t, width), dtype=weight.dtype) if term.celu else None
         term.host_out = np.empty((most, weight.shape[1]), dtype=weight.dtype)
-
-    @staticmethod
-    def _elu(v: np.ndarray, low: np.ndarray, zeros: np.ndarray) -> None:
-        """The ELU of ``v`` in place (``low`` and ``zeros`` of its shape)."""
-        np.minimum(v, zeros, out=low)
-        np.expm1(low, low)
-        np.maximum(v, low, out=v)
 
     def _term(self, term: _Term, P, length: int, dest: np.ndarray | None = None) -> np.ndarray:
         """The term at positions ``P`` (a slice or an index array) into ``dest`` (length, out), or into
@@ -253,7 +247,7 @@ class _HostGraph:
             left = g[:, :c]
             src.take(flat, 0, left, "clip")
             np.negative(left, g[:, c:])
-            self._elu(g, term.host_low[:rows], term.host_zeros[:rows])
+            elu(g, term.host_low[:rows], term.host_zeros[:rows], g)
         else:
             src.take(flat, 0, g, "clip")
         out = term.host_out[:length]
@@ -290,7 +284,7 @@ class _HostGraph:
                     a[:, k : k + c] = src[P]
                     k += c
                 np.negative(a[:, :k], a[:, k:])
-                self._elu(a, low[:length], zeros[:length])
+                elu(a, low[:length], zeros[:length], a)
                 np.dot(a, weight_t, short)
                 out = np.add(out, short, out if dest is None else dest)
         else:  # "out": c2 = conv2(concat_elu(c1)) + cond, x + value * sigmoid(gate)
@@ -354,8 +348,7 @@ class PixelCNNPPStepper(Stepper):
         self._x_pixels: tuple[torch.Tensor, ...] = ()
         #: one image on the CPU, outside autocast, levels written from views: a pixel's step on NumPy
         #: views (``_HostGraph``); ``host=False`` keeps the PyTorch operations
-        can_host = (self.n == 1 and self.device.type == "cpu" and self._pixel_slots is not None
-                    and not torch.is_autocast_enabled("cpu"))
+        can_host = self._pixel_slots is not None and runs_on_numpy(self.n, w0)
         self._host = _HostGraph(self) if can_host and host is not False else None
         self.on_host = self._host is not None
 

@@ -65,15 +65,12 @@ from scipy.special import expit
 
 from ....nn import gate
 from ....nn.attention import sinusoidal_positions
+from ..one_image import ScaledPixels, elu, numpy_of, row_product, runs_on_numpy
 from ..steppers import Stepper
 
 # the operators themselves: at batch 1 the Python wrappers of ``F.elu`` / ``F.elu_`` / ``F.glu`` cost as
 # much as the operations
 _elu, _elu_, _glu = torch._C._nn.elu, torch._C._nn.elu_, torch._C._nn.glu
-
-
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().numpy()
 
 
 class _HostPositions:
@@ -87,17 +84,17 @@ class _HostPositions:
         self.stepper = stepper
         dtype = stepper.h_mats[0].dtype
         width = stepper.width
-        self.mats = [_np(m) for m in stepper.h_mats]
-        buffers = [_np(b)[0] for b in stepper.h_buffers]  # (pad + W, in) each
+        self.mats = [numpy_of(m) for m in stepper.h_mats]
+        buffers = [numpy_of(b)[0] for b in stepper.h_buffers]  # (pad + W, in) each
         self.windows = [[buf[j : j + conv.half + 1].reshape(-1) for j in range(width)]
                         for buf, conv in zip(buffers, stepper.h_convs)]
         self.slots = [[buf[conv.half + j] for j in range(width)] for buf, conv in zip(buffers, stepper.h_convs)]
-        self.biases = [list(_np(b)[:, 0]) for b in stepper.col_bias]  # per column (out,)
+        self.biases = [list(numpy_of(b)[:, 0]) for b in stepper.col_bias]  # per column (out,)
         channels = stepper.trunk.out_channels
-        self.out_mats = [tuple(_np(t) for t in mats) for mats in stepper.out_mats]
+        self.out_mats = [tuple(numpy_of(t) for t in mats) for mats in stepper.out_mats]
         # the widest vector a position passes through an ELU: the ELU's buffers and the scratch one
         widest = max([channels] + [m.shape[1] for m in self.mats] + [w1.shape[1] for w1, _, _, _ in self.out_mats])
-        dt = _np(stepper._h).dtype
+        dt = numpy_of(stepper._h).dtype
         self.h = np.zeros(channels, dtype=dt)
         self.low, self.zeros, self.tmp = (np.zeros(widest, dtype=dt) for _ in range(3))
         self.pre = np.zeros(2 * channels, dtype=dt)
@@ -105,49 +102,38 @@ class _HostPositions:
         self.attended = np.zeros(channels, dtype=dt)
         self.hidden = [np.zeros(w1.shape[1], dtype=dt) for w1, _, _, _ in self.out_mats]
         self.features = torch.zeros(1, channels, dtype=dtype)  # the features of the last position, reused
-        self._features = _np(self.features)[0]
-        levels = torch.arange(stepper.model.num_levels, dtype=torch.long)
-        table = torch.empty(levels.shape, dtype=dtype)
-        self.level_table = _np(torch.mul(levels, stepper._level_step, out=table).sub_(1.0))
-        self._x: torch.Tensor | None = None
-        self._x_pixels: np.ndarray | None = None
+        self._features = numpy_of(self.features)[0]
+        self.pixels = ScaledPixels(stepper.model.num_levels, stepper._level_step, dtype)
         self.attention = {}
         for b, att in stepper.attention.items():
             stepper._cache(b, stepper._h)
             proj = stepper.projections[b]
-            keys, values = _np(stepper.keys[b])[0], _np(stepper.values[b])[0]  # (heads, d_k, HW), (heads, HW, d_v)
-            buf = np.zeros(_np(stepper._step_buffers[b][0]).shape[1], dtype=self.h.dtype)
+            keys, values = numpy_of(stepper.keys[b])[0], numpy_of(stepper.values[b])[0]  # (heads, d_k, HW), (heads, HW, d_v)
+            buf = np.zeros(numpy_of(stepper._step_buffers[b][0]).shape[1], dtype=self.h.dtype)
             kc, vc, nh = att.key_channels, att.value_channels, att.heads
             q_width = kc if att.include_self else 0
-            w_out, b_out = (_np(t) for t in proj["out"])
+            w_out, b_out = (numpy_of(t) for t in proj["out"])
             entry = {"include_self": att.include_self, "keys": keys, "values": values, "buf": buf,
                      "q": buf[:q_width].reshape(nh, 1, -1) if q_width else None,
                      "k": buf[q_width : q_width + kc].reshape(nh, -1), "v": buf[q_width + kc :].reshape(nh, -1),
                      "out": (w_out, b_out), "scores": np.zeros((nh, 1, keys.shape[-1]), dtype=self.h.dtype),
                      "attended": np.zeros((nh, 1, vc // nh), dtype=self.h.dtype)}
             if att.include_self:
-                entry["qkv"] = tuple(_np(t) for t in proj["qkv"])
+                entry["qkv"] = tuple(numpy_of(t) for t in proj["qkv"])
             else:
-                entry["kv"] = tuple(_np(t) for t in proj["kv"])
-                entry["wq"] = tuple(_np(t) for t in proj["q"])
-                entry["inputs"] = _np(stepper.att_inputs[b])[0]  # (F, HW)
+                entry["kv"] = tuple(numpy_of(t) for t in proj["kv"])
+                entry["wq"] = tuple(numpy_of(t) for t in proj["q"])
+                entry["inputs"] = numpy_of(stepper.att_inputs[b])[0]  # (F, HW)
             self.attention[b] = entry
 
     def elu(self, v: np.ndarray, out: np.ndarray) -> np.ndarray:
-        low = self.low[: v.shape[0]]
-        np.minimum(v, self.zeros[: v.shape[0]], out=low)
-        np.expm1(low, low)
-        return np.maximum(v, low, out=out)
+        """The ELU of the vector ``v`` into ``out``, with this stepper's buffers."""
+        return elu(v, self.low[: v.shape[0]], self.zeros[: v.shape[0]], out)
 
     def write_input(self, x: torch.Tensor, i: int, j: int) -> bool:
         """The input layers' input at (i, j) from the images ``x`` (levels); False when ``x`` has no NumPy
         view (not contiguous): the caller writes it."""
-        if x is not self._x:
-            if not x.is_contiguous():
-                return False
-            self._x, self._x_pixels = x, x.detach().numpy().reshape(x.shape[0], x.shape[1], -1)
-        np.take(self.level_table, self._x_pixels[0, :, i * self.stepper.width + j], out=self.slots[0][j])
-        return True
+        return self.pixels.write(x, i * self.stepper.width + j, self.slots[0][j])
 
     def attend(self, b: int, a: np.ndarray, p: int) -> np.ndarray:
         """``SnailStepper._attend_one`` of attention layer ``b`` at raster position ``p``, its input ``a``."""
@@ -285,8 +271,7 @@ class SnailStepper(Stepper):
         #: NumPy views (``_HostPositions``); ``host=False`` keeps the PyTorch operations
         quiet = all(d is None or not d.training for d in self.dropouts) and \
             all(d is None for d in self.att_dropout.values())
-        can_host = (self.n == 1 and device.type == "cpu" and dtype in (torch.float32, torch.float64) and quiet
-                    and not torch.is_autocast_enabled("cpu"))
+        can_host = quiet and runs_on_numpy(self.n, self._h)
         self._host = _HostPositions(self) if can_host and host is not False else None
         self.on_host = self._host is not None
 
@@ -339,14 +324,9 @@ class SnailStepper(Stepper):
         padded = F.pad(window, (conv.half, conv.half, 0, 0))
         if self.n > 1:
             return F.conv2d(padded, conv.weight, conv.bias)
-        # one image: the row as one product of its columns' windows (n, in, kh, kw) with the kernel as
-        # an (in * kh * kw, out) matrix (``conv2d``'s path for so small an input is about twice as slow)
-        if k not in self._v_matrices:
+        if k not in self._v_matrices:  # one image: one product of the row's windows
             self._v_matrices[k] = conv.weight.flatten(1).t().contiguous()
-        _, c_in, kh, wide = padded.shape
-        width = wide - 2 * conv.half
-        windows = padded.as_strided((width, c_in, kh, 2 * conv.half + 1), (1, kh * wide, wide, 1))
-        return torch.addmm(conv.bias, windows.reshape(width, -1), self._v_matrices[k]).t()[None, :, None, :]
+        return row_product(padded, self._v_matrices[k], conv.bias, conv.half)
 
     def _vertical_row(self, x: torch.Tensor, r: int) -> None:
         """Row ``r`` of every vertical stream (image rows ``<= r`` final)."""
